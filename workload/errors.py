@@ -1,0 +1,64 @@
+"""Errors: the one root (`WorkloadError`) and one subclass per concept.
+
+Library errors (PyYAML, pydantic, Jinja2, OS errors) are translated into these at module
+boundaries with ``raise ... from exc``.  Every message says *what* is wrong, *where*
+(file, line, key path) and *how to fix it*; the CLI and the locustfile print the message
+and exit with `EXIT_BAD_INPUT` instead of showing a traceback.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+EXIT_BAD_INPUT = 2
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong with an input file, located as precisely as we can."""
+
+    file: str
+    line: int | None
+    key: str
+    what: str
+    fix: str
+
+    def render(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        key = self.key or "(top level)"
+        return f"{where}: ==> At key: {key}\n    error: {self.what}\n    fix: {self.fix}"
+
+
+class WorkloadError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
+class ScenarioError(WorkloadError):
+    """A scenario file is invalid; carries one `Problem` per thing wrong."""
+
+    def __init__(self, problems: list[Problem]):
+        self.problems = list(problems)
+        super().__init__(self.render())
+
+    def render(self) -> str:
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in scenario"
+        return head + ":\n" + "\n".join(p.render() for p in self.problems)
+
+
+class TargetError(WorkloadError):
+    """The embedded demo target could not be started or reached."""
+
+
+class RunError(WorkloadError):
+    """A load run could not be started or finished."""
+
+
+class ResultsError(WorkloadError):
+    """Saved run results are missing or unreadable."""
+
+
+class TelemetryError(WorkloadError):
+    """The kernel's socket table or counters could not be read."""
