@@ -1,0 +1,99 @@
+"""Activation: the scenario and policy chosen for the next run, compiled into a user class.
+
+Chosen from the command line, `WORKLOAD_*` variables or `locust.conf` (headless), from the
+web UI's fields when a run is started there, or from the master's forwarded scenario on a
+worker.  The embedded demo target is started here when the scenario asks for it (once per
+process, reused across runs, stopped at exit), unless `WORKLOAD_DEMO_TARGET` names one
+that is already running.
+
+Imports locust (through the compiler): loaded only by `workload.main`.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from workload import targets
+from workload.compiler import compile_user
+from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
+from workload.loader import LoadedScenario, load_document, load_scenario
+from workload.yamlsource import Source
+
+BUNDLE_OPTION = "workload_bundle"  # parsed_options attribute forwarded to workers in spawn messages
+_DEMO: list[DemoTarget] = []
+
+
+@dataclass(frozen=True)
+class Activation:
+    loaded: LoadedScenario
+    policy: str
+    target: targets.ResolvedTarget
+    user_class: type
+    demo: DemoTarget | None
+
+    @property
+    def policy_model(self) -> Any:
+        return self.loaded.model.policies[self.policy]
+
+    def bundle(self) -> str:
+        """What a worker needs to compile the same class without the scenario file."""
+        return json.dumps({"path": self.loaded.path, "document": self.loaded.document,
+                           "credentials": list(self.loaded.credentials), "policy": self.policy,
+                           "target": _target_dict(self.target)})
+
+
+def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
+    return {"default_host": target.default_host, "hosts": target.hosts, "headers": target.headers,
+            "verify": target.verify, "cert": target.cert, "demo": target.demo}
+
+
+def activate(scenario_path: str, policy: str | None, host_override: str | None = None) -> Activation:
+    loaded = load_scenario(scenario_path)
+    chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
+    demo = demo_target() if targets.needs_demo(loaded, host_override) else None
+    target = targets.resolve(loaded, demo, host_override)
+    return Activation(loaded, chosen, target, compile_user(loaded, chosen, target), demo)
+
+
+def activate_bundle(text: str) -> Activation:
+    """A worker's activation from the master's bundle (already validated on the master)."""
+    data = json.loads(text)
+    document = data["document"]
+    loaded = load_document(Source(data["path"], document))
+    loaded = LoadedScenario(loaded.path, loaded.model, tuple(data["credentials"]), document)
+    t = data["target"]
+    cert = tuple(t["cert"]) if isinstance(t["cert"], list) else t["cert"]
+    target = targets.ResolvedTarget(t["default_host"], t["hosts"], t["headers"], t["verify"], cert, t["demo"])
+    return Activation(loaded, data["policy"], target, compile_user(loaded, data["policy"], target), None)
+
+
+def demo_target() -> DemoTarget:
+    """The running demo target: the one named by WORKLOAD_DEMO_TARGET, or one we start."""
+    if not _DEMO:
+        shared = os.environ.get(DEMO_ENV_VAR)
+        if shared:
+            _DEMO.append(DemoTarget.from_env(shared))
+        else:
+            _DEMO.append(start_demo_target())
+            atexit.register(stop_demo)
+            os.environ[DEMO_ENV_VAR] = _DEMO[0].to_env()  # children (e.g. --processes) reuse it
+    return _DEMO[0]
+
+
+def stop_demo() -> None:
+    while _DEMO:
+        demo = _DEMO.pop()
+        if getattr(demo, "_process", None) is not None:  # only stop what this process started
+            demo.stop()
+            os.environ.pop(DEMO_ENV_VAR, None)
+
+
+def scenario_files(base: Path | None = None) -> list[str]:
+    """Shipped scenarios, for the web UI's choices."""
+    root = base or Path("scenarios")
+    return sorted(str(p) for p in root.glob("*.yaml"))

@@ -1,0 +1,217 @@
+"""Scenario loading: file → YAML → `${ENV}` → schema → cross-field checks → `LoadedScenario`.
+
+Everything that can be known before a request is sent is checked here, and every problem
+found is reported at once (not just the first) with file, line, key path and a fix.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+from dataclasses import dataclass
+from pathlib import Path as FsPath
+from typing import Any
+from urllib.parse import urlsplit
+
+import jinja2
+from pydantic import ValidationError
+
+from workload import templating
+from workload.errors import Problem, ScenarioError
+from workload.schema import Request, Scenario
+from workload.validation import did_you_mean, problems_from
+from workload.yamlsource import Path, Source, interpolate_env, parse
+
+DEMO_HOST = "demo"
+
+
+@dataclass(frozen=True)
+class LoadedScenario:
+    """A validated scenario with its file-relative resources read in."""
+
+    path: str
+    model: Scenario
+    credentials: tuple[dict[str, str], ...]
+    document: dict[str, Any]
+
+    @property
+    def name(self) -> str:
+        return self.model.name or FsPath(self.path).stem
+
+    def policy_names(self) -> list[str]:
+        return list(self.model.policies)
+
+    def default_policy(self) -> str:
+        return self.model.default_policy or next(iter(self.model.policies))
+
+    def check_policy(self, name: str) -> str:
+        """The policy name, or a `ScenarioError` saying which names exist."""
+        if name not in self.model.policies:
+            fix = did_you_mean(name, self.policy_names(), noun="policy")
+            raise ScenarioError([Problem(self.path, None, "policies", f"unknown policy '{name}'", fix)])
+        return name
+
+
+def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
+    file = os.fspath(path)
+    try:
+        text = FsPath(file).read_text(encoding="utf-8")
+    except OSError as exc:
+        what = f"cannot read the scenario file: {exc.strerror or exc}"
+        raise ScenarioError([Problem(file, None, "", what, "check the path (see scenarios/*.yaml)")]) from exc
+    return load_text(text, file)
+
+
+def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
+    source, env_problems = interpolate_env(parse(text, file))
+    return load_document(source, env_problems)
+
+
+def load_document(source: Source, earlier: list[Problem] | None = None) -> LoadedScenario:
+    """Validate parsed data; `earlier` problems (e.g. missing env vars) are reported with the rest."""
+    earlier = earlier or []
+    try:
+        model = Scenario.model_validate(source.data)
+    except ValidationError as exc:
+        raise ScenarioError(_in_order(earlier + problems_from(exc, source, Scenario))) from exc
+    base = FsPath(source.file).parent
+    problems: list[Problem] = list(earlier)
+    credentials = _read_credentials(model, source, base, problems)
+    problems += _check_hosts(model, source)
+    problems += _check_templates(model, source, credentials)
+    problems += _check_policy_names(model, source)
+    if problems:
+        raise ScenarioError(_in_order(problems))
+    return LoadedScenario(source.file, model, credentials, source.data)
+
+
+def _in_order(problems: list[Problem]) -> list[Problem]:
+    return sorted(problems, key=lambda p: (p.line or 0, p.key))
+
+
+def _read_credentials(model: Scenario, source: Source, base: FsPath,
+                      problems: list[Problem]) -> tuple[dict[str, str], ...]:
+    creds = model.credentials
+    if creds is None:
+        return ()
+    if creds.inline is not None:
+        if not creds.inline:
+            problems.append(source.problem(("credentials", "inline"), "the credentials list is empty",
+                                           "add at least one '- {username: ..., password: ...}'"))
+        return tuple(creds.inline)
+    csv_path = base / creds.csv if creds.csv else base
+    try:
+        with open(csv_path, newline="", encoding="utf-8") as handle:
+            rows = tuple(dict(row) for row in csv.DictReader(handle))
+    except OSError as exc:
+        what = f"cannot read the credentials CSV '{csv_path}': {exc.strerror or exc}"
+        fix = "create it (a header line such as 'username,password', then one row per user); " \
+              "the path is relative to the scenario file"
+        problems.append(source.problem(("credentials", "csv"), what, fix))
+        return ()
+    if not rows:
+        problems.append(source.problem(("credentials", "csv"), f"'{csv_path}' has no user rows",
+                                       "add a header line and one row per user"))
+    return rows
+
+
+def _check_hosts(model: Scenario, source: Source) -> list[Problem]:
+    target = model.target
+    problems = [source.problem(("target", *key), *why) for key, url in _host_entries(model)
+                if (why := url_problem(url))]
+    for path, req in _requests(model):
+        if req.host is not None and req.host not in target.hosts:
+            fix = did_you_mean(req.host, list(target.hosts), noun="host name") if target.hosts \
+                else "define it under 'target: {hosts: {name: url}}'"
+            problems.append(source.problem((*path, "host"), f"unknown host name '{req.host}'", fix))
+        elif req.host is None and target.host is None:
+            problems.append(source.problem(path, "the request names no host and the target has no default",
+                                           "add 'host: <name>' or set 'target: {host: ...}'"))
+    return problems
+
+
+def _host_entries(model: Scenario) -> list[tuple[Path, str]]:
+    entries: list[tuple[Path, str]] = [(("hosts", name), url) for name, url in model.target.hosts.items()]
+    if model.target.host is not None:
+        entries.insert(0, (("host",), model.target.host))
+    return entries
+
+
+def url_problem(url: str) -> tuple[str, str] | None:
+    """Why `url` cannot be a target, or None.  `demo` / `http(s)://demo` is the embedded target."""
+    if url == DEMO_HOST:
+        return None
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        return (f"invalid URL '{url}'", "write a full URL such as 'http://127.0.0.1:8080' or 'demo'")
+    try:
+        parts.port  # noqa: B018  (raises on a bad port)
+    except ValueError:
+        return (f"invalid port in URL '{url}'", "use a port number between 1 and 65535")
+    if parts.path not in ("", "/") or parts.query:
+        return (f"URL '{url}' has a path or query", "give the base URL only; paths go on endpoints")
+    return None
+
+
+def _requests(model: Scenario) -> list[tuple[Path, Request]]:
+    found: list[tuple[Path, Request]] = [(("endpoints", i), e) for i, e in enumerate(model.endpoints)]
+    for f, flow in enumerate(model.flows):
+        found += [(("flows", f, "steps", s), step) for s, step in enumerate(flow.steps)]
+    return found
+
+
+def _check_templates(model: Scenario, source: Source, credentials: tuple[dict[str, str], ...]) -> list[Problem]:
+    defined = set(model.variables) | templating.BUILTIN_NAMES
+    defined |= {name for _, req in _requests(model) for name in req.capture}
+    if credentials:
+        defined.add("user")
+    problems: list[Problem] = []
+    for path, value in _templated_values(source.data):
+        try:
+            missing = sorted(templating.names_in(value) - defined)
+        except jinja2.TemplateSyntaxError as exc:
+            problems.append(source.problem(path, f"template syntax error: {exc.message}",
+                                           "write templates as '{{ name }}'"))
+            continue
+        for name in missing:
+            problems.append(source.problem(path, f"template variable '{name}' is not defined",
+                                           _undefined_fix(name, defined)))
+    return problems
+
+
+def _undefined_fix(name: str, defined: set[str]) -> str:
+    if name == "user":
+        return "add a 'credentials:' list (inline or csv) so each user has 'user.<field>'"
+    hint = did_you_mean(name, sorted(defined), noun="name") if defined else ""
+    base = "define it under 'variables:' or capture it from an earlier response"
+    return f"{base}; {hint}" if hint.startswith("did you mean") else base
+
+
+TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")
+
+
+def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
+    found: list[tuple[Path, Any]] = []
+
+    def walk(value: Any, path: Path) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                walk(v, (*path, k))
+        elif isinstance(value, list):
+            for i, v in enumerate(value):
+                walk(v, (*path, i))
+        elif templating.is_template(value) and "capture" not in path and "expect" not in path:
+            found.append((path, value))
+
+    for section in TEMPLATED_SECTIONS:
+        if section in data:
+            walk(data[section], (section,))
+    return found
+
+
+def _check_policy_names(model: Scenario, source: Source) -> list[Problem]:
+    name = model.default_policy
+    if name is not None and name not in model.policies:
+        fix = did_you_mean(name, list(model.policies), noun="policy")
+        return [source.problem(("default_policy",), f"unknown policy '{name}'", fix)]
+    return []

@@ -1,0 +1,138 @@
+"""The locustfile: `locust -f workload/main.py [--scenario PATH] [--policy NAME] ...`.
+
+Entry point, so it imports locust first (locust monkey-patches sockets and ssl; importing
+requests or urllib3 before it breaks SSL).  At import it compiles the chosen scenario into
+one user class so Locust has a class to discover; the class actually run is re-chosen at
+`init` (command line), on the web UI's start (its fields), and on workers from the
+master's forwarded scenario.  A bad scenario prints located messages and exits 2.
+"""
+
+import logging
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+from locust import events
+from locust.argument_parser import get_empty_argument_parser
+from locust.runners import LocalRunner, MasterRunner
+
+from workload import activation, webui
+from workload.controller import RunController
+from workload.errors import WorkloadError
+
+log = logging.getLogger("workload")
+DEFAULT_SCENARIO = "scenarios/demo.yaml"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+class OpenChoices(list):
+    """Choices shown as a dropdown in the web UI, while any other scenario path is accepted."""
+
+    def __contains__(self, item: object) -> bool:
+        return isinstance(item, str)
+
+
+def add_arguments(parser: Any) -> None:
+    # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
+    group = parser
+    scenarios = OpenChoices(activation.scenario_files() or [DEFAULT_SCENARIO])
+    group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
+                       env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
+    group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
+                       help="Connection policy named in the scenario (empty: the scenario's default)")
+    group.add_argument("--results-dir", default="results", env_var="WORKLOAD_RESULTS_DIR",
+                       include_in_web_ui=False, help="Where each run writes results/<run-id>/")
+    group.add_argument("--run-id", default="", env_var="WORKLOAD_RUN_ID", include_in_web_ui=False,
+                       help="Directory name of this run under --results-dir (default: time-scenario-policy)")
+
+
+def _default_scenario() -> str:
+    if Path(DEFAULT_SCENARIO).exists():
+        return DEFAULT_SCENARIO
+    return str(REPO_ROOT / DEFAULT_SCENARIO)
+
+
+def _fail(exc: WorkloadError) -> None:
+    print(f"workload: {exc}", file=sys.stderr)
+    sys.exit(exc.exit_code)
+
+
+def _preparse() -> Any:
+    """Our options before Locust parses them (honours locust.conf, WORKLOAD_* and the CLI)."""
+    parser = get_empty_argument_parser(add_help=False)
+    add_arguments(parser)
+    parser.add_argument("-H", "--host", default=None, env_var="LOCUST_HOST")
+    parser.add_argument("--worker", action="store_true", default=False)
+    options, _ = parser.parse_known_args()
+    return options
+
+
+def _initial_activation() -> activation.Activation | None:
+    options = _preparse()
+    if options.worker and not Path(options.scenario).exists():
+        return None  # a worker without the file gets the scenario from the master at test start
+    try:
+        return activation.activate(options.scenario, options.policy or None, options.host)
+    except WorkloadError as exc:
+        _fail(exc)
+    return None
+
+
+events.init_command_line_parser.add_listener(add_arguments)
+_INITIAL = _initial_activation()
+if _INITIAL is not None:
+    globals()[_INITIAL.user_class.__name__] = _INITIAL.user_class
+else:
+    from workload.compiler import WorkloadUser
+
+    class PendingScenario(WorkloadUser):  # replaced when the master's spawn message arrives
+        abstract = False
+        tasks = [lambda user: None]
+
+
+@events.init.add_listener
+def _on_init(environment: Any, **_kw: Any) -> None:
+    controller = RunController(environment, _INITIAL)
+    environment.workload = controller
+    options = environment.parsed_options
+    if not controller.is_worker and options is not None:
+        try:
+            controller.activate(options.scenario, options.policy or None, environment.host)
+        except WorkloadError as exc:
+            _fail(exc)
+        controller.apply_load_defaults()
+    if environment.web_ui is not None:
+        webui.install(environment, controller.live, controller.swarm)
+
+
+@events.test_start.add_listener
+def _on_test_start(environment: Any, **_kw: Any) -> None:
+    controller: RunController = environment.workload
+    if isinstance(environment.runner, LocalRunner) and environment.parsed_options is not None:
+        _reactivate_if_changed(controller, environment.parsed_options)
+    controller.on_test_start()
+
+
+def _reactivate_if_changed(controller: RunController, options: Any) -> None:
+    current = controller.current
+    wanted_policy = options.policy or (current.loaded.default_policy() if current else "")
+    if current is None or current.loaded.path != options.scenario or current.policy != wanted_policy:
+        controller.activate(options.scenario, options.policy or None, controller.env.host)
+
+
+@events.test_stop.add_listener
+def _on_test_stop(environment: Any, **_kw: Any) -> None:
+    environment.workload.on_test_stop()
+
+
+@events.quitting.add_listener
+def _on_quitting(environment: Any, **_kw: Any) -> None:
+    controller: RunController = environment.workload
+    if isinstance(environment.runner, MasterRunner) or controller.recorder is not None:
+        controller.finish(complete=False)
+    activation.stop_demo()
+
+
+if os.environ.get("WORKLOAD_DEBUG_IMPORT"):
+    log.info("workload locustfile loaded: %s", _INITIAL.user_class.__name__ if _INITIAL else "pending")

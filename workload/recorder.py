@@ -1,0 +1,179 @@
+"""Run recorder: one run's figures gathered while it runs and written to `results/<run-id>/`.
+
+It starts the connection counters and the kernel socket sampler when a run starts, keeps a
+1-second history of throughput and latency, and at the end writes `run.json` (exact final
+figures from Locust's in-memory stats, not the stale `_stats.csv`) plus CSV tables.  An
+interrupted run is written too, marked `complete: false`.  Duck-typed on Locust's
+environment and stats objects, so it does not import locust.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workload.connstats import STATS
+from workload.faults import classify
+from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls, forecast, port_headroom
+
+log = logging.getLogger(__name__)
+DEFAULT_RESULTS_DIR = "results"
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+@dataclass
+class RunInfo:
+    """What is being run: written into run.json as is."""
+
+    scenario: str
+    scenario_path: str
+    policy: str
+    policy_type: str
+    policy_settings: dict[str, Any]
+    urls: list[str]
+    local_target: bool
+    load: dict[str, Any]
+    server_stats: Callable[[], dict[str, Any]] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def new_run_id(scenario: str, policy: str) -> str:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return re.sub(r"[^\w.-]+", "-", f"{stamp}-{scenario}-{policy}")
+
+
+class RunRecorder:
+    def __init__(self, info: RunInfo, out_dir: Path):
+        self.info = info
+        self.out_dir = out_dir
+        self.started_at = time.time()
+        self.history: list[dict[str, Any]] = []
+        self.sampler = SocketSampler(endpoints_from_urls(info.urls), server_side_observable=info.local_target)
+        self.kernel = KernelCounters()
+        self._server_before = self._server_stats()
+        self.finished: dict[str, Any] | None = None
+
+    def start(self) -> None:
+        STATS.reset()
+        self.kernel.start()
+        self.sampler.start()
+
+    def tick(self, stats: Any, users: int) -> None:
+        """Called about once a second while running: the time series for the report charts."""
+        total = stats.total
+        self.history.append({
+            "t": round(time.time() - self.started_at, 1), "users": users,
+            "rps": round(total.current_rps, 2), "failures_per_s": round(total.current_fail_per_sec, 2),
+            "p50_ms": total.get_current_response_time_percentile(0.5),
+            "p95_ms": total.get_current_response_time_percentile(0.95),
+        })
+
+    def live(self, stats: Any) -> dict[str, Any]:
+        """Figures for the web UI's Connections tab."""
+        return {"connections": STATS.snapshot(stats.total.num_requests), "sockets": self.sampler.snapshot()}
+
+    def finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+        """Stop sampling and build run.json (idempotent: the first call wins)."""
+        if self.finished is not None:
+            return self.finished
+        ended = time.time()
+        sockets = self.sampler.stop()
+        kernel = self.kernel.stop()
+        total = stats.total
+        connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
+        duration = max(ended - self.started_at, 1e-9)
+        self.finished = {
+            "schema": "workload.run/1",
+            "run_id": self.out_dir.name,
+            "complete": complete,
+            "scenario": {"name": self.info.scenario, "path": self.info.scenario_path},
+            "policy": {"name": self.info.policy, "type": self.info.policy_type,
+                       "settings": self.info.policy_settings},
+            "target": {"urls": self.info.urls, "local": self.info.local_target},
+            "load": self.info.load,
+            "started_at": self.started_at, "ended_at": ended, "duration_s": round(duration, 3),
+            "stats": stats_section(stats, self.history),
+            "connections": connections,
+            "sockets": sockets,
+            "kernel": kernel,
+            "ports": _ports(connections["tcp_connects"], duration),
+            "server": self._server_delta(),
+            "workers": workers or [],
+            **self.info.extra,
+        }
+        return self.finished
+
+    def write(self, stats: Any, html: str | None = None) -> Path:
+        assert self.finished is not None, "finish() first"
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        (self.out_dir / "run.json").write_text(json.dumps(self.finished, indent=2) + "\n")
+        write_csv(self.out_dir / "stats.csv", self.finished["stats"]["endpoints"])
+        write_csv(self.out_dir / "failures.csv", self.finished["stats"]["errors"])
+        if html is not None:
+            (self.out_dir / "report.html").write_text(html, encoding="utf-8")
+        return self.out_dir
+
+    def _server_stats(self) -> dict[str, Any] | None:
+        if self.info.server_stats is None:
+            return None
+        try:
+            return self.info.server_stats()
+        except Exception as exc:  # the report notes the absence; a run must not die for it
+            log.warning("could not read the demo target's counters: %s", exc)
+            return None
+
+    def _server_delta(self) -> dict[str, Any] | None:
+        after, before = self._server_stats(), self._server_before
+        if after is None or before is None:
+            return None
+        keys = ("connections_accepted", "requests")
+        return {k: int(after.get(k, 0)) - int(before.get(k, 0)) for k in keys}
+
+
+def _merge_connections(local: dict[str, Any], workers: list[dict[str, Any]] | None) -> dict[str, Any]:
+    """On a master, the workers' counters are the run's (the master sends no requests)."""
+    if not workers:
+        return local
+    merged = dict(local)
+    for key in ("tcp_connects", "tls_handshakes", "pool_discards", "connect_errors"):
+        merged[key] = sum(int(w.get("connections", {}).get(key, 0) or 0) for w in workers)
+    return merged
+
+
+def _ports(connects: int, duration: float) -> dict[str, Any]:
+    headroom = port_headroom()
+    rate = connects / duration
+    return {**headroom, "new_connections_per_s": round(rate, 2), **forecast(rate, headroom.get("size"))}
+
+
+def stats_section(stats: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
+    endpoints = [{"method": e.method, "name": e.name, **_entry(e)}
+                 for e in sorted(stats.entries.values(), key=lambda e: (e.name, e.method))]
+    errors = [{"method": err.method, "name": err.name, "error": str(err.error),
+               "cause": classify(str(err.error)), "occurrences": err.occurrences}
+              for err in stats.errors.values()]
+    return {"total": _entry(stats.total), "endpoints": endpoints, "errors": errors, "history": history}
+
+
+def _entry(entry: Any) -> dict[str, Any]:
+    p50, p95, p99 = (entry.get_response_time_percentile(q) if entry.num_requests else None
+                     for q in PERCENTILES)
+    return {"requests": entry.num_requests, "failures": entry.num_failures,
+            "rps": round(entry.total_rps, 2), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
+            "avg_ms": round(entry.avg_response_time, 2), "max_ms": entry.max_response_time}
+
+
+def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as handle:
+        if not rows:
+            return
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)

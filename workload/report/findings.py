@@ -1,0 +1,171 @@
+"""Findings: plain-language statements computed from the policy summary rows.
+
+Each rule looks at the figures of `workload.report.summary` rows and returns a sentence only
+when the numbers it needs are present: a finding is never guessed, and a figure that was not
+observable is said to be so rather than printed as 0.  Counts use thousands separators.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+Row = dict[str, Any]
+
+# Throughputs within this ratio are "about the same".
+DEFAULT_SAME_RATIO = 1.1
+# Connections reused at least this many times on average get a reuse finding.
+DEFAULT_REUSE_MIN = 2.0
+# Port-range shares below this are not worth a finding.
+DEFAULT_PORT_SHARE_MIN = 0.01
+
+
+def count(value: float) -> str:
+    """A count with thousands separators: 2310 -> '2,310'."""
+    return f"{value:,.0f}"
+
+
+def amount(value: float) -> str:
+    """A measured quantity: whole above 10 ('1,234'), one decimal below ('7.5')."""
+    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}"
+
+
+def percent(share: float) -> str:
+    """A share as a percentage: 0.41 -> '41%', 0.012 -> '1.2%'."""
+    pct = share * 100
+    return f"{pct:,.0f}%" if pct >= 10 else f"{pct:.1f}%"
+
+
+def plural(n: float, word: str) -> str:
+    return f"{count(n)} {word}{'' if n == 1 else 's'}"
+
+
+def throughput(policies: list[Row]) -> str | None:
+    """'shared: 38× the throughput of fresh' (highest against lowest requests/s)."""
+    rated = [p for p in policies if p["rps"] is not None]
+    if len(rated) < 2:
+        return None
+    best = max(rated, key=lambda p: p["rps"])
+    worst = min(rated, key=lambda p: p["rps"])
+    if worst["rps"] <= 0:
+        return f"{worst['label']} completed no requests per second; {best['label']} did {amount(best['rps'])}"
+    ratio = best["rps"] / worst["rps"]
+    if ratio < DEFAULT_SAME_RATIO:
+        return (f"{best['label']} and {worst['label']} had about the same throughput "
+                f"({amount(best['rps'])} vs {amount(worst['rps'])} requests/s)")
+    return f"{best['label']}: {amount(ratio)}× the throughput of {worst['label']}"
+
+
+def time_wait_sides(policies: list[Row]) -> str | None:
+    """'fresh left 2,310 TIME_WAIT sockets on the client; close left 2,298 on the server'."""
+    clauses = []
+    for p in policies:
+        side = {"client TIME_WAIT": "client", "server TIME_WAIT": "server"}.get(p["ended_by"])
+        peak = p[f"time_wait_{side}_peak"] if side else None
+        if peak is None:
+            continue
+        what = plural(peak, "TIME_WAIT socket") if not clauses else count(peak)
+        clauses.append(f"{p['label']} left {what} on the {side}")
+    return "; ".join(clauses) or None
+
+
+def port_share(p: Row) -> str | None:
+    """Client TIME_WAIT holds ephemeral ports: the forecast share of the range at this rate."""
+    ports = p["ports"] or {}
+    share, held, size = ports.get("forecast_share"), ports.get("forecast_time_wait"), ports.get("size")
+    if p["ended_by"] != "client TIME_WAIT" or share is None or share < DEFAULT_PORT_SHARE_MIN:
+        return None
+    if share >= 1 and held is not None and size is not None:
+        return (f"at this rate {p['label']} would need {count(held)} ports in TIME_WAIT, more than "
+                f"the {count(size)}-port ephemeral range: new connections would fail")
+    return (f"at this rate {p['label']} would hold {percent(min(share, 1))} "
+            "of the ephemeral port range in TIME_WAIT")
+
+
+def reset(p: Row) -> str | None:
+    """'close: connections ended with a reset (no TIME_WAIT on either side)'."""
+    if p["ended_by"] != "reset":
+        return None
+    client, server = p["time_wait_client_peak"], p["time_wait_server_peak"]
+    if p["server_side_observable"] is False and client == 0:
+        return f"{p['label']}: connections ended with a reset (no TIME_WAIT on the client)"
+    if client == 0 and server == 0:
+        return f"{p['label']}: connections ended with a reset (no TIME_WAIT on either side)"
+    return f"{p['label']}: most connections ended with a reset"
+
+
+def reuse(p: Row) -> str | None:
+    """'shared reused each connection for 412 requests on average'."""
+    per = p["requests_per_connection"]
+    if per is None or per < DEFAULT_REUSE_MIN:
+        return None
+    return f"{p['label']} reused each connection for {amount(per)} requests on average"
+
+
+def pool_discards(p: Row) -> str | None:
+    """'shared discarded 35 connections because the pool was full (raise pool_maxsize)'."""
+    if not p["pool_discards"]:
+        return None
+    return (f"{p['label']} discarded {plural(p['pool_discards'], 'connection')} "
+            "because the pool was full (raise pool_maxsize)")
+
+
+def server_agreement(policies: list[Row]) -> list[str]:
+    """Client-side connection counts against the demo target's own accepted counts: one
+    finding for all policies that agree, one per policy that does not."""
+    agree, differ = [], []
+    for p in policies:
+        accepted = (p["server"] or {}).get("connections_accepted")
+        opened = p["connections_opened"]
+        if accepted is None or opened is None:
+            continue
+        if accepted == opened:
+            agree.append(p["label"])
+            continue
+        gap = accepted - opened
+        differ.append(f"{p['label']}: the client opened {plural(opened, 'connection')} but the server "
+                      f"accepted {count(accepted)} ({count(abs(gap))} {'more' if gap > 0 else 'fewer'})")
+    if agree:
+        differ.insert(0, f"{', '.join(agree)}: the server accepted as many connections as the client opened")
+    return differ
+
+
+def failures(p: Row) -> str | None:
+    """'close: 35 failures (30 reset, 5 timeout)'."""
+    if not p["failures"]:
+        return None
+    causes = ", ".join(f"{count(n)} {cause}" for cause, n in p["failures_by_cause"].items())
+    return f"{p['label']}: {plural(p['failures'], 'failure')} ({causes or 'cause not recorded'})"
+
+
+def unobservable(p: Row) -> str | None:
+    """Say that server TIME_WAIT was not observable instead of printing 0."""
+    if p["server_side_observable"] is not False:
+        return None
+    return (f"{p['label']}: the target is remote, so server-side TIME_WAIT is not observable "
+            "(only the client side is reported)")
+
+
+def interrupted(p: Row) -> str | None:
+    if p["complete"]:
+        return None
+    return (f"{p['label']}: the run did not complete; "
+            "its figures cover only what was measured before it stopped")
+
+
+Rule = Callable[[Row], str | None]
+CONNECTION_RULES: tuple[Rule, ...] = (port_share, reset, reuse, pool_discards)
+OUTCOME_RULES: tuple[Rule, ...] = (failures, unobservable, interrupted)
+
+
+def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
+    """All findings, grouped by topic (each topic in policy order)."""
+    found: list[str | None] = []
+    if len(scenarios) > 1:
+        found.append(f"the runs come from different scenarios ({', '.join(scenarios)}): "
+                     "their figures are not directly comparable")
+    found += [throughput(policies), time_wait_sides(policies)]
+    found += [rule(p) for rule in CONNECTION_RULES for p in policies]
+    found += server_agreement(policies)
+    found += [rule(p) for rule in OUTCOME_RULES for p in policies]
+    return [f for f in found if f]

@@ -1,0 +1,203 @@
+"""Policy summary: one comparable row per run (per connection policy), plus plain-language findings.
+
+`build_summary` turns loaded runs (see `workload.report.runs`) into the ``workload.summary/1``
+document written as summary.json (documented in docs/summary-format.md).  Only figures present
+in the runs are reported; anything not measured or not observable is null, never 0.
+"""
+
+from __future__ import annotations
+
+import math
+from datetime import UTC, datetime
+from typing import Any
+
+from workload.errors import ResultsError
+from workload.report.findings import build_findings
+
+SUMMARY_SCHEMA = "workload.summary/1"
+# A way of ending accounts for the connections when it covers at least this share of them.
+DEFAULT_ENDED_SHARE = 0.5
+DEFAULT_CAUSE = "other"
+KERNEL_RESET_COUNTERS = ("EstabResets", "TCPAbortOnData", "TCPAbortOnClose")
+PORT_KEYS = ("range", "size", "tcp_tw_reuse", "new_connections_per_s", "time_wait_seconds",
+             "forecast_time_wait", "forecast_share")
+SERVER_KEYS = ("connections_accepted", "requests")
+
+ENDED_SERVER_TW = "server TIME_WAIT"
+ENDED_CLIENT_TW = "client TIME_WAIT"
+ENDED_RESET = "reset"
+ENDED_KEPT_OPEN = "kept open"
+
+
+def number(value: Any) -> int | float | None:
+    """`value` if it is a finite JSON number (not a bool), else None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return value if math.isfinite(value) else None
+
+
+def _obj(data: Any, key: str) -> dict[str, Any]:
+    value = data.get(key) if isinstance(data, dict) else None
+    return value if isinstance(value, dict) else {}
+
+
+def _peak_end(sockets: dict[str, Any], key: str, observable: bool) -> tuple[Any, Any]:
+    if not observable:
+        return None, None
+    figures = _obj(sockets, key)
+    return number(figures.get("peak")), number(figures.get("end"))
+
+
+def _requests_per_connection(conns: dict[str, Any], requests: Any) -> float | None:
+    given = number(conns.get("requests_per_connection"))
+    if given is not None:
+        return round(given, 1)
+    opened = number(conns.get("tcp_connects"))
+    return round(requests / opened, 1) if opened and requests is not None else None
+
+
+def _failures_by_cause(stats: dict[str, Any]) -> dict[str, int]:
+    counts: dict[str, int] = {}
+    for error in stats.get("errors") or []:
+        if not isinstance(error, dict):
+            continue
+        cause = error.get("cause") if isinstance(error.get("cause"), str) else DEFAULT_CAUSE
+        counts[cause] = counts.get(cause, 0) + int(number(error.get("occurrences")) or 0)
+    return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
+
+
+def _picked(section: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
+    """The named keys of a section (null when the run has no such section)."""
+    if not isinstance(section, dict):
+        return None
+    return {key: section.get(key) for key in keys}
+
+
+def _kernel(run: dict[str, Any]) -> dict[str, int | float]:
+    return {str(k): v for k, v in _obj(run, "kernel").items() if number(v) is not None}
+
+
+def resets(kernel: dict[str, int | float]) -> int | float | None:
+    """Resets seen by the kernel during the run.
+
+    EstabResets counts established connections ended by a reset (sent or received); the
+    TCPAbortOn* counters count resets this host sent.  One reset can show in both, so the
+    larger of the two figures is taken rather than their sum.
+    """
+    if not any(key in kernel for key in KERNEL_RESET_COUNTERS):
+        return None
+    aborts = kernel.get("TCPAbortOnData", 0) + kernel.get("TCPAbortOnClose", 0)
+    return max(kernel.get("EstabResets", 0), aborts)
+
+
+def ended_by(entry: dict[str, Any]) -> str | None:
+    """How most connections of a run ended (see the rule below), or None when unclear.
+
+    A TCP connection ends in one of three ways: the side that closes first (sends the first
+    FIN) keeps the socket in TIME_WAIT for ~60 s; a reset (RST) ends it at once on both sides,
+    leaving no TIME_WAIT anywhere; or it is not closed while measured (kept open and reused).
+    Each way gets a share of the N connections opened:
+
+    * "kept open": established client sockets at peak / N (all connections open at once);
+    * "server TIME_WAIT" / "client TIME_WAIT": TIME_WAIT peak on that side / min(N, forecast).
+      TIME_WAIT sockets expire, so at most ``ports.forecast_time_wait`` (connection rate x
+      TIME_WAIT seconds) can exist at once on a long run;
+    * "reset": kernel resets during the run (see `resets`) / N.
+
+    The way with the largest share wins (ties in the order above: a pool closed at the end of
+    the run leaves client TIME_WAIT but its connections were kept open), provided its share
+    reaches DEFAULT_ENDED_SHARE.  Otherwise, or when nothing was measured (a remote target
+    hides server TIME_WAIT), the answer is None rather than a guess.
+    """
+    opened = entry.get("connections_opened")
+    if not opened:
+        return None
+    forecast = number((entry.get("ports") or {}).get("forecast_time_wait"))
+    expected = min(opened, forecast) if forecast else opened
+    counts = {ENDED_KEPT_OPEN: (entry.get("established_client_peak"), opened),
+              ENDED_SERVER_TW: (entry.get("time_wait_server_peak"), expected),
+              ENDED_CLIENT_TW: (entry.get("time_wait_client_peak"), expected),
+              ENDED_RESET: (resets(entry.get("kernel") or {}), opened)}
+    shares = {way: count / base for way, (count, base) in counts.items() if count is not None}
+    if not shares:
+        return None
+    way, share = max(shares.items(), key=lambda item: item[1])
+    return way if share >= DEFAULT_ENDED_SHARE else None
+
+
+def _traffic(run: dict[str, Any]) -> dict[str, Any]:
+    total = _obj(_obj(run, "stats"), "total")
+    return {key: number(total.get(key)) for key in
+            ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")}
+
+
+def _connections(run: dict[str, Any], requests: Any) -> dict[str, Any]:
+    conns = _obj(run, "connections")
+    return {"connections_opened": number(conns.get("tcp_connects")),
+            "requests_per_connection": _requests_per_connection(conns, requests),
+            "tls_handshakes": number(conns.get("tls_handshakes")),
+            "pool_discards": number(conns.get("pool_discards")),
+            "connection_setup_ms": number(_obj(conns, "setup_ms").get("avg"))}
+
+
+def _sockets(run: dict[str, Any]) -> dict[str, Any]:
+    sockets = _obj(run, "sockets")
+    measured = bool(sockets)
+    observable = sockets.get("server_side_observable") is not False if measured else None
+    client = _peak_end(sockets, "time_wait_client", measured)
+    server = _peak_end(sockets, "time_wait_server", bool(observable))
+    endpoints = [e for e in sockets.get("endpoints") or [] if isinstance(e, str)]
+    return {"time_wait_client_peak": client[0], "time_wait_client_end": client[1],
+            "time_wait_server_peak": server[0], "time_wait_server_end": server[1],
+            "established_client_peak": _peak_end(sockets, "established_client", measured)[0],
+            "server_side_observable": observable, "endpoints": endpoints}
+
+
+def policy_entry(run: dict[str, Any]) -> dict[str, Any]:
+    """The summary row of one run."""
+    policy = _obj(run, "policy")
+    entry: dict[str, Any] = {
+        "policy": policy.get("name"), "policy_type": policy.get("type"), "label": policy.get("name"),
+        "run_id": run.get("run_id"), "complete": run.get("complete") is True,
+        "duration_s": number(run.get("duration_s")), "users": number(_obj(run, "load").get("users")),
+        "target_local": _obj(run, "target").get("local"),
+    }
+    entry.update(_traffic(run))
+    entry.update(_connections(run, entry["requests"]))
+    entry.update(_sockets(run))
+    entry["kernel"] = _kernel(run)
+    entry["ports"] = _picked(run.get("ports"), PORT_KEYS)
+    entry["ended_by"] = ended_by(entry)
+    entry["failures_by_cause"] = _failures_by_cause(_obj(run, "stats"))
+    entry["server"] = _picked(run.get("server"), SERVER_KEYS)
+    entry["workers"] = run.get("workers") or []
+    return entry
+
+
+def _label_duplicates(policies: list[dict[str, Any]]) -> None:
+    """Tell apart several runs of the same policy by their run id (or position)."""
+    names = [p["policy"] for p in policies]
+    for index, entry in enumerate(policies):
+        if names.count(entry["policy"]) > 1:
+            entry["label"] = f"{entry['policy']} ({entry['run_id'] or f'run {index + 1}'})"
+
+
+def build_summary(runs: list[dict[str, Any]], *, incomplete: bool = False) -> dict[str, Any]:
+    """The ``workload.summary/1`` document for `runs` (as loaded by `load_run`).
+
+    `incomplete` marks a report whose set of runs was cut short; it is also set when any run
+    itself did not complete.
+    """
+    if not runs:
+        raise ResultsError("no runs to summarise: pass one or more run directories containing run.json")
+    policies = [policy_entry(run) for run in runs]
+    _label_duplicates(policies)
+    scenarios = list(dict.fromkeys(_obj(run, "scenario").get("name") for run in runs))
+    return {
+        "schema": SUMMARY_SCHEMA,
+        "scenario": ", ".join(scenarios),
+        "generated_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "incomplete": incomplete or not all(p["complete"] for p in policies),
+        "policies": policies,
+        "findings": build_findings(policies, scenarios),
+    }

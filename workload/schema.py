@@ -1,0 +1,295 @@
+"""Scenario schema: the YAML-facing models, frozen and strict about unknown keys.
+
+A scenario file is validated against `Scenario` before any request is sent.  The models
+only describe and check the document; compiling it into Locust users happens in
+`workload.compiler` and connection mechanics in `workload.transport`.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic_core import PydanticCustomError
+
+from workload.timespan import seconds
+
+DEFAULT_POOL_CONNECTIONS = 10
+DEFAULT_POOL_MAXSIZE = 10
+DEFAULT_CONNECT_TIMEOUT = 5.0
+DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_USERS = 10
+DEFAULT_SPAWN_RATE = 10.0
+DEFAULT_DURATION = "30s"
+DEFAULT_TOKEN_QUERY = "access_token"
+DEFAULT_TOKEN_SCHEME = "Bearer"
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+POLICY_TYPES = ("shared", "close", "fresh", "recycle")
+
+PolicyType = Literal["shared", "close", "fresh", "recycle"]
+Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
+NonNegFloat = Annotated[float, Field(ge=0)]
+
+
+def problem(what: str, fix: str) -> PydanticCustomError:
+    """A validation error that carries its own fix hint (rendered by `workload.loader`)."""
+    return PydanticCustomError("workload", what, {"fix": fix})
+
+
+def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
+    given = [k for k in keys if getattr(model, k.rstrip("_")) is not None]
+    if len(given) != 1:
+        names = ", ".join(keys)
+        raise problem(f"{where} needs exactly one of {names}; got {len(given)}", f"keep one of: {names}")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class TimeoutSpec(Model):
+    connect: PositiveFloat = DEFAULT_CONNECT_TIMEOUT
+    read: PositiveFloat = DEFAULT_READ_TIMEOUT
+
+
+class RetrySpec(Model):
+    total: Annotated[int, Field(ge=0)] = 0
+    backoff_factor: NonNegFloat = 0.0
+    status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
+
+
+class Policy(Model):
+    """A named connection policy.  `type` defaults to the policy's name when that is a type."""
+
+    type: PolicyType | None = None
+    description: str | None = None
+    scope: Literal["user", "process"] = "user"
+    pool_connections: PositiveInt = DEFAULT_POOL_CONNECTIONS
+    pool_maxsize: PositiveInt = DEFAULT_POOL_MAXSIZE
+    pool_block: bool = False
+    retries: Annotated[int, Field(ge=0)] | RetrySpec = 0
+    timeout: PositiveFloat | TimeoutSpec = TimeoutSpec()
+    ssl_context: Literal["shared", "per_connection"] = "shared"
+    every_requests: PositiveInt | None = None
+    every_seconds: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _recycle_needs_a_bound(self) -> Policy:
+        if self.type is None:
+            raise problem("the policy has no type", f"add 'type: ...' with one of {', '.join(POLICY_TYPES)}")
+        if self.type == "recycle" and self.every_requests is None and self.every_seconds is None:
+            raise problem("a recycle policy needs every_requests or every_seconds",
+                          "add e.g. 'every_requests: 100' or 'every_seconds: 10'")
+        if self.type not in (None, "recycle") and (self.every_requests or self.every_seconds):
+            raise problem(f"every_requests/every_seconds only apply to type 'recycle', not '{self.type}'",
+                          "remove them or set 'type: recycle'")
+        if self.scope == "process" and self.type not in (None, "shared"):
+            raise problem(f"scope 'process' only applies to type 'shared', not '{self.type}'",
+                          "remove 'scope' or set 'type: shared'")
+        return self
+
+
+class PresetCookie(Model):
+    name: str
+    value: str
+    domain: str
+    path: str = "/"
+    secure: bool = False
+
+
+class Target(Model):
+    host: str | None = None
+    hosts: dict[str, str] = {}
+    headers: dict[str, str] = {}
+    verify: bool | str = True
+    cert: str | list[str] | None = None
+    cookies: list[PresetCookie] = []
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        # `target: http://...` is the common case; expand it to `target: {host: ...}`.
+        return {"host": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _some_host(self) -> Target:
+        if self.host is None and not self.hosts:
+            raise problem("no target host", "set 'target: http://127.0.0.1:8080' or 'target: {host: demo}'")
+        return self
+
+
+class JsonExpect(Model):
+    path: str
+    equals: Any = None
+    exists: bool | None = None
+
+
+class Expect(Model):
+    status: int | list[int] | None = None
+    json_: list[JsonExpect] | None = Field(None, alias="json")
+    contains: str | None = None
+
+
+class Capture(Model):
+    json_: str | None = Field(None, alias="json")
+    header: str | None = None
+    cookie: str | None = None
+    regex: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Capture:
+        exactly_one(self, ("json", "header", "cookie", "regex"), "a capture")
+        return self
+
+
+class Request(Model):
+    name: str | None = None
+    method: Method = "GET"
+    host: str | None = None
+    path: str
+    query: dict[str, Any] = {}
+    headers: dict[str, str] = {}
+    json_: Any = Field(None, alias="json")
+    form: dict[str, Any] | None = None
+    body: str | None = None
+    expect: Expect | None = None
+    capture: dict[str, Capture] = {}
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        if isinstance(data, dict) and isinstance(data.get("method"), str):
+            return {**data, "method": data["method"].upper()}
+        return data
+
+    @model_validator(mode="after")
+    def _one_body(self) -> Request:
+        bodies = [k for k in ("json_", "form", "body") if getattr(self, k) is not None]
+        if len(bodies) > 1:
+            raise problem("a request can have only one of json, form, body", "keep one body kind")
+        return self
+
+
+class Endpoint(Request):
+    weight: Annotated[int, Field(ge=0)] = 1
+
+
+class Flow(Model):
+    name: str
+    weight: Annotated[int, Field(ge=0)] = 1
+    steps: Annotated[list[Request], Field(min_length=1)]
+
+
+class Credentials(Model):
+    inline: list[dict[str, str]] | None = None
+    csv: str | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Credentials:
+        exactly_one(self, ("inline", "csv"), "credentials")
+        return self
+
+
+class FormLogin(Model):
+    path: str
+    host: str | None = None
+    fields: dict[str, str]
+    expect: Expect | None = None
+
+
+class TokenLogin(Model):
+    path: str
+    host: str | None = None
+    json_: dict[str, Any] | None = Field(None, alias="json")
+    form: dict[str, str] | None = None
+    token: str = DEFAULT_TOKEN_QUERY
+    header: str = "Authorization"
+    scheme: str = DEFAULT_TOKEN_SCHEME
+    relogin_on_401: bool = True
+
+
+class BasicLogin(Model):
+    username: str
+    password: str
+
+
+class Login(Model):
+    form: FormLogin | None = None
+    token: TokenLogin | None = None
+    basic: BasicLogin | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Login:
+        exactly_one(self, ("form", "token", "basic"), "login")
+        return self
+
+
+class Wait(Model):
+    constant: NonNegFloat | None = None
+    between: Annotated[list[NonNegFloat], Field(min_length=2, max_length=2)] | None = None
+    pacing: PositiveFloat | None = None
+    throughput: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Wait:
+        exactly_one(self, ("constant", "between", "pacing", "throughput"), "wait")
+        if self.between and self.between[0] > self.between[1]:
+            raise problem("between: the minimum is larger than the maximum", "write [min, max]")
+        return self
+
+
+class Load(Model):
+    users: PositiveInt = DEFAULT_USERS
+    spawn_rate: PositiveFloat = DEFAULT_SPAWN_RATE
+    duration: str | PositiveFloat = DEFAULT_DURATION
+
+    @model_validator(mode="after")
+    def _duration_parses(self) -> Load:
+        try:
+            span = seconds(self.duration)
+        except ValueError as exc:
+            raise problem(f"invalid duration {self.duration!r}", "write e.g. 30s, 2m, 1h30m") from exc
+        if span <= 0:
+            raise problem("the duration must be positive", "write e.g. 30s")
+        return self
+
+
+DEFAULT_POLICIES = {name: Policy(type=name) for name in ("shared", "close", "fresh")}
+
+
+class Scenario(Model):
+    name: str | None = None
+    description: str | None = None
+    target: Target
+    variables: dict[str, Any] = {}
+    credentials: Credentials | None = None
+    login: Login | None = None
+    endpoints: list[Endpoint] = []
+    flows: list[Flow] = []
+    wait: Wait = Wait(constant=0)
+    policies: dict[str, Policy] = DEFAULT_POLICIES
+    default_policy: str | None = None
+    load: Load = Load()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _policy_types_from_names(cls, data: Any) -> Any:
+        # `policies: {close: {}}` means a policy named close of type close.
+        if isinstance(data, dict) and isinstance(data.get("policies"), dict):
+            policies = {}
+            for name, spec in data["policies"].items():
+                spec = {} if spec is None else spec
+                if isinstance(spec, dict) and "type" not in spec and name in POLICY_TYPES:
+                    spec = {**spec, "type": name}
+                policies[name] = spec
+            return {**data, "policies": policies}
+        return data
+
+    @model_validator(mode="after")
+    def _has_work(self) -> Scenario:
+        if not self.endpoints and not self.flows:
+            raise problem("the scenario has no endpoints and no flows",
+                          "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
+        if not self.policies:
+            raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'")
+        return self

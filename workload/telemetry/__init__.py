@@ -1,0 +1,59 @@
+"""Kernel-side connection telemetry: what the TCP stack saw while a run was going on.
+
+* `socktable` parses `/proc/net/tcp{,6}` and counts the targets' TIME_WAIT and ESTABLISHED
+  sockets, client side and server side, excluding a baseline taken at the start;
+* `kernel` reads the namespace's TCP counters and the ephemeral-port headroom;
+* `sampler` samples the socket table on an OS thread (off the gevent loop) during a run.
+
+Everything here is Linux-only, works on the whole network namespace, and never imports locust.
+"""
+
+from workload.telemetry.kernel import (
+    DEFAULT_TIME_WAIT_SECONDS,
+    forecast,
+    kernel_delta,
+    parse_port_range,
+    parse_proc_counters,
+    port_headroom,
+    read_kernel_counters,
+    select_counters,
+)
+from workload.telemetry.sampler import DEFAULT_INTERVAL_S, KernelCounters, SocketSampler
+from workload.telemetry.socktable import (
+    TCP_STATES,
+    Endpoint,
+    SocketCounts,
+    TableRow,
+    count_sockets,
+    decode_address,
+    endpoints_from_urls,
+    parse_table,
+    read_socket_tables,
+    socket_identities,
+    system_resolver,
+)
+
+__all__ = [
+    "DEFAULT_INTERVAL_S",
+    "DEFAULT_TIME_WAIT_SECONDS",
+    "TCP_STATES",
+    "Endpoint",
+    "KernelCounters",
+    "SocketCounts",
+    "SocketSampler",
+    "TableRow",
+    "count_sockets",
+    "decode_address",
+    "endpoints_from_urls",
+    "forecast",
+    "kernel_delta",
+    "parse_port_range",
+    "parse_proc_counters",
+    "parse_table",
+    "port_headroom",
+    "read_kernel_counters",
+    "read_socket_tables",
+    "select_counters",
+    "socket_identities",
+    "system_resolver",
+]

@@ -1,0 +1,193 @@
+"""Transport: what a connection policy does on the wire, built on Locust's `LocustHttpAdapter`.
+
+* `TunedAdapter` applies the policy's pool sizes, blocking, retries, counts every connect
+  (`workload.connstats`) and hands urllib3 ONE SSL context per policy, whatever `verify`
+  is.  Without that, urllib3 builds a context and loads the CA store for every new TLS
+  connection (~20 ms here); Locust's adapter only avoids it when `verify` is exactly True.
+  `ssl_context: per_connection` restores requests' stock behaviour, to measure that cost.
+* `PolicyTransport` gives a user the session each request goes through: its own Session
+  (shared/close/recycle) or a fresh one per request that shares the user's cookie jar,
+  headers and auth (fresh), and drops the user's connections when recycle is due.
+
+Imports locust: only `workload.main` and the compiler load this module.
+"""
+
+from __future__ import annotations
+
+import os
+import ssl
+import time
+from collections.abc import Callable
+from typing import Any
+
+from locust.clients import HttpSession, LocustHttpAdapter
+from requests.adapters import HTTPAdapter
+from urllib3 import PoolManager, Retry
+from urllib3.util.ssl_ import create_urllib3_context
+
+from workload.connstats import COUNTING_POOL_CLASSES, install_pool_discard_counter
+from workload.schema import Policy, RetrySpec, TimeoutSpec
+
+Verify = bool | str
+Cert = str | tuple[str, str] | None
+_TLS_KWARGS = ("ca_certs", "ca_cert_dir", "cert_file", "key_file")
+
+
+def make_ssl_context(verify: Verify, cert: Cert) -> ssl.SSLContext:
+    """One context for all of a policy's TLS connections: CA store and client cert loaded once."""
+    context = create_urllib3_context()
+    if verify is False:
+        context.check_hostname = False  # must precede CERT_NONE, or ssl raises
+        context.verify_mode = ssl.CERT_NONE
+    else:
+        context.verify_mode = ssl.CERT_REQUIRED
+        _load_trust(context, verify)
+    if cert:
+        certfile, keyfile = (cert, None) if isinstance(cert, str) else cert
+        context.load_cert_chain(certfile, keyfile)
+    return context
+
+
+def _load_trust(context: ssl.SSLContext, verify: Verify) -> None:
+    if isinstance(verify, str):
+        if os.path.isdir(verify):
+            context.load_verify_locations(capath=verify)
+        else:
+            context.load_verify_locations(cafile=verify)
+        return
+    # The same trust store requests would use (certifi), so behaviour matches an untuned client.
+    from requests.utils import DEFAULT_CA_BUNDLE_PATH
+
+    context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
+
+
+def retry_of(policy: Policy) -> Retry:
+    spec = policy.retries if isinstance(policy.retries, RetrySpec) else RetrySpec(total=policy.retries)
+    # read=False as Locust does: a read error on a non-idempotent request must not be replayed.
+    return Retry(total=spec.total, backoff_factor=spec.backoff_factor,
+                 status_forcelist=spec.status_forcelist or None, read=False, raise_on_status=False)
+
+
+def timeout_of(policy: Policy) -> tuple[float, float]:
+    spec = policy.timeout if isinstance(policy.timeout, TimeoutSpec) else None
+    if spec is None:
+        return (float(policy.timeout), float(policy.timeout))
+    return (spec.connect, spec.read)
+
+
+class TunedAdapter(LocustHttpAdapter):
+    """A `LocustHttpAdapter` with the policy's pool settings, counting and SSL-context sharing."""
+
+    def __init__(self, policy: Policy, ssl_context: ssl.SSLContext | None,
+                 pool_manager: PoolManager | None = None):
+        self._ssl_context = ssl_context
+        # Note: with a shared pool_manager, LocustHttpAdapter ignores the pool_* arguments;
+        # the process-scope manager is built with them instead (make_process_pool).
+        super().__init__(pool_manager=pool_manager, pool_connections=policy.pool_connections,
+                         pool_maxsize=policy.pool_maxsize, pool_block=policy.pool_block,
+                         max_retries=retry_of(policy))
+
+    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = COUNTING_POOL_CLASSES
+
+    def cert_verify(self, conn: Any, url: str, verify: Verify, cert: Cert) -> None:
+        if self._ssl_context is None:
+            HTTPAdapter.cert_verify(self, conn, url, verify, cert)  # stock: CA file loaded per connection
+            return
+        # Trust and client cert already live in the shared context; loading them again here
+        # would re-read files for every new connection.
+        conn.cert_reqs = "CERT_REQUIRED" if url.lower().startswith("https") and verify else "CERT_NONE"
+        conn.ca_certs = conn.ca_cert_dir = conn.cert_file = conn.key_file = None
+
+    def build_connection_pool_key_attributes(self, request: Any, verify: Verify,
+                                             cert: Cert = None) -> tuple[dict[str, Any], dict[str, Any]]:
+        host_params, pool_kwargs = HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
+        if self._ssl_context is not None and host_params["scheme"] == "https":
+            for key in _TLS_KWARGS:
+                pool_kwargs.pop(key, None)
+            pool_kwargs["ssl_context"] = self._ssl_context
+        return host_params, pool_kwargs
+
+
+def make_process_pool(policy: Policy) -> PoolManager:
+    """One pool for every user of this process (like Locust's `pool_manager`), tuned and counting."""
+    manager = PoolManager(num_pools=policy.pool_connections, maxsize=policy.pool_maxsize,
+                          block=policy.pool_block)
+    manager.pool_classes_by_scheme = COUNTING_POOL_CLASSES
+    return manager
+
+
+class PolicyTransport:
+    """Per-policy connection behaviour, shared by all users of one compiled class."""
+
+    def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert):
+        install_pool_discard_counter()
+        self.name = name
+        self.policy = policy
+        self.kind = policy.type
+        self.timeout = timeout_of(policy)
+        shared = policy.ssl_context == "shared"
+        self.ssl_context = make_ssl_context(verify, cert) if shared else None
+        self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
+
+    def new_adapter(self) -> TunedAdapter:
+        return TunedAdapter(self.policy, self.ssl_context, self.process_pool)
+
+    def install(self, session: HttpSession) -> None:
+        adapter = self.new_adapter()
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        if self.kind == "close":
+            # The server closes after answering, so TIME_WAIT lands on the server side.
+            session.headers["Connection"] = "close"
+
+    def session_for(self, user: Any) -> HttpSession:
+        """The session the next request goes through."""
+        if self.kind != "fresh":
+            return user.client
+        fresh = HttpSession(base_url=user.host, request_event=user.environment.events.request, user=user)
+        _share_identity(user.client, fresh)
+        self.install(fresh)
+        return fresh
+
+    def after_request(self, user: Any, session: HttpSession, state: RecycleState) -> None:
+        if session is not user.client:
+            session.close()  # fresh: the client closes first, so TIME_WAIT lands on the client side
+        elif self.kind == "recycle" and state.due(self.policy):
+            drop_connections(session)
+
+
+def _share_identity(source: HttpSession, target: HttpSession) -> None:
+    target.trust_env = False
+    target.cookies = source.cookies  # the same jar: cookies set by this response stay with the user
+    target.headers = source.headers
+    target.auth = source.auth
+    target.verify = source.verify
+    target.cert = source.cert
+
+
+def drop_connections(session: HttpSession) -> None:
+    for adapter in session.adapters.values():
+        adapter.poolmanager.clear()
+
+
+class RecycleState:
+    """Counts requests and age of a user's connections for the recycle policy."""
+
+    __slots__ = ("requests", "since", "clock")
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic):
+        self.clock = clock
+        self.requests = 0
+        self.since = clock()
+
+    def due(self, policy: Policy) -> bool:
+        self.requests += 1
+        now = self.clock()
+        by_count = policy.every_requests is not None and self.requests >= policy.every_requests
+        by_age = policy.every_seconds is not None and now - self.since >= policy.every_seconds
+        if by_count or by_age:
+            self.requests, self.since = 0, now
+            return True
+        return False

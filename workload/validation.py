@@ -1,0 +1,141 @@
+"""Validation messages: pydantic's errors translated into located, fixable `Problem`s.
+
+pydantic reports a `loc` tuple and an error type; this module maps the tuple back onto
+the YAML key path (dropping union-branch tags such as `int` or `RetrySpec`), looks up the
+line, and words the message for a person editing the file, with a did-you-mean for keys.
+"""
+
+from __future__ import annotations
+
+import difflib
+import types
+import typing
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from workload.errors import Problem
+from workload.yamlsource import Path, Source
+
+
+def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -> list[Problem]:
+    seen: dict[Path, Problem] = {}
+    for err in exc.errors():
+        path = data_path(err["loc"], source.data)
+        problem = _translate(err, path, source, root)
+        # Union members each report an error at the same place; the first one is enough.
+        seen.setdefault(path + (err["type"] == "extra_forbidden",), problem)
+    return sorted(seen.values(), key=lambda p: (p.line or 0, p.key))
+
+
+def data_path(loc: tuple[Any, ...], data: Any) -> Path:
+    """Keep only the loc parts that exist in the document (drops union tags)."""
+    path: list[str | int] = []
+    node = data
+    for part in loc:
+        if isinstance(node, dict) and part in node or isinstance(node, list) and isinstance(part, int) and part < len(node):
+            path.append(part)
+            node = node[part]
+        elif isinstance(node, dict) and isinstance(part, str) and not _is_type_tag(part):
+            path.append(part)  # a missing or unknown key: still part of the path
+            node = None
+    return tuple(path)
+
+
+def _is_type_tag(part: str) -> bool:
+    return part[:1].isupper() or part in {"int", "float", "str", "bool", "list", "dict"} or "[" in part
+
+
+def _translate(err: dict[str, Any], path: Path, source: Source, root: type[BaseModel]) -> Problem:
+    kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
+    key = path[-1] if path else ""
+    if kind == "extra_forbidden":
+        allowed = allowed_keys(root, path[:-1])
+        return source.problem(path, f"unknown key '{key}'", did_you_mean(str(key), allowed))
+    if kind == "missing":
+        return source.problem(path, f"required key '{key}' is missing", f"add '{key}: ...' here")
+    if kind == "workload":
+        return source.problem(path, err["msg"], ctx.get("fix", "see docs/scenario-format.md"))
+    what, fix = _value_message(kind, ctx, value)
+    return source.problem(path, what, fix)
+
+
+def _value_message(kind: str, ctx: dict[str, Any], value: Any) -> tuple[str, str]:
+    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+    if kind in ("greater_than", "greater_than_equal"):
+        bound = ctx.get("gt", ctx.get("ge"))
+        relation = "greater than" if kind == "greater_than" else "at least"
+        return f"must be {relation} {bound}, got {shown}", f"use a number {relation} {bound}"
+    if kind in ("less_than_equal", "less_than"):
+        return f"must be at most {ctx.get('le', ctx.get('lt'))}, got {shown}", "use a smaller number"
+    if kind == "literal_error":
+        expected = ctx.get("expected", "")
+        options = [o.strip(" '") for o in expected.replace(" or ", ", ").split(",")]
+        return f"unknown value {shown}", did_you_mean(str(value), options, noun="value")
+    if kind in ("int_type", "int_parsing", "int_from_float"):
+        return f"expected a whole number, got {shown}", "write a whole number such as 10"
+    if kind in ("float_type", "float_parsing"):
+        return f"expected a number, got {shown}", "write a number such as 2.5"
+    if kind in ("bool_type", "bool_parsing"):
+        return f"expected true or false, got {shown}", "write true or false"
+    if kind in ("string_type",):
+        return f"expected text, got {shown}", "quote the value"
+    if kind in ("dict_type", "model_type", "model_attributes_type"):
+        return f"expected a mapping of keys, got {shown}", "indent 'key: value' lines under this key"
+    if kind in ("list_type", "tuple_type"):
+        return f"expected a list, got {shown}", "write a YAML list ('- item' lines or [a, b])"
+    if kind in ("too_short", "too_long"):
+        return f"wrong number of items: {ctx.get('actual_length')}", _length_fix(ctx)
+    return f"invalid value {shown}: {_sentence(str(ctx.get('error', kind)))}", "see docs/scenario-format.md"
+
+
+def _length_fix(ctx: dict[str, Any]) -> str:
+    low, high = ctx.get("min_length"), ctx.get("max_length")
+    return f"give exactly {low} items" if low == high else f"give at least {low} item(s)"
+
+
+def _sentence(text: str) -> str:
+    return text.replace("_", " ")
+
+
+def did_you_mean(word: str, options: list[str], noun: str = "key") -> str:
+    close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
+    listed = ", ".join(options)
+    if close:
+        return f"did you mean '{close[0]}'? (allowed {noun}s: {listed})"
+    return f"remove it or use one of the allowed {noun}s: {listed}"
+
+
+def allowed_keys(root: type[BaseModel], path: Path) -> list[str]:
+    """The keys the model at `path` accepts (by YAML name), walking the type annotations."""
+    model: Any = root
+    for part in path:
+        model = _child_type(model, part)
+        if model is None:
+            return []
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        return []
+    return [f.alias or name for name, f in model.model_fields.items()]
+
+
+def _child_type(model: Any, part: str | int) -> Any:
+    for candidate in _models_in(model):
+        if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+            fields = {f.alias or n: f for n, f in candidate.model_fields.items()}
+            if isinstance(part, str) and part in fields:
+                return fields[part].annotation
+        origin = typing.get_origin(candidate)
+        if origin is list and isinstance(part, int):
+            return typing.get_args(candidate)[0]
+        if origin is dict and isinstance(part, str):
+            return typing.get_args(candidate)[1]
+    return None
+
+
+def _models_in(annotation: Any) -> list[Any]:
+    origin = typing.get_origin(annotation)
+    if origin is typing.Annotated:
+        return _models_in(typing.get_args(annotation)[0])
+    if origin in (typing.Union, types.UnionType):
+        return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+    return [annotation]

@@ -1,0 +1,93 @@
+"""Web UI extension: the scenario/policy fields take effect, and a live Connections tab.
+
+Locust's bundled React UI renders extra tabs as tables (`extended_tabs`,
+`extended_tables`) filled from `extended_stats` in the `/stats/requests` poll, and offers
+CSV downloads (`extended_csv_files`).  A `before_request` hook on `/swarm` compiles the
+scenario and policy picked in the form before Locust starts the run (on a master the user
+dispatcher is built before `test_start`, so that would be too late).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from typing import Any
+
+from flask import Blueprint, Response, jsonify, request
+from werkzeug.datastructures import ImmutableMultiDict
+
+from workload.errors import WorkloadError
+
+TAB_KEY = "workload-connections"
+EXTENSION = {
+    "extended_tabs": [{"title": "Connections", "key": TAB_KEY}],
+    "extended_tables": [{"key": TAB_KEY, "structure": [
+        {"key": "metric", "title": "Metric"}, {"key": "value", "title": "Value"}]}],
+    "extended_csv_files": [{"href": "./workload/connections.csv", "title": "Download connection figures CSV"}],
+}
+
+
+def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """Flatten live figures into the tab's (metric, value) rows."""
+    if not live:
+        return [{"metric": "status", "value": "no run yet"}]
+    rows = [{"metric": "policy", "value": live.get("policy", "")}]
+    for key, value in live.get("connections", {}).items():
+        if not isinstance(value, dict):
+            rows.append({"metric": key, "value": value})
+    setup = live.get("connections", {}).get("setup_ms") or {}
+    rows.append({"metric": "connection setup ms (avg)", "value": setup.get("avg")})
+    sockets = live.get("sockets", {})
+    for key in ("time_wait_client", "time_wait_server", "established_client", "established_server"):
+        figures = sockets.get(key)
+        shown = "not observable (remote target)" if figures is None else \
+            f"now {figures.get('end')}, peak {figures.get('peak')}"
+        rows.append({"metric": key.replace("_", " "), "value": shown})
+    return rows
+
+
+def install(environment: Any, live: Callable[[], dict[str, Any] | None],
+            on_swarm: Callable[[str, str, str | None], str | None]) -> None:
+    """Wire the tab, the CSV route and the swarm hook into `environment.web_ui`."""
+    web_ui = environment.web_ui
+    web_ui.template_args.update(EXTENSION)
+    app = web_ui.app
+
+    @app.after_request
+    def _extend_stats(response: Response) -> Response:
+        if request.path.endswith("/stats/requests") and response.is_json:
+            payload = response.get_json()
+            payload["extended_stats"] = [{"key": TAB_KEY, "data": connection_rows(live())}]
+            response.set_data(json.dumps(payload))
+        return response
+
+    @app.before_request
+    def _choose_scenario() -> Any:
+        if request.path.rstrip("/").endswith("/swarm") and request.method == "POST":
+            form = request.form
+            problem = on_swarm(form.get("scenario", ""), form.get("policy", ""), form.get("host") or None)
+            if problem:
+                return jsonify({"success": False, "message": problem, "host": environment.host})
+            if form.get("host") and form.get("host") == getattr(environment, "workload_auto_host", None):
+                # The host field was auto-filled from the previous scenario: do not let it override.
+                request.form = ImmutableMultiDict([(k, v) for k, v in form.items(multi=True) if k != "host"])
+        return None
+
+    blueprint = Blueprint("workload", __name__)
+
+    @blueprint.route("/workload/connections.csv")
+    def _connections_csv() -> Response:
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=["metric", "value"])
+        writer.writeheader()
+        writer.writerows(connection_rows(live()))
+        return Response(out.getvalue(), mimetype="text/csv",
+                        headers={"Content-Disposition": "attachment; filename=connections.csv"})
+
+    app.register_blueprint(blueprint)
+
+
+def error_text(exc: WorkloadError) -> str:
+    return str(exc).replace("\n", "<br>")
