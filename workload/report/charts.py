@@ -20,16 +20,6 @@ from pygal.style import Style
 
 Point = tuple[float, float | None]
 
-
-@dataclass(frozen=True)
-class Line:
-    """One line of a time chart: its legend, points, colour and whether it is dashed."""
-
-    name: str
-    points: list[Point]
-    color: str
-    dashed: bool = False
-
 DEFAULT_WIDTH = 900
 DEFAULT_HEIGHT = 380
 DEFAULT_MAX_POINTS = 600
@@ -48,6 +38,17 @@ STYLE_SETTINGS: dict[str, Any] = {
     "label_font_size": 12, "major_label_font_size": 12, "legend_font_size": 13, "title_font_size": 16,
 }
 
+
+@dataclass(frozen=True)
+class Line:
+    """One line of a time chart: its legend, points, colour and whether it is dashed."""
+
+    name: str
+    points: list[Point]
+    color: str
+    dashed: bool = False
+
+
 _COMMENT = re.compile(r"<!--.*?-->", re.DOTALL)
 _SCRIPT = re.compile(r"<script\b[^>]*>.*?</script>|<script\b[^>]*/>", re.DOTALL)
 _XMLNS = re.compile(r"\s+xmlns(?::[\w-]+)?=\"[^\"]*\"")
@@ -56,10 +57,9 @@ _XMLNS = re.compile(r"\s+xmlns(?::[\w-]+)?=\"[^\"]*\"")
 def inline_svg(chart: Graph) -> str:
     """The chart as an <svg> element to embed in HTML: no XML declaration, comments, scripts
     or namespace URLs (the HTML parser puts <svg> in the SVG namespace by itself)."""
-    svg = chart.render(is_unicode=True)
-    for pattern in (_COMMENT, _SCRIPT, _XMLNS):
-        svg = pattern.sub("", svg)
-    return svg
+    svg = _SCRIPT.sub("", _COMMENT.sub("", chart.render(is_unicode=True)))
+    root_end = svg.index(">") + 1  # namespaces are declared on the root <svg> tag only
+    return _XMLNS.sub("", svg[:root_end]) + svg[root_end:]
 
 
 def _config(title: str, colors: tuple[str, ...] = DEFAULT_COLORS, **extra: Any) -> dict[str, Any]:

@@ -138,11 +138,13 @@ def failures(p: Row) -> str | None:
     return f"{p['label']}: {plural(p['failures'], 'failure')} ({causes or 'cause not recorded'})"
 
 
-def unobservable(p: Row) -> str | None:
-    """Say that server TIME_WAIT was not observable instead of printing 0."""
-    if p["server_side_observable"] is not False:
+def unobservable(policies: list[Row]) -> str | None:
+    """Say that server TIME_WAIT was not observable (one finding for all such policies)
+    instead of printing 0."""
+    remote = [p["label"] for p in policies if p["server_side_observable"] is False]
+    if not remote:
         return None
-    return (f"{p['label']}: the target is remote, so server-side TIME_WAIT is not observable "
+    return (f"{', '.join(remote)}: the target is remote, so server-side TIME_WAIT is not observable "
             "(only the client side is reported)")
 
 
@@ -155,7 +157,6 @@ def interrupted(p: Row) -> str | None:
 
 Rule = Callable[[Row], str | None]
 CONNECTION_RULES: tuple[Rule, ...] = (port_share, reset, reuse, pool_discards)
-OUTCOME_RULES: tuple[Rule, ...] = (failures, unobservable, interrupted)
 
 
 def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
@@ -167,5 +168,7 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     found += [throughput(policies), time_wait_sides(policies)]
     found += [rule(p) for rule in CONNECTION_RULES for p in policies]
     found += server_agreement(policies)
-    found += [rule(p) for rule in OUTCOME_RULES for p in policies]
+    found += [failures(p) for p in policies]
+    found.append(unobservable(policies))
+    found += [interrupted(p) for p in policies]
     return [f for f in found if f]

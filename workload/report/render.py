@@ -67,14 +67,13 @@ def _field(key: str) -> Callable[[Row], str]:
     return lambda row: _value(row.get(key))
 
 
-def _server_field(key: str) -> Callable[[Row], str]:
-    def cell(row: Row) -> str:
-        return DEFAULT_UNOBSERVABLE if row.get("server_side_observable") is False else _value(row.get(key))
-    return cell
-
-
 def _nested(section: str, key: str) -> Callable[[Row], str]:
     return lambda row: _value((row.get(section) or {}).get(key))
+
+
+def _server_side(cell: Callable[[Row], str]) -> Callable[[Row], str]:
+    """A server-side figure: "not observable" for a remote target rather than n/a or 0."""
+    return lambda row: DEFAULT_UNOBSERVABLE if row.get("server_side_observable") is False else cell(row)
 
 
 def _decimal(key: str) -> Callable[[Row], str]:
@@ -109,12 +108,12 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
                      ("requests/connection", _field("requests_per_connection")),
                      ("TLS handshakes", _field("tls_handshakes")), ("pool discards", _field("pool_discards")),
                      ("setup ms (avg)", _field("connection_setup_ms")),
-                     ("server accepted", _nested("server", "connections_accepted")),
+                     ("server accepted", _server_side(_nested("server", "connections_accepted"))),
                      ("ended by", _field("ended_by")))),
     ("Sockets", (POLICY, ("TIME_WAIT client peak", _field("time_wait_client_peak")),
                  ("TIME_WAIT client end", _field("time_wait_client_end")),
-                 ("TIME_WAIT server peak", _server_field("time_wait_server_peak")),
-                 ("TIME_WAIT server end", _server_field("time_wait_server_end")),
+                 ("TIME_WAIT server peak", _server_side(_field("time_wait_server_peak"))),
+                 ("TIME_WAIT server end", _server_side(_field("time_wait_server_end"))),
                  ("established client peak", _field("established_client_peak")),
                  ("client TIME_WAIT forecast", _forecast(_value, "forecast_time_wait")),
                  ("share of port range", _forecast(percent, "forecast_share")))),
