@@ -1,0 +1,110 @@
+"""Command line: `workload validate | serve | compare | report | check | capacity`.
+
+Does not import locust (which monkey-patches the process): load runs happen in `locust`
+child processes started by `workload.compare`.  Every `WorkloadError` becomes its
+message on stderr and exit code 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from workload.errors import EXIT_BAD_INPUT, WorkloadError
+
+
+def _validate(args: argparse.Namespace) -> int:
+    from workload.loader import load_scenario
+
+    failed = 0
+    for path in args.paths:
+        try:
+            loaded = load_scenario(path)
+        except WorkloadError as exc:
+            print(f"{exc}\n", file=sys.stderr)
+            failed += 1
+            continue
+        print(f"{path}: ok ({loaded.name}; policies: {', '.join(loaded.policy_names())})")
+    return EXIT_BAD_INPUT if failed else 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from workload.demo.server import main as serve_main
+
+    argv = ["--host", args.host, "--port", str(args.port)]
+    if args.tls:
+        argv.append("--tls")
+    return serve_main(argv)
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from workload.compare import CompareRequest, run_compare
+
+    request = CompareRequest(
+        scenario=args.scenario, policies=_split(args.policies), users=args.users,
+        spawn_rate=args.spawn_rate, duration=args.duration, out=args.out, workers=args.workers)
+    return run_compare(request)
+
+
+def _report(args: argparse.Namespace) -> int:
+    from workload.report import build_report, describe
+
+    import time
+
+    out = args.out or f"results/report-{time.strftime('%Y%m%d-%H%M%S')}"
+    paths = build_report(args.run_dirs, out)
+    print(describe(paths))
+    return 0
+
+
+def _split(value: str | None) -> list[str] | None:
+    return [v.strip() for v in value.split(",") if v.strip()] if value else None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="workload", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("validate", help="check scenario files without sending traffic")
+    p.add_argument("paths", nargs="+", metavar="PATH")
+    p.set_defaults(run=_validate)
+
+    p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--tls", action="store_true", help="also serve HTTPS (on by default)")
+    p.set_defaults(run=_serve)
+
+    p = sub.add_parser("compare", help="run a scenario once per policy and write one report")
+    p.add_argument("scenario")
+    p.add_argument("--policies", help="comma-separated policy names (default: all in the scenario)")
+    p.add_argument("--users", type=int, help="simulated users (default: the scenario's load.users)")
+    p.add_argument("--spawn-rate", type=float, help="users started per second")
+    p.add_argument("--duration", help="per policy, e.g. 15s (default: the scenario's load.duration)")
+    p.add_argument("--workers", type=int, default=0, help="run each policy on a master + N local workers")
+    p.add_argument("--out", help="report directory (default: results/compare-<time>-<scenario>)")
+    p.set_defaults(run=_compare)
+
+    p = sub.add_parser("report", help="build the comparison report from saved runs")
+    p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
+    p.add_argument("--out", default=None, help="report directory (default: the first run's parent)")
+    p.set_defaults(run=_report)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.run
+    try:
+        return handler(args)
+    except WorkloadError as exc:
+        print(f"workload: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("workload: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

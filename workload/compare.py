@@ -1,0 +1,176 @@
+"""Policy comparison: the same scenario and load, run once per policy, then one report.
+
+Each policy runs in its own headless Locust process (`locust -f workload/main.py`), so no
+policy inherits another's pools, SSL contexts or counters.  The demo target, when the
+scenario asks for it, is started once here and shared with every run through
+`WORKLOAD_DEMO_TARGET`, so the server-side counters cover all runs.  Ctrl-C or SIGTERM
+stops the current run (which still writes what it measured) and reports what finished,
+marked incomplete.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+from workload import targets
+from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
+from workload.errors import RunError
+from workload.loader import LoadedScenario, load_scenario
+from workload.report import build_report, describe
+from workload.timespan import seconds
+
+MAIN = str(Path(__file__).with_name("main.py"))
+DEFAULT_OUT_ROOT = Path("results")
+STOP_GRACE_S = 20.0
+POLL_S = 0.25
+EXIT_CODES_WITH_RESULTS = (0, 1, 3)  # ok, requests failed, thresholds breached
+
+
+@dataclass(frozen=True)
+class CompareRequest:
+    scenario: str
+    policies: list[str] | None = None
+    users: int | None = None
+    spawn_rate: float | None = None
+    duration: str | None = None
+    out: str | None = None
+    workers: int = 0
+
+
+@dataclass(frozen=True)
+class Plan:
+    loaded: LoadedScenario
+    policies: list[str]
+    users: int
+    spawn_rate: float
+    duration_s: float
+    out: Path
+    workers: int
+
+
+def plan_of(request: CompareRequest) -> Plan:
+    loaded = load_scenario(request.scenario)
+    policies = [loaded.check_policy(p) for p in request.policies] if request.policies else loaded.policy_names()
+    load = loaded.model.load
+    try:
+        duration = seconds(request.duration if request.duration is not None else load.duration)
+    except ValueError as exc:
+        raise RunError(f"--duration: {exc}") from exc
+    out = Path(request.out) if request.out else DEFAULT_OUT_ROOT / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    return Plan(loaded, policies, request.users or load.users, request.spawn_rate or load.spawn_rate,
+                duration, out, request.workers)
+
+
+def locust_command(plan: Plan, policy: str) -> list[str]:
+    command = [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
+               "--scenario", plan.loaded.path, "--policy", policy,
+               "-u", str(plan.users), "-r", str(plan.spawn_rate), "-t", f"{plan.duration_s:g}s",
+               "--results-dir", str(plan.out / "runs"), "--run-id", policy, "--stop-timeout", "5"]
+    if plan.workers:
+        command += ["--processes", str(plan.workers)]
+    return command
+
+
+class _Interrupted:
+    """Turns SIGINT/SIGTERM into a flag, so the current run can be stopped cleanly."""
+
+    def __init__(self) -> None:
+        self.flag = False
+        self._old: dict[int, object] = {}
+
+    def __enter__(self) -> _Interrupted:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._old[sig] = signal.signal(sig, self._handle)
+        return self
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        self.flag = True
+
+    def __exit__(self, *exc: object) -> None:
+        for sig, handler in self._old.items():
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def run_compare(request: CompareRequest, console: Console | None = None) -> int:
+    console = console or Console(stderr=True)
+    plan = plan_of(request)
+    plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
+    demo = _demo_for(plan.loaded)
+    try:
+        with _Interrupted() as interrupted:
+            finished = _run_all(plan, demo, interrupted, console)
+    finally:
+        if demo is not None and getattr(demo, "_process", None) is not None:
+            demo.stop()
+    if not finished:
+        raise RunError(f"no run finished; see the logs in {plan.out / 'runs'}")
+    incomplete = interrupted.flag or len(finished) < len(plan.policies)
+    paths = build_report(finished, plan.out, incomplete=incomplete)
+    print(describe(paths))
+    return 130 if interrupted.flag else 0
+
+
+def _demo_for(loaded: LoadedScenario) -> DemoTarget | None:
+    if not targets.needs_demo(loaded):
+        return None
+    shared = os.environ.get(DEMO_ENV_VAR)
+    return DemoTarget.from_env(shared) if shared else start_demo_target()
+
+
+def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: _Interrupted, console: Console) -> list[Path]:
+    env = dict(os.environ)
+    if demo is not None:
+        env[DEMO_ENV_VAR] = demo.to_env()
+    finished: list[Path] = []
+    columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[note]}"),
+               TimeRemainingColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        tasks = {p: progress.add_task(p, total=plan.duration_s, note="waiting") for p in plan.policies}
+        for policy in plan.policies:
+            if interrupted.flag:
+                break
+            run_dir = _run_one(plan, policy, env, interrupted, progress, tasks[policy])
+            if run_dir is not None:
+                finished.append(run_dir)
+    return finished
+
+
+def _run_one(plan: Plan, policy: str, env: dict[str, str], interrupted: _Interrupted,
+             progress: Progress, task: object) -> Path | None:
+    run_dir = plan.out / "runs" / policy
+    log_path = plan.out / "runs" / f"{policy}.log"
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(locust_command(plan, policy), stdout=log, stderr=subprocess.STDOUT, env=env)
+        started = time.monotonic()
+        while child.poll() is None:
+            elapsed = time.monotonic() - started
+            progress.update(task, completed=min(elapsed, plan.duration_s), note="running")  # type: ignore[arg-type]
+            if interrupted.flag:
+                _stop(child)
+                break
+            time.sleep(POLL_S)
+    code = child.wait()
+    ok = (run_dir / "run.json").exists()
+    note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
+    progress.update(task, completed=plan.duration_s, note=note)  # type: ignore[arg-type]
+    if code == 2 and not ok:
+        raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
+    return run_dir if ok else None
+
+
+def _stop(child: subprocess.Popen[bytes]) -> None:
+    child.send_signal(signal.SIGTERM)  # Locust shuts down gracefully and writes run.json
+    try:
+        child.wait(timeout=STOP_GRACE_S)
+    except subprocess.TimeoutExpired:
+        child.kill()
