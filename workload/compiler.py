@@ -41,6 +41,7 @@ class ScenarioPlan:
     credentials: tuple[dict[str, str], ...]
     login: LoginFlow | None
     cookies: tuple[dict[str, Any], ...]
+    headers: Value
 
 
 def class_name(scenario: str, policy: str) -> str:
@@ -57,6 +58,7 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         credentials=loaded.credentials,
         login=compile_login(model.login, target.hosts),
         cookies=tuple(c.model_dump() for c in model.target.cookies),
+        headers=Value(target.headers),
     )
     attrs: dict[str, Any] = {
         "abstract": False,
@@ -138,7 +140,7 @@ class WorkloadUser(HttpUser):
 
     def _prepare_session(self) -> None:
         target = self.plan.target
-        self.client.headers.update(target.headers)
+        self.client.headers.update(self.plan.headers.render(self.vars))
         self.client.verify = target.verify
         self.client.cert = target.cert
         for cookie in self.plan.cookies:

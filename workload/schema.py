@@ -37,7 +37,9 @@ def problem(what: str, fix: str) -> PydanticCustomError:
 
 
 def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
-    given = [k for k in keys if getattr(model, k.rstrip("_")) is not None]
+    fields = type(model).model_fields
+    # `json` is stored as `json_` (pydantic reserves `json`): look the attribute up by alias.
+    given = [k for k in keys if getattr(model, f"{k}_" if f"{k}_" in fields else k) is not None]
     if len(given) != 1:
         names = ", ".join(keys)
         raise problem(f"{where} needs exactly one of {names}; got {len(given)}", f"keep one of: {names}")

@@ -20,6 +20,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import urllib3
 from locust.clients import HttpSession, LocustHttpAdapter
 from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager, Retry
@@ -123,6 +124,10 @@ class PolicyTransport:
 
     def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert):
         install_pool_discard_counter()
+        if verify is False:
+            # The scenario chose not to verify (a self-signed test target): say it once in the
+            # docs, not once per request in the log.
+            urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         self.name = name
         self.policy = policy
         self.kind = policy.type

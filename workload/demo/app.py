@@ -285,6 +285,15 @@ def create_app(state: DemoState) -> Flask:
     _register_login_routes(app, state)
     _register_api_routes(app, state)
     _register_tool_routes(app)
+
+    @app.after_request
+    def _announce_close(response: Response) -> Response:
+        # Like nginx: answer a client's `Connection: close` with the same header.  Without
+        # it an HTTP/1.1 client may reuse the socket before it sees our FIN, and fail.
+        if "close" in request.headers.get("Connection", "").lower():
+            response.headers["Connection"] = "close"
+        return response
+
     return app
 
 

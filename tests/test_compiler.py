@@ -1,0 +1,155 @@
+"""Compiled users against the real demo target: logins under every policy, captures, templating."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import harness, run_tasks
+
+POLICIES = ["shared", "close", "fresh", "recycle"]
+POLICY_BLOCK = """
+    policies:
+      shared: {}
+      close: {}
+      fresh: {}
+      recycle: {every_requests: 3}
+"""
+CREDENTIALS = """
+    credentials:
+      inline:
+        - {username: alice, password: alice-pw}
+        - {username: bob, password: bob-pw}
+        - {username: carol, password: carol-pw}
+"""
+ME = """
+    endpoints:
+      - name: me
+        path: /api/me
+        expect: {status: 200, json: [{path: auth, equals: %s}]}
+        capture: {me: {json: user}}
+"""
+
+LOGINS = {
+    "cookie": """
+    login:
+      form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    """,
+    "token": """
+    login:
+      token: {path: /api/token, json: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    """,
+    "basic": """
+    login:
+      basic: {username: "{{ user.username }}", password: "{{ user.password }}"}
+    """,
+}
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+@pytest.mark.parametrize("kind", list(LOGINS))
+def test_login_state_survives_every_policy(demo_target, kind, policy):
+    text = "    target: demo\n" + CREDENTIALS + LOGINS[kind] + ME % kind + POLICY_BLOCK
+    h = harness(text, policy, demo_target)
+    users = h.users(3)
+    run_tasks(users, iterations=6)
+    assert not h.errors(), h.errors()
+    assert sorted(u.vars["me"] for u in users) == ["alice", "bob", "carol"]
+
+
+def test_token_login_runs_again_once_on_401(demo_target):
+    text = ("    target: demo\n" + CREDENTIALS + """
+    login:
+      token:
+        path: /api/token
+        json: {username: "{{ user.username }}", password: "{{ user.password }}", max_uses: 3}
+    """ + ME % "token" + POLICY_BLOCK)
+    h = harness(text, "shared", demo_target)
+    run_tasks(h.users(1), iterations=10)
+    assert not h.errors(), h.errors()
+    names = {e.name: e.num_requests for e in h.env.stats.entries.values()}
+    assert names["me"] == 10
+    # A token lasts 3 uses: requests 4, 7 and 10 meet an expired token and log in again.
+    assert names["me [token expired]"] == 3
+    assert names["login"] == 4
+
+
+def test_per_user_credentials_from_csv_are_distinct(demo_target, tmp_path):
+    (tmp_path / "users.csv").write_text("username,password\n" + "".join(f"u{i},u{i}-pw\n" for i in range(4)))
+    text = "    target: demo\n    credentials: {csv: users.csv}\n" + LOGINS["cookie"] + ME % "cookie" + POLICY_BLOCK
+    h = harness(text, "fresh", demo_target, file=str(tmp_path / "s.yaml"))
+    users = h.users(4)
+    run_tasks(users, iterations=2)
+    assert not h.errors(), h.errors()
+    assert sorted(u.vars["me"] for u in users) == ["u0", "u1", "u2", "u3"]
+
+
+CAPTURE_FLOW = """
+    target: {host: demo, headers: {X-Team: "{{ team }}"}}
+    variables: {team: blue, greeting: "hello {{ team }}"}
+    credentials: {inline: [{username: dana, password: dana-pw}]}
+    login:
+      form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    flows:
+      - name: crud
+        steps:
+          - name: create
+            method: POST
+            path: /api/items
+            json: {name: "{{ greeting }} from {{ user.username }}"}
+            expect: {status: 201}
+            capture:
+              item_id: {json: id}
+              location: {header: Location}
+              session: {cookie: session}
+          - name: read
+            path: /api/items/{{ item_id }}
+            expect: {status: 200, json: [{path: name, equals: "hello blue from dana"}]}
+            capture: {raw_id: {regex: '"id":\\s*(\\d+)'}}
+          - name: echo
+            method: POST
+            path: /echo
+            query: {id: "{{ raw_id }}"}
+            headers: {X-Item: "{{ item_id }}"}
+            body: "loc={{ location }}"
+            capture: {echoed: {json: "headers.\\"X-Item\\""}, team: {json: "headers.\\"X-Team\\""}}
+    policies: {shared: {}, fresh: {}}
+"""
+
+
+@pytest.mark.parametrize("policy", ["shared", "fresh"])
+def test_captures_feed_later_requests(demo_target, policy):
+    h = harness(CAPTURE_FLOW, policy, demo_target)
+    [user] = h.users(1)
+    run_tasks([user], iterations=2)
+    assert not h.errors(), h.errors()
+    assert str(user.vars["item_id"]) == user.vars["raw_id"] == user.vars["echoed"]
+    assert user.vars["location"].endswith(f"/api/items/{user.vars['item_id']}")
+    assert user.vars["team"] == "blue" and user.vars["session"]
+
+
+def test_failed_expectation_is_a_locust_failure_with_a_message(demo_target):
+    text = """
+    target: demo
+    endpoints:
+      - {name: teapot, path: /status/418, expect: {status: 200}}
+      - {name: body, path: /status/200, expect: {contains: "no such text"}}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    run_tasks(h.users(1), iterations=20, login=False)
+    errors = " | ".join(sorted(set(h.errors())))
+    assert "teapot: expected status 200, got 418" in errors
+    assert "body: expected the body to contain 'no such text'" in errors
+
+
+def test_a_capture_used_before_it_is_set_fails_clearly(demo_target):
+    text = """
+    target: demo
+    endpoints:
+      - {name: early, path: "/api/items/{{ later }}"}
+      - {name: late, path: /status/200, weight: 0, capture: {later: {header: Content-Type}}}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    run_tasks(h.users(1), iterations=1, login=False)
+    assert h.errors() == ["early: template variable not set: 'later' is undefined"]

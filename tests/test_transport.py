@@ -1,0 +1,95 @@
+"""Connection policies on the wire, checked against the demo target's accepted-connection counter."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.helpers import accepted, harness, run_tasks
+from workload.connstats import STATS
+
+SCENARIO = """
+    target: {host: "%(host)s", verify: false}
+    endpoints:
+      - {name: status, path: /status/200}
+    policies:
+      shared: {pool_maxsize: 2}
+      close: {}
+      fresh: {}
+      recycle: {every_requests: 10}
+      process: {type: shared, scope: process, pool_maxsize: 2, pool_block: true}
+      untuned: {type: close, ssl_context: per_connection}
+"""
+
+
+def _scenario(host: str = "demo") -> str:
+    return SCENARIO % {"host": host}
+
+
+def test_shared_reuses_connections_up_to_users_times_pool_size(demo_target):
+    h = harness(_scenario(), "shared", demo_target)
+    before = accepted(demo_target)
+    run_tasks(h.users(3), iterations=100)
+    opened = accepted(demo_target) - before
+    assert h.requests() == 300 and not h.errors()
+    assert 1 <= opened <= 3 * 2
+    assert STATS.tcp_connects == opened
+
+
+@pytest.mark.parametrize("policy", ["close", "fresh"])
+def test_close_and_fresh_open_one_connection_per_request(demo_target, policy):
+    h = harness(_scenario(), policy, demo_target)
+    before = accepted(demo_target)
+    run_tasks(h.users(1), iterations=40)
+    assert h.requests() == 40 and not h.errors()
+    assert accepted(demo_target) - before == 40
+    assert STATS.tcp_connects == 40
+
+
+def test_recycle_opens_one_connection_per_n_requests(demo_target):
+    h = harness(_scenario(), "recycle", demo_target)
+    before = accepted(demo_target)
+    run_tasks(h.users(1), iterations=50)
+    assert h.requests() == 50 and not h.errors()
+    assert accepted(demo_target) - before == 5
+
+
+def test_process_scope_shares_one_pool_across_users(demo_target):
+    h = harness(_scenario(), "process", demo_target)
+    before = accepted(demo_target)
+    run_tasks(h.users(5), iterations=40)
+    assert h.requests() == 200 and not h.errors()
+    # Five concurrent users, one blocking pool of two connections for the whole process.
+    assert 1 <= accepted(demo_target) - before <= 2
+
+
+def test_https_close_uses_one_shared_ssl_context(demo_target):
+    h = harness(_scenario("https://demo"), "close", demo_target)
+    users = h.users(1)
+    run_tasks(users, iterations=10)
+    assert h.requests() == 10 and not h.errors()
+    assert STATS.tls_handshakes == 10
+    adapter = users[0].client.get_adapter("https://")
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    assert pools and all(p.conn_kw["ssl_context"] is h.user_class.transport.ssl_context for p in pools)
+
+
+def test_per_connection_policy_has_no_shared_context(demo_target):
+    h = harness(_scenario("https://demo"), "untuned", demo_target)
+    users = h.users(1)
+    run_tasks(users, iterations=3)
+    assert h.requests() == 3 and not h.errors()
+    assert h.user_class.transport.ssl_context is None
+    adapter = users[0].client.get_adapter("https://")
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    assert pools and all("ssl_context" not in p.conn_kw for p in pools)
+
+
+def test_verify_true_trusts_the_demo_ca(demo_target):
+    h = harness(_scenario("https://demo").replace("verify: false", "verify: true"), "shared", demo_target)
+    run_tasks(h.users(1), iterations=5)
+    assert h.requests() == 5 and not h.errors()
+
+
+def test_every_request_is_timed_out_by_default(demo_target):
+    h = harness(_scenario(), "shared", demo_target)
+    assert h.user_class.transport.timeout == (5.0, 30.0)
