@@ -69,7 +69,7 @@ def test_https_close_uses_one_shared_ssl_context(demo_target):
     assert h.requests() == 10 and not h.errors()
     assert STATS.tls_handshakes == 10
     adapter = users[0].client.get_adapter("https://")
-    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118 (not a dict)
     assert pools and all(p.conn_kw["ssl_context"] is h.user_class.transport.ssl_context for p in pools)
 
 
@@ -80,7 +80,7 @@ def test_per_connection_policy_has_no_shared_context(demo_target):
     assert h.requests() == 3 and not h.errors()
     assert h.user_class.transport.ssl_context is None
     adapter = users[0].client.get_adapter("https://")
-    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]
+    pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118 (not a dict)
     assert pools and all("ssl_context" not in p.conn_kw for p in pools)
 
 
