@@ -103,9 +103,10 @@ def _sentence(text: str) -> str:
 def did_you_mean(word: str, options: list[str], noun: str = "key") -> str:
     close = difflib.get_close_matches(word, options, n=1, cutoff=0.6)
     listed = ", ".join(options)
+    nouns = "policies" if noun == "policy" else noun + "s"
     if close:
-        return f"did you mean '{close[0]}'? (allowed {noun}s: {listed})"
-    return f"remove it or use one of the allowed {noun}s: {listed}"
+        return f"did you mean '{close[0]}'? (allowed {nouns}: {listed})"
+    return f"use one of the allowed {nouns}: {listed}"
 
 
 def allowed_keys(root: type[BaseModel], path: Path) -> list[str]:
