@@ -60,6 +60,28 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
+class EndpointThresholds(Model):
+    """Pass/fail limits on one endpoint's figures (run.json `stats.endpoints`).
+
+    Latency keys are upper limits (`p95_ms: 200`: at most 200 ms); every other key says its
+    direction in its name (`max_failure_ratio`, `min_rps`).  Evaluated by `workload.thresholds`.
+    """
+
+    p50_ms: PositiveFloat | None = None
+    p95_ms: PositiveFloat | None = None
+    p99_ms: PositiveFloat | None = None
+    max_failure_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
+    min_rps: NonNegFloat | None = None
+
+
+class Thresholds(EndpointThresholds):
+    """Pass/fail limits on the whole run: the endpoint metrics plus connection figures."""
+
+    max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
+    min_requests_per_connection: PositiveFloat | None = None
+    max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+
+
 class Policy(Model):
     """A named connection policy.  `type` defaults to the policy's name when that is a type."""
 
@@ -74,6 +96,7 @@ class Policy(Model):
     ssl_context: Literal["shared", "per_connection"] = "shared"
     every_requests: PositiveInt | None = None
     every_seconds: PositiveFloat | None = None
+    thresholds: Thresholds | None = None  # this policy's own limits, over the scenario's
 
     @model_validator(mode="after")
     def _recycle_needs_a_bound(self) -> Policy:
@@ -156,6 +179,7 @@ class Request(Model):
     body: str | None = None
     expect: Expect | None = None
     capture: dict[str, Capture] = {}
+    thresholds: EndpointThresholds | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -272,6 +296,7 @@ class Scenario(Model):
     policies: dict[str, Policy] = DEFAULT_POLICIES
     default_policy: str | None = None
     load: Load = Load()
+    thresholds: Thresholds | None = None
 
     @model_validator(mode="before")
     @classmethod

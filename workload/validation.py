@@ -116,9 +116,11 @@ def allowed_keys(root: type[BaseModel], path: Path) -> list[str]:
         model = _child_type(model, part)
         if model is None:
             return []
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+    # An optional section (`Thresholds | None`) is a union: its model is the one to list.
+    models = [m for m in _models_in(model) if isinstance(m, type) and issubclass(m, BaseModel)]
+    if not models:
         return []
-    return [f.alias or name for name, f in model.model_fields.items()]
+    return [f.alias or name for name, f in models[0].model_fields.items()]
 
 
 def _child_type(model: Any, part: str | int) -> Any:
