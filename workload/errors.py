@@ -11,22 +11,24 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 EXIT_BAD_INPUT = 2
+EXIT_THRESHOLDS = 3  # a run finished but breached a threshold (Locust's own error code is 1)
 
 
 @dataclass(frozen=True)
 class Problem:
-    """One thing wrong with an input file, located as precisely as we can."""
+    """One thing wrong (or, as a lint `warning`, suspicious) in an input file, located precisely."""
 
     file: str
     line: int | None
     key: str
     what: str
     fix: str
+    severity: str = "error"
 
     def render(self) -> str:
         where = f"{self.file}:{self.line}" if self.line else self.file
         key = self.key or "(top level)"
-        return f"{where}: ==> At key: {key}\n    error: {self.what}\n    fix: {self.fix}"
+        return f"{where}: ==> At key: {key}\n    {self.severity}: {self.what}\n    fix: {self.fix}"
 
 
 class WorkloadError(Exception):

@@ -1,0 +1,196 @@
+"""Thresholds: a finished run's figures judged against the scenario's pass/fail limits.
+
+Limits come from three places in the scenario: `thresholds:` (the whole run), a policy's own
+`thresholds:` (overriding the scenario's, key by key, for runs of that policy) and a request's
+`thresholds:` (that endpoint's or flow step's row in `stats.endpoints`).  Everything is read
+from run.json data (see docs/results-format.md), so a saved run can be judged again later.
+
+A figure the run does not have (no requests, no socket samples) fails the threshold with a
+message saying why: a gate that cannot measure must not pass.  Pure: no locust import.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from workload.schema import EndpointThresholds, Request, Scenario, Thresholds
+
+TOTAL_SCOPE = "total"
+AT_MOST, AT_LEAST = "<=", ">="
+
+
+@dataclass(frozen=True)
+class ThresholdResult:
+    """One limit checked against one figure of one run."""
+
+    policy: str
+    scope: str  # "total" or the endpoint's name in Locust's stats
+    metric: str  # the scenario key, e.g. "p95_ms" or "min_rps"
+    limit: float
+    actual: float | None
+    passed: bool
+    message: str
+
+    @property
+    def comparison(self) -> str:
+        return METRICS[self.metric].comparison
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ThresholdResult:
+        return cls(**{key: data[key] for key in cls.__dataclass_fields__})
+
+
+@dataclass(frozen=True)
+class Metric:
+    """How to read one threshold key's figure from run.json and which way the limit points."""
+
+    label: str
+    unit: str
+    comparison: str
+    read: Callable[[dict[str, Any], dict[str, Any]], float | None]  # (stats row, run) -> figure
+    missing: str  # why the figure can be absent
+
+
+def _row_value(key: str) -> Callable[[dict[str, Any], dict[str, Any]], float | None]:
+    return lambda row, run: row.get(key) if row.get("requests") else None
+
+
+def _failure_ratio(row: dict[str, Any], run: dict[str, Any]) -> float | None:
+    requests = row.get("requests") or 0
+    return (row.get("failures") or 0) / requests if requests else None
+
+
+def _rps(row: dict[str, Any], run: dict[str, Any]) -> float | None:
+    return row.get("rps")
+
+
+def _time_wait_client(row: dict[str, Any], run: dict[str, Any]) -> float | None:
+    return ((run.get("sockets") or {}).get("time_wait_client") or {}).get("peak")
+
+
+def _requests_per_connection(row: dict[str, Any], run: dict[str, Any]) -> float | None:
+    connections = run.get("connections") or {}
+    per_connection = connections.get("requests_per_connection")
+    if per_connection is None and connections.get("tcp_connects") and row.get("requests"):
+        # A master's own counters give no ratio; the merged connect count still does.
+        per_connection = row["requests"] / connections["tcp_connects"]
+    return per_connection
+
+
+def _pool_discards(row: dict[str, Any], run: dict[str, Any]) -> float | None:
+    return (run.get("connections") or {}).get("pool_discards")
+
+
+NO_REQUESTS = "no requests were recorded"
+METRICS: dict[str, Metric] = {
+    "p50_ms": Metric("median latency", "ms", AT_MOST, _row_value("p50_ms"), NO_REQUESTS),
+    "p95_ms": Metric("95th percentile latency", "ms", AT_MOST, _row_value("p95_ms"), NO_REQUESTS),
+    "p99_ms": Metric("99th percentile latency", "ms", AT_MOST, _row_value("p99_ms"), NO_REQUESTS),
+    "max_failure_ratio": Metric("failure ratio", "", AT_MOST, _failure_ratio, NO_REQUESTS),
+    "min_rps": Metric("requests/s", "", AT_LEAST, _rps, NO_REQUESTS),
+    "max_time_wait_client": Metric("peak client TIME_WAIT sockets", "", AT_MOST, _time_wait_client,
+                                   "the socket table was not sampled (sockets.time_wait_client.peak is null)"),
+    "min_requests_per_connection": Metric("requests per connection", "", AT_LEAST, _requests_per_connection,
+                                          "no connection was opened"),
+    "max_pool_discards": Metric("pool discards", "", AT_MOST, _pool_discards,
+                                "the run has no connection counters"),
+}
+
+
+def evaluate(scenario: Scenario, run: dict[str, Any]) -> list[ThresholdResult]:
+    """Every threshold that applies to `run` (one policy's run.json data), in scenario order."""
+    policy = str((run.get("policy") or {}).get("name", ""))
+    stats = run.get("stats") or {}
+    results = [_judge(policy, TOTAL_SCOPE, metric, limit, stats.get("total") or {}, run)
+               for metric, limit in _set_limits(run_thresholds(scenario, policy))]
+    rows = stats.get("endpoints") or []
+    for name, method, limits in request_thresholds(scenario):
+        row = _endpoint_row(rows, name, method)
+        for metric, limit in _set_limits(limits):
+            results.append(_judge(policy, name, metric, limit, row, run))
+    return results
+
+
+def run_thresholds(scenario: Scenario, policy: str) -> Thresholds | None:
+    """The scenario's run-level limits with the policy's own laid over them, key by key."""
+    base = scenario.thresholds
+    spec = scenario.policies.get(policy)
+    own = spec.thresholds if spec is not None else None
+    if own is None or base is None:
+        return own or base
+    return Thresholds(**{**base.model_dump(exclude_none=True), **own.model_dump(exclude_none=True)})
+
+
+def request_thresholds(scenario: Scenario) -> Iterator[tuple[str, str, EndpointThresholds]]:
+    """(stats name, method, limits) of every endpoint and flow step that has thresholds."""
+    for endpoint in scenario.endpoints:
+        if endpoint.thresholds is not None:
+            yield request_name(endpoint), endpoint.method, endpoint.thresholds
+    for flow in scenario.flows:
+        for step in flow.steps:
+            if step.thresholds is not None:
+                yield request_name(step, flow.name), step.method, step.thresholds
+
+
+def request_name(request: Request, flow: str | None = None) -> str:
+    """The name Locust records the request under (as `workload.compiler` names it)."""
+    if request.name:
+        return request.name
+    return f"{flow}: {request.method} {request.path}" if flow else f"{request.method} {request.path}"
+
+
+def _set_limits(limits: EndpointThresholds | None) -> list[tuple[str, float]]:
+    if limits is None:
+        return []
+    return [(key, float(value)) for key, value in limits.model_dump(exclude_none=True).items()]
+
+
+def _endpoint_row(rows: list[dict[str, Any]], name: str, method: str) -> dict[str, Any]:
+    for row in rows:
+        if row.get("name") == name and row.get("method") == method:
+            return row
+    return {}
+
+
+def _judge(policy: str, scope: str, metric: str, limit: float, row: dict[str, Any],
+           run: dict[str, Any]) -> ThresholdResult:
+    spec = METRICS[metric]
+    actual = spec.read(row, run)
+    where = "the run" if scope == TOTAL_SCOPE else f"'{scope}'"
+    if actual is None:
+        why = f"'{scope}' was never requested" if scope != TOTAL_SCOPE and not row else spec.missing
+        return ThresholdResult(policy, scope, metric, limit, None, False,
+                               f"{spec.label} of {where} is unknown: {why}")
+    actual = float(actual)
+    passed = actual <= limit if spec.comparison == AT_MOST else actual >= limit
+    relation = "within" if passed else ("above" if spec.comparison == AT_MOST else "below")
+    message = f"{spec.label} of {where} is {show(actual, spec.unit)}, {relation} the limit {show(limit, spec.unit)}"
+    return ThresholdResult(policy, scope, metric, limit, actual, passed, message)
+
+
+def show(value: float | None, unit: str = "") -> str:
+    """A figure as a person reads it: 44 ms, 0.25, 1,200."""
+    if value is None:
+        return "—"
+    text = f"{value:,.0f}" if float(value).is_integer() and abs(value) >= 1 else f"{value:.4g}"
+    return f"{text} {unit}".strip()
+
+
+def summary_of(results: list[ThresholdResult]) -> dict[str, Any]:
+    """run.json's `thresholds` section."""
+    failed = sum(1 for r in results if not r.passed)
+    return {"passed": failed == 0, "evaluated": len(results), "failed": failed,
+            "results": [r.to_dict() for r in results]}
+
+
+def results_of(run: dict[str, Any]) -> list[ThresholdResult] | None:
+    """The results stored in a run.json, or None if it was never judged."""
+    section = run.get("thresholds")
+    if not isinstance(section, dict) or not isinstance(section.get("results"), list):
+        return None
+    return [ThresholdResult.from_dict(item) for item in section["results"]]
