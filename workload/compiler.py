@@ -62,7 +62,8 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
     )
     attrs: dict[str, Any] = {
         "abstract": False,
-        "host": target.default_host,
+        # HttpUser insists on a base host; with only named hosts, any of them will do.
+        "host": target.default_host or next(iter(target.hosts.values()), None),
         "wait_time": wait_time_of(model.wait),
         "tasks": compile_tasks(model, target.hosts),
         "plan": plan,
