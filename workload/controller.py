@@ -17,7 +17,7 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import activation
+from workload import activation, gate
 from workload.errors import WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
 from workload.timespan import seconds
@@ -134,6 +134,8 @@ class RunController:
             complete = True
         recorder.finish(self.env.stats, complete)
         out = recorder.write(self.env.stats, html=_html(self.env))
+        assert self.current is not None and recorder.finished is not None
+        gate.after_run(self.env, self.current.loaded.model, recorder.finished, out)  # thresholds, exit 3
         self.results.append(out)
         log.info("workload: results written to %s", out)
         return out

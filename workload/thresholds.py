@@ -37,6 +37,10 @@ class ThresholdResult:
     def comparison(self) -> str:
         return METRICS[self.metric].comparison
 
+    @property
+    def unit(self) -> str:
+        return METRICS[self.metric].unit
+
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 

@@ -1,0 +1,131 @@
+"""CI gate outputs: threshold results rendered as a terminal table, JUnit XML and Markdown.
+
+One `Suite` is one run of one policy.  JUnit gets one `<testsuite>` per suite and one
+`<testcase>` per threshold (classname = the policy, name = `scope: metric`, stable across
+runs so CI can track a test's history); Markdown is for `$GITHUB_STEP_SUMMARY` and pull
+requests.  Pure rendering: nothing here reads run.json or writes files.
+"""
+
+from __future__ import annotations
+
+import sys
+import xml.etree.ElementTree as ET
+from dataclasses import dataclass, field
+
+from rich.console import Console
+from rich.table import Table
+
+from workload.thresholds import ThresholdResult, show
+
+JUNIT_SUITES_NAME = "workload thresholds"
+FAILURE_TYPE = "threshold"
+PASS_MARK, FAIL_MARK = "✅", "❌"
+SYMBOLS = {"<=": "≤", ">=": "≥"}
+DEFAULT_LOG_WIDTH = 120  # rich assumes 80 columns off a terminal: too narrow for metric names
+
+
+@dataclass(frozen=True)
+class Suite:
+    """The threshold results of one run (one policy)."""
+
+    scenario: str
+    policy: str
+    results: list[ThresholdResult]
+    duration_s: float = 0.0
+    properties: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def failed(self) -> list[ThresholdResult]:
+        return [r for r in self.results if not r.passed]
+
+
+def case_name(result: ThresholdResult) -> str:
+    return f"{result.scope}: {result.metric}"
+
+
+def limit_text(result: ThresholdResult) -> str:
+    return f"{SYMBOLS[result.comparison]} {show(result.limit, result.unit)}"
+
+
+def verdict(suites: list[Suite]) -> str:
+    total = sum(len(s.results) for s in suites)
+    failed = sum(len(s.failed) for s in suites)
+    if total == 0:
+        return "no thresholds defined"
+    return f"{total - failed} of {total} thresholds passed" + (f", {failed} failed" if failed else "")
+
+
+# -- terminal -------------------------------------------------------------------------------
+def table(suites: list[Suite]) -> Table:
+    grid = Table(title=f"Thresholds: {verdict(suites)}", title_justify="left")
+    for column in ("policy", "scope", "metric", "limit", "actual", "result"):
+        grid.add_column(column, justify="right" if column in ("limit", "actual") else "left")
+    for suite in suites:
+        for r in suite.results:
+            mark = "[green]pass[/green]" if r.passed else "[bold red]FAIL[/bold red]"
+            grid.add_row(r.policy, r.scope, r.metric, limit_text(r), show(r.actual, r.unit), mark)
+    return grid
+
+
+def print_table(suites: list[Suite], console: Console | None = None) -> None:
+    console = console or Console(stderr=True, width=None if sys.stderr.isatty() else DEFAULT_LOG_WIDTH)
+    if not any(s.results for s in suites):
+        console.print("Thresholds: none defined in the scenario (nothing to gate on)")
+        return
+    console.print(table(suites))
+    for suite in suites:
+        for r in suite.failed:
+            console.print(f"[red]FAIL[/red] {r.policy}: {r.message}", highlight=False)
+
+
+# -- JUnit XML --------------------------------------------------------------------------------
+def junit_xml(suites: list[Suite]) -> str:
+    root = ET.Element("testsuites", name=JUNIT_SUITES_NAME, **_counts(suites))
+    for suite in suites:
+        root.append(_testsuite(suite))
+    ET.indent(root)
+    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+
+
+def _counts(suites: list[Suite]) -> dict[str, str]:
+    return {"tests": str(sum(len(s.results) for s in suites)),
+            "failures": str(sum(len(s.failed) for s in suites)), "errors": "0",
+            "time": f"{sum(s.duration_s for s in suites):.3f}"}
+
+
+def _testsuite(suite: Suite) -> ET.Element:
+    element = ET.Element("testsuite", name=f"{suite.scenario}: {suite.policy}", skipped="0",
+                         **_counts([suite]))
+    if suite.properties:
+        properties = ET.SubElement(element, "properties")
+        for key, value in suite.properties.items():
+            ET.SubElement(properties, "property", name=key, value=value)
+    for result in suite.results:
+        case = ET.SubElement(element, "testcase", classname=suite.policy, name=case_name(result), time="0")
+        if not result.passed:
+            failure = ET.SubElement(case, "failure", type=FAILURE_TYPE, message=result.message)
+            failure.text = (f"{result.metric} {limit_text(result)}: actual {show(result.actual, result.unit)} "
+                            f"(policy {result.policy}, scope {result.scope})")
+    return element
+
+
+# -- Markdown ---------------------------------------------------------------------------------
+def markdown(suites: list[Suite], title: str) -> str:
+    failed = any(s.failed for s in suites)
+    head = f"### {FAIL_MARK if failed else PASS_MARK} {title}: {verdict(suites)}\n"
+    if not any(s.results for s in suites):
+        return head
+    lines = [head, "| policy | scope | threshold | actual | result |", "|---|---|---|---:|---|"]
+    for suite in suites:
+        for r in suite.results:
+            mark = f"{PASS_MARK} pass" if r.passed else f"{FAIL_MARK} **fail**"
+            lines.append(f"| {_cell(r.policy)} | {_cell(r.scope)} | `{r.metric}` {limit_text(r)} "
+                         f"| {show(r.actual, r.unit)} | {mark} |")
+    problems = [f"- **{_cell(r.policy)}**: {_cell(r.message)}" for s in suites for r in s.failed]
+    if problems:
+        lines += ["", "Failed:", *problems]
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
