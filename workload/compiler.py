@@ -22,6 +22,7 @@ from workload.checks import ParsedResponse, run_captures
 from workload.loader import LoadedScenario
 from workload.login import LoginFlow, compile_login
 from workload.plan import Step, compile_step
+from workload.pacing import rate_wait_time
 from workload.schema import Scenario, Wait
 from workload.targets import ResolvedTarget
 from workload.templating import TemplateRenderError, Value
@@ -64,7 +65,7 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         "abstract": False,
         # HttpUser insists on a base host; with only named hosts, any of them will do.
         "host": target.default_host or next(iter(target.hosts.values()), None),
-        "wait_time": wait_time_of(model.wait),
+        "wait_time": rate_wait_time(model) or wait_time_of(model.wait),  # load.rps paces users
         "tasks": compile_tasks(model, target.hosts),
         "plan": plan,
         "transport": PolicyTransport(policy_name, policy, target.verify, target.cert),

@@ -17,7 +17,7 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import activation, gate
+from workload import activation, gate, shapes
 from workload.errors import WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
 from workload.timespan import seconds
@@ -53,16 +53,19 @@ class RunController:
         self.env.workload_auto_host = current.target.default_host
         if self.options is not None:
             setattr(self.options, activation.BUNDLE_OPTION, current.bundle())
+        if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
+            shapes.install(self.env, current.loaded.model.load)
 
     def apply_load_defaults(self) -> None:
         """The scenario's `load:` fills -u/-r/-t where the command line did not set them."""
         assert self.current is not None
         load, opts = self.current.loaded.model.load, self.options
+        shape = self.env.shape_class
         if opts.num_users is None:
-            opts.num_users = load.users
+            opts.num_users = getattr(shape, "peak_users", None) or load.users
         if opts.spawn_rate is None:
             opts.spawn_rate = load.spawn_rate
-        if not opts.run_time and opts.headless:
+        if not opts.run_time and opts.headless and shape is None:  # a shape ends the run by itself
             opts.run_time = int(seconds(load.duration))
 
     def swarm(self, scenario: str, policy: str, host: str | None) -> str | None:
@@ -101,6 +104,7 @@ class RunController:
             local_target=_is_local(current.target.urls()),
             load={"users": opts.num_users, "spawn_rate": opts.spawn_rate, "duration_s": opts.run_time},
             server_stats=demo.stats if demo is not None else None,
+            extra=shapes.run_figures(self.env),  # a shape run: its stages, planned and measured
         )
 
     def _out_dir(self) -> Path:

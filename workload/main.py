@@ -45,6 +45,9 @@ def add_arguments(parser: Any) -> None:
                        include_in_web_ui=False, help="Where each run writes results/<run-id>/")
     group.add_argument("--run-id", default="", env_var="WORKLOAD_RUN_ID", include_in_web_ui=False,
                        help="Directory name of this run under --results-dir (default: time-scenario-policy)")
+    group.add_argument("--shape", default="", env_var="WORKLOAD_SHAPE", include_in_web_ui=False,
+                       help='Load stages as JSON, replacing the scenario\'s load (used by `workload capacity`), '
+                            'e.g. {"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}], "stop_p95_ms": 500}')
 
 
 def _default_scenario() -> str:

@@ -264,10 +264,70 @@ class Wait(Model):
         return self
 
 
+def check_span(value: str | float, what: str = "duration") -> None:
+    """A positive time span (`workload.timespan`), or a validation problem saying how to write one."""
+    try:
+        span = seconds(value)
+    except ValueError as exc:
+        raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m") from exc
+    if span <= 0:
+        raise problem(f"the {what} must be positive", "write e.g. 30s")
+
+
+class Spike(Model):
+    """A burst: `users` started within about a second, held for `duration`, then back down."""
+
+    users: PositiveInt
+    duration: str | PositiveFloat
+
+    @model_validator(mode="after")
+    def _duration_parses(self) -> Spike:
+        check_span(self.duration)
+        return self
+
+
+class Stage(Model):
+    """One stage of a load shape (`workload.shapes`): `users` running by its end, for `duration`.
+
+    Without `spawn_rate` the users ramp linearly over the whole stage; with it they change at
+    that rate and then hold (a step).  `{spike: {users, duration}}` is the shorthand for a burst.
+    """
+
+    duration: str | PositiveFloat | None = None
+    users: Annotated[int, Field(ge=0)] | None = None
+    spawn_rate: PositiveFloat | None = None
+    spike: Spike | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Stage:
+        if self.spike is not None:
+            if self.duration is not None or self.users is not None or self.spawn_rate is not None:
+                raise problem("a spike stage takes only 'spike: {users, duration}'",
+                              "move users/duration inside 'spike:' or make it a plain stage")
+            return self
+        if self.duration is None or self.users is None:
+            raise problem("a stage needs 'duration' and 'users'", "write e.g. {duration: 10s, users: 20}")
+        check_span(self.duration)
+        return self
+
+
 class Load(Model):
+    """How much load: fixed users for a duration, or `stages`; `rps` paces users to a request rate."""
+
     users: PositiveInt = DEFAULT_USERS
     spawn_rate: PositiveFloat = DEFAULT_SPAWN_RATE
     duration: str | PositiveFloat = DEFAULT_DURATION
+    stages: Annotated[list[Stage], Field(min_length=1)] | None = None
+    rps: PositiveFloat | None = None
+
+    @model_validator(mode="after")
+    def _stages_own_the_load(self) -> Load:
+        # With stages, users/duration/spawn_rate would be silently ignored: say so instead.
+        ignored = sorted({"users", "duration", "spawn_rate"} & self.model_fields_set) if self.stages else []
+        if ignored:
+            raise problem(f"load.{', load.'.join(ignored)} cannot be combined with load.stages",
+                          "give each stage its own users/duration/spawn_rate and remove these keys")
+        return self
 
     @model_validator(mode="after")
     def _duration_parses(self) -> Load:
@@ -319,4 +379,12 @@ class Scenario(Model):
                           "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
         if not self.policies:
             raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'")
+        return self
+
+    @model_validator(mode="after")
+    def _rate_or_wait(self) -> Scenario:
+        # load.rps sets every user's wait time; a wait given as well would be silently replaced.
+        if self.load.rps is not None and "wait" in self.model_fields_set:
+            raise problem("load.rps paces the users itself, so 'wait:' would be ignored",
+                          "remove 'wait:' (or remove load.rps to keep the wait)")
         return self

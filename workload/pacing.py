@@ -1,0 +1,63 @@
+"""Target request rate: `load: {rps: N}` paces every user so that all of them together send N/s.
+
+Locust runs a *closed* model: a user sends its next request only after the previous one
+returned.  The nearest it gets to an open model (requests arriving at a fixed rate whatever
+the latency) is pacing each user like `constant_throughput(N / users)`, counting the
+requests of one task run (a flow's steps) so that N is requests, not task runs.  Limits:
+
+* a user never has more than one request in flight, so N is only reached while
+  ``users >= N x latency`` (Little's law); slower responses lower the rate instead of
+  queueing arrivals (coordinated omission) — give enough users;
+* the per-user rate is fixed from the planned user count (the peak of the stages, `-u`, the
+  web UI's users, else `load.users`): while a shape runs fewer users, the rate is lower.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+from workload.schema import Scenario
+
+
+def requests_per_iteration(model: Scenario) -> float:
+    """Mean requests per task run: an endpoint is one request, a flow one per step (by weight)."""
+    runs = [(e.weight, 1) for e in model.endpoints] + [(f.weight, len(f.steps)) for f in model.flows]
+    weight = sum(w for w, _ in runs)
+    return sum(w * n for w, n in runs) / weight if weight else 1.0
+
+
+def planned_users(environment: Any, fallback: int) -> int:
+    """The user count the rate is spread over (see the module docstring)."""
+    shape = getattr(environment, "shape_class", None)
+    if getattr(shape, "peak_users", None):
+        return int(shape.peak_users)
+    options = getattr(environment, "parsed_options", None)
+    return int(getattr(options, "num_users", None) or fallback)
+
+
+def target_rate_wait(rps: float, per_iteration: float, fallback_users: int) -> Callable[[Any], float]:
+    """A Locust `wait_time` pacing each user to its share of `rps` requests per second."""
+
+    def wait_time(user: Any) -> float:
+        interval = planned_users(user.environment, fallback_users) * per_iteration / rps
+        now = time.perf_counter()
+        # Like constant_pacing: the interval counts from the previous task's start, so the task's
+        # own duration is subtracted; a task slower than the interval leaves no wait at all.
+        last = getattr(user, "_workload_paced_at", None)
+        busy = now - last if last is not None else 0.0
+        wait = max(0.0, interval - busy)
+        user._workload_paced_at = now + wait
+        return wait
+
+    return wait_time
+
+
+def rate_wait_time(model: Scenario) -> Callable[[Any], float] | None:
+    """The wait time for `load.rps`, or None when the scenario sets no target rate."""
+    load = model.load
+    if load.rps is None:
+        return None
+    peaks = [s.spike.users if s.spike else s.users or 0 for s in load.stages or []]
+    return target_rate_wait(load.rps, requests_per_iteration(model), max(peaks, default=load.users))
