@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
@@ -81,14 +82,14 @@ def locust_command(plan: Plan, policy: str) -> list[str]:
     return command
 
 
-class _Interrupted:
+class Interrupted:
     """Turns SIGINT/SIGTERM into a flag, so the current run can be stopped cleanly."""
 
     def __init__(self) -> None:
         self.flag = False
         self._old: dict[int, object] = {}
 
-    def __enter__(self) -> _Interrupted:
+    def __enter__(self) -> Interrupted:
         for sig in (signal.SIGINT, signal.SIGTERM):
             self._old[sig] = signal.signal(sig, self._handle)
         return self
@@ -105,9 +106,9 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     plan = plan_of(request)
     plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
-    demo = _demo_for(plan.loaded)
+    demo = demo_for(plan.loaded)
     try:
-        with _Interrupted() as interrupted:
+        with Interrupted() as interrupted:
             finished = _run_all(plan, demo, interrupted, console)
     finally:
         if demo is not None and getattr(demo, "_process", None) is not None:
@@ -120,14 +121,15 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     return 130 if interrupted.flag else 0
 
 
-def _demo_for(loaded: LoadedScenario) -> DemoTarget | None:
+def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
+    """The demo target a scenario needs, shared by all its runs: a named or a new one; None if not needed."""
     if not targets.needs_demo(loaded):
         return None
     shared = os.environ.get(DEMO_ENV_VAR)
     return DemoTarget.from_env(shared) if shared else start_demo_target()
 
 
-def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: _Interrupted, console: Console) -> list[Path]:
+def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: Interrupted, console: Console) -> list[Path]:
     env = dict(os.environ)
     if demo is not None:
         env[DEMO_ENV_VAR] = demo.to_env()
@@ -145,27 +147,41 @@ def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: _Interrupted, con
     return finished
 
 
-def _run_one(plan: Plan, policy: str, env: dict[str, str], interrupted: _Interrupted,
+def _run_one(plan: Plan, policy: str, env: dict[str, str], interrupted: Interrupted,
              progress: Progress, task: object) -> Path | None:
     run_dir = plan.out / "runs" / policy
     log_path = plan.out / "runs" / f"{policy}.log"
-    with open(log_path, "wb") as log:
-        child = subprocess.Popen(locust_command(plan, policy), stdout=log, stderr=subprocess.STDOUT, env=env)
-        started = time.monotonic()
-        while child.poll() is None:
-            elapsed = time.monotonic() - started
-            progress.update(task, completed=min(elapsed, plan.duration_s), note="running")  # type: ignore[arg-type]
-            if interrupted.flag:
-                _stop(child)
-                break
-            time.sleep(POLL_S)
-    code = child.wait()
+
+    def show(elapsed: float) -> None:
+        progress.update(task, completed=min(elapsed, plan.duration_s), note="running")  # type: ignore[arg-type]
+
+    code = run_child(locust_command(plan, policy), log_path, env, interrupted, show)
     ok = (run_dir / "run.json").exists()
     note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
     progress.update(task, completed=plan.duration_s, note=note)  # type: ignore[arg-type]
     if code == 2 and not ok:
         raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
     return run_dir if ok else None
+
+
+def run_child(command: list[str], log_path: Path, env: dict[str, str], interrupted: Interrupted,
+              on_poll: Callable[[float], object], deadline_s: float | None = None) -> int:
+    """Run one Locust child process to its end, its output in `log_path`; its exit code.
+
+    It is stopped (SIGTERM, then SIGKILL) when interrupted or once it runs past `deadline_s`
+    seconds; `on_poll` gets the seconds elapsed, a few times a second.
+    """
+    with open(log_path, "wb") as log:
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+        started = time.monotonic()
+        while child.poll() is None:
+            elapsed = time.monotonic() - started
+            on_poll(elapsed)
+            if interrupted.flag or (deadline_s is not None and elapsed > deadline_s):
+                _stop(child)
+                break
+            time.sleep(POLL_S)
+    return child.wait()
 
 
 def _stop(child: subprocess.Popen[bytes]) -> None:
