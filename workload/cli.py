@@ -29,6 +29,12 @@ def _validate(args: argparse.Namespace) -> int:
     return EXIT_BAD_INPUT if failed else 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from workload.lint import run_check
+
+    return run_check(args.paths, strict=args.strict)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from workload.demo.server import main as serve_main
 
@@ -69,6 +75,11 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("validate", help="check scenario files without sending traffic")
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.set_defaults(run=_validate)
+
+    p = sub.add_parser("check", help="lint scenario files for settings that fail silently (no traffic)")
+    p.add_argument("paths", nargs="+", metavar="SCENARIO")
+    p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
+    p.set_defaults(run=_check)
 
     p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
     p.add_argument("--host", default="127.0.0.1")

@@ -1,0 +1,100 @@
+"""Scenario lint: valid scenarios that will quietly measure the wrong thing, each with a fix.
+
+Validation (`workload.loader`) rejects what cannot run; the lint warns about what runs but
+never raises an error: a preset cookie that is never sent, a request header that replaces
+the login's, pools too small for the concurrency, a read timeout longer than the run, and a
+policy whose TIME_WAIT at the requested rate would not fit in the ephemeral port range.
+Run by `workload check`, before `workload compare` and at locustfile start.  No locust import.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from collections.abc import Iterable
+from pathlib import Path as FsPath
+
+from workload import lint_rules
+from workload.errors import EXIT_BAD_INPUT, Problem, ScenarioError, WorkloadError
+from workload.lint_rules import LintContext
+from workload.loader import LoadedScenario, load_scenario
+from workload.schema import Scenario
+from workload.timespan import seconds
+from workload.yamlsource import Source, parse
+
+
+def lint(loaded: LoadedScenario, users: int | None = None, duration_s: float | None = None,
+         policies: Iterable[str] | None = None) -> list[Problem]:
+    """Warnings for a loaded scenario under its own load, or `users`/`duration_s` if given
+    (the command line's -u/-t); policy rules cover `policies` (default: all)."""
+    planned_users, planned_s = planned_load(loaded.model)
+    context = LintContext(
+        loaded=loaded, source=source_of(loaded),
+        users=int(users or planned_users), duration_s=float(duration_s or planned_s),
+        policies=tuple(policies) if policies else tuple(loaded.model.policies),
+    )
+    found = [problem for rule in lint_rules.RULES for problem in rule(context)]
+    return sorted(found, key=lambda p: (p.line or 0, p.key))
+
+
+def planned_load(model: Scenario) -> tuple[int, float]:
+    """(peak users, run seconds) the scenario's `load:` asks for; stages count when present."""
+    load = model.load
+    stages = getattr(load, "stages", None) or []  # load shapes: peak users over the whole shape
+    if not stages:
+        return load.users, seconds(load.duration)
+    users = [s.spike.users if s.spike else s.users for s in stages]
+    spans = [seconds(s.spike.duration if s.spike else s.duration) for s in stages]
+    return max([u or 0 for u in users] + [1]), sum(spans)
+
+
+def lint_file(path: str) -> list[Problem]:
+    """Load (raising `ScenarioError` when invalid) and lint one file."""
+    return lint(load_scenario(path))
+
+
+def source_of(loaded: LoadedScenario) -> Source:
+    """The scenario's key lines: re-read from its file, or none (a worker's forwarded copy)."""
+    try:
+        return parse(FsPath(loaded.path).read_text(encoding="utf-8"), loaded.path)
+    except (OSError, ScenarioError):
+        return Source(loaded.path, loaded.document)
+
+
+def render(problems: list[Problem], file: str) -> str:
+    count = len(problems)
+    head = f"{file}: {count} warning{'s' if count != 1 else ''}"
+    return head + ":\n" + "\n".join(p.render() for p in problems)
+
+
+def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | None,
+                 policies: Iterable[str] | None = None, logger: logging.Logger | None = None) -> int:
+    """Log the lint's warnings before a run (never fatal); how many there were."""
+    logger = logger or logging.getLogger("workload")
+    try:
+        problems = lint(loaded, users, duration_s, policies)
+    except (WorkloadError, OSError, ValueError) as exc:  # a lint must never stop a run
+        logger.warning("workload check could not run: %s", exc)
+        return 0
+    if problems:
+        logger.warning("%s\n(workload check %s lists these without running)", render(problems, loaded.path),
+                       loaded.path)
+    return len(problems)
+
+
+def run_check(paths: list[str], strict: bool = False) -> int:
+    """`workload check`: 0, or `EXIT_BAD_INPUT` for an invalid file or (with --strict) any warning."""
+    invalid = warned = 0
+    for path in paths:
+        try:
+            problems = lint_file(path)
+        except WorkloadError as exc:
+            print(f"{exc}\n", file=sys.stderr)
+            invalid += 1
+            continue
+        if problems:
+            warned += 1
+            print(render(problems, path) + "\n")
+        else:
+            print(f"{path}: ok (no warnings)")
+    return EXIT_BAD_INPUT if invalid or (strict and warned) else 0
