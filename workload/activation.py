@@ -26,6 +26,7 @@ from workload.yamlsource import Source
 
 BUNDLE_OPTION = "workload_bundle"  # parsed_options attribute forwarded to workers in spawn messages
 _DEMO: list[DemoTarget] = []
+_DEMO_OWNER: list[int] = []  # pid that started it: forked --processes workers inherit _DEMO
 
 
 @dataclass(frozen=True)
@@ -80,6 +81,7 @@ def demo_target() -> DemoTarget:
             _DEMO.append(DemoTarget.from_env(shared))
         else:
             _DEMO.append(start_demo_target())
+            _DEMO_OWNER[:] = [os.getpid()]
             atexit.register(stop_demo)
             os.environ[DEMO_ENV_VAR] = _DEMO[0].to_env()  # children (e.g. --processes) reuse it
     return _DEMO[0]
@@ -88,7 +90,8 @@ def demo_target() -> DemoTarget:
 def stop_demo() -> None:
     while _DEMO:
         demo = _DEMO.pop()
-        if getattr(demo, "_process", None) is not None:  # only stop what this process started
+        started_here = os.getpid() in _DEMO_OWNER
+        if getattr(demo, "_process", None) is not None and started_here:  # only what this process started
             demo.stop()
             os.environ.pop(DEMO_ENV_VAR, None)
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -78,8 +79,18 @@ def locust_command(plan: Plan, policy: str) -> list[str]:
                "-u", str(plan.users), "-r", str(plan.spawn_rate), "-t", f"{plan.duration_s:g}s",
                "--results-dir", str(plan.out / "runs"), "--run-id", policy, "--stop-timeout", "5"]
     if plan.workers:
-        command += ["--processes", str(plan.workers)]
+        # Master + N forked workers, on a free loopback port (not Locust's default 5557, which
+        # another run may hold); the workers connect to --master-port, so both are given.
+        port = str(free_port())
+        command += ["--processes", str(plan.workers), "--master-bind-host", "127.0.0.1",
+                    "--master-bind-port", port, "--master-host", "127.0.0.1", "--master-port", port]
     return command
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
 
 
 class Interrupted:

@@ -33,6 +33,7 @@ class RunController:
         self.recorder: RunRecorder | None = None
         self.results: list[Path] = []
         self._ticker: gevent.Greenlet | None = None
+        self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
 
     @property
     def options(self) -> Any:
@@ -86,6 +87,8 @@ class RunController:
                 self._install(self.current)
             return
         assert self.current is not None
+        if self.recorder is not None and self.recorder.finished is None:
+            self.finish(complete=True)  # a master's previous web-UI run, if not yet written
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
         self._ticker = gevent.spawn(self._tick)
@@ -123,6 +126,8 @@ class RunController:
         if self.recorder is None:
             return None
         figures = self.recorder.live(self.env.stats)
+        if self.cluster is not None:
+            figures = self.cluster.live(figures)
         return {"policy": self.recorder.info.policy, **figures}
 
     def on_test_stop(self) -> None:
@@ -136,7 +141,10 @@ class RunController:
             return None
         if not complete and self._ran_full_time(recorder):
             complete = True
-        recorder.finish(self.env.stats, complete)
+        workers = self.cluster.worker_entries() if self.cluster is not None else None
+        recorder.finish(self.env.stats, complete, workers=workers)
+        if self.cluster is not None and recorder.finished is not None:
+            self.cluster.merge_into(recorder.finished)  # per-host sockets, summed counters
         out = recorder.write(self.env.stats, html=_html(self.env))
         assert self.current is not None and recorder.finished is not None
         gate.after_run(self.env, self.current.loaded.model, recorder.finished, out)  # thresholds, exit 3

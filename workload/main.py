@@ -17,7 +17,7 @@ from locust import events
 from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner, MasterRunner
 
-from workload import activation, webui
+from workload import activation, distributed, webui
 from workload.controller import RunController
 from workload.errors import WorkloadError
 
@@ -73,8 +73,10 @@ def _preparse() -> Any:
 
 def _initial_activation() -> activation.Activation | None:
     options = _preparse()
-    if options.worker and not Path(options.scenario).exists():
-        return None  # a worker without the file gets the scenario from the master at test start
+    if options.worker:
+        # A worker always runs the master's scenario, forwarded at test start (so it needs no
+        # file, and never starts a demo target of its own).
+        return None
     try:
         return activation.activate(options.scenario, options.policy or None, options.host)
     except WorkloadError as exc:
@@ -107,6 +109,7 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         controller.apply_load_defaults()
     if environment.web_ui is not None:
         webui.install(environment, controller.live, controller.swarm)
+    distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
 
 
 @events.test_start.add_listener
