@@ -24,7 +24,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from workload import targets
+from workload import gate, lint, targets
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.errors import RunError
 from workload.loader import LoadedScenario, load_scenario
@@ -116,6 +116,7 @@ class Interrupted:
 def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     plan = plan_of(request)
+    lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies)  # workload check
     plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
     demo = demo_for(plan.loaded)
     try:
@@ -129,7 +130,8 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     incomplete = interrupted.flag or len(finished) < len(plan.policies)
     paths = build_report(finished, plan.out, incomplete=incomplete)
     print(describe(paths))
-    return 130 if interrupted.flag else 0
+    code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # thresholds: 0 or 3
+    return 130 if interrupted.flag else code
 
 
 def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
@@ -142,6 +144,7 @@ def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
 
 def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: Interrupted, console: Console) -> list[Path]:
     env = dict(os.environ)
+    env.pop(gate.STEP_SUMMARY_ENV, None)  # the combined summary is appended once, by judge_compare
     if demo is not None:
         env[DEMO_ENV_VAR] = demo.to_env()
     finished: list[Path] = []

@@ -67,6 +67,15 @@ def render(problems: list[Problem], file: str) -> str:
     return head + ":\n" + "\n".join(p.render() for p in problems)
 
 
+def print_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | None,
+                   policies: Iterable[str] | None = None) -> int:
+    """Print the lint's warnings to stderr before runs (`workload compare`); how many there were."""
+    problems = lint(loaded, users, duration_s, policies)
+    if problems:
+        print(render(problems, loaded.path) + "\n", file=sys.stderr)
+    return len(problems)
+
+
 def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | None,
                  policies: Iterable[str] | None = None, logger: logging.Logger | None = None) -> int:
     """Log the lint's warnings before a run (never fatal); how many there were."""

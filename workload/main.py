@@ -17,7 +17,7 @@ from locust import events
 from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner, MasterRunner
 
-from workload import activation, distributed, webui
+from workload import activation, distributed, lint, webui
 from workload.controller import RunController
 from workload.errors import WorkloadError
 
@@ -107,6 +107,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         except WorkloadError as exc:
             _fail(exc)
         controller.apply_load_defaults()
+        current = controller.current
+        if current is not None:  # `workload check` before the run: warnings only, never fatal
+            lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy])
     if environment.web_ui is not None:
         webui.install(environment, controller.live, controller.swarm)
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
