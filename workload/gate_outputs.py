@@ -68,7 +68,8 @@ def table(suites: list[Suite]) -> Table:
 
 
 def print_table(suites: list[Suite], console: Console | None = None) -> None:
-    console = console or Console(stderr=True, width=None if sys.stderr.isatty() else DEFAULT_LOG_WIDTH)
+    if console is None or not console.is_terminal:  # a log file or CI: no terminal width to respect
+        console = Console(file=console.file if console else sys.stderr, width=DEFAULT_LOG_WIDTH)
     if not any(s.results for s in suites):
         console.print("Thresholds: none defined in the scenario (nothing to gate on)")
         return
