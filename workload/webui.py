@@ -18,6 +18,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
+from workload.cluster import worker_rows
 from workload.errors import WorkloadError
 
 TAB_KEY = "workload-connections"
@@ -42,10 +43,10 @@ def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
     sockets = live.get("sockets", {})
     for key in ("time_wait_client", "time_wait_server", "established_client", "established_server"):
         figures = sockets.get(key)
-        shown = "not observable (remote target)" if figures is None else \
+        shown = "not observable (remote target)" if figures is None or figures.get("end") is None else \
             f"now {figures.get('end')}, peak {figures.get('peak')}"
         rows.append({"metric": key.replace("_", " "), "value": shown})
-    return rows
+    return rows + worker_rows(live.get("workers") or [])  # distributed: one row per worker
 
 
 def install(environment: Any, live: Callable[[], dict[str, Any] | None],

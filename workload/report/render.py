@@ -15,7 +15,7 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
-from workload.report import charts
+from workload.report import charts, workers
 from workload.report.findings import amount, count, percent
 
 Row = dict[str, Any]
@@ -149,6 +149,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines.append("")
     for title, columns in TABLES:
         lines += _md_table(title, columns, summary)
+    lines += workers.markdown(summary, _md_text)  # distributed runs only
     lines += ["## What TIME_WAIT means", ""]
     for paragraph in TIME_WAIT_NOTE:
         lines += [_md_text(paragraph), ""]
@@ -216,6 +217,6 @@ def render_html(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     """report.html for `summary` and the runs it was built from (same order: for the charts)."""
     tables = [{"title": title, "headers": [name for name, _ in columns], "rows": table_rows(summary, columns),
                "align": [Markup(' class="text"') if name in TEXT_COLUMNS else "" for name, _ in columns]}
-              for title, columns in TABLES]
+              for title, columns in TABLES] + workers.html_tables(summary)
     return _TEMPLATE.render(s=summary, css=CSS, incomplete=INCOMPLETE_TEXT, tables=tables,
                             charts=_charts(summary, runs), note=TIME_WAIT_NOTE)
