@@ -24,6 +24,7 @@ DEFAULT_TW_REUSE_PATH = "/proc/sys/net/ipv4/tcp_tw_reuse"
 # TCP_TIMEWAIT_LEN is a compile-time constant (60 s) in Linux; there is no sysctl for it.
 DEFAULT_TIME_WAIT_SECONDS = 60
 FORECAST_SHARE_DIGITS = 4
+RATE_DIGITS = 2
 
 TCP_COUNTERS = (
     "ActiveOpens", "PassiveOpens", "AttemptFails", "EstabResets", "CurrEstab", "RetransSegs",
@@ -134,7 +135,7 @@ def forecast(
         raise TelemetryError(f"port range size {range_size} is not positive; fix: check ip_local_port_range")
     in_time_wait = new_connections_per_s * time_wait_seconds
     return {
-        "new_connections_per_s": new_connections_per_s,
+        "new_connections_per_s": round(new_connections_per_s, RATE_DIGITS),
         "time_wait_seconds": time_wait_seconds,
         "forecast_time_wait": round(in_time_wait),
         "forecast_share": round(in_time_wait / range_size, FORECAST_SHARE_DIGITS),

@@ -57,6 +57,15 @@ def _real_lock() -> Any:
     return _thread.allocate_lock()
 
 
+def _yield_gil() -> None:
+    """Let other threads (the gevent loop) take the GIL now instead of after the switch interval."""
+    monkey = sys.modules.get("gevent.monkey")
+    if monkey is not None and monkey.is_module_patched("time"):
+        monkey.get_original("time", "sleep")(0)  # gevent's sleep would need a hub on this thread
+    else:
+        time.sleep(0)
+
+
 def _start_os_thread(target: Callable[[], None]) -> None:
     if _gevent_patched_threading():
         sys.modules["gevent.monkey"].get_original("_thread", "start_new_thread")(target, ())
@@ -75,7 +84,10 @@ def _wait_released(lock: Any, timeout: float) -> bool:
 
 
 class SocketSampler:
-    """Samples the targets' sockets once per ``interval`` on an OS thread, between start() and stop()."""
+    """Samples the targets' sockets once per ``interval`` on an OS thread, between start() and stop().
+
+    One sampler covers one run: make a new one for the next run (its baseline differs).
+    """
 
     def __init__(
         self,
@@ -105,10 +117,12 @@ class SocketSampler:
     # -- sampling ---------------------------------------------------------------------------
     def sample_once(self) -> SocketCounts:
         """Read the tables now (in the calling thread), record one sample and return it."""
+        return self._sample(pause=None)
+
+    def _sample(self, pause: Callable[[], None] | None) -> SocketCounts:
         began = time.perf_counter()
-        counts = count_sockets(
-            self._read_tables(), self.endpoints, self._baseline, server_side=self.server_side_observable
-        )
+        tables = self._read_tables()
+        counts = count_sockets(tables, self.endpoints, self._baseline, self.server_side_observable, pause)
         cost_ms = (time.perf_counter() - began) * 1000
         point: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 3), **self._visible(counts)}
         with self._lock:
@@ -122,9 +136,10 @@ class SocketSampler:
         return {k: (None if k in SERVER_FIELDS and not self.server_side_observable else v)
                 for k, v in asdict(counts).items()}
 
-    def _sample_safely(self) -> bool:
+    def _sample_safely(self, pause: Callable[[], None] | None = _yield_gil) -> bool:
         try:
-            self.sample_once()
+            # On the thread, yielding between scan chunks keeps the gevent loop's GIL waits short.
+            self._sample(pause)
         except (TelemetryError, OSError) as exc:
             with self._lock:
                 self._error = str(exc)
@@ -183,7 +198,7 @@ class SocketSampler:
                 self._error = self._error or f"the sampling thread did not stop within {timeout} s"
             self._running = False
         elif self._last is None:
-            self._sample_safely()  # never started: one sample so the section is not empty
+            self._sample_safely(pause=None)  # never started: one sample so the section is not empty
         return self._section(include_series=True)
 
     def snapshot(self, include_series: bool = False) -> dict[str, Any]:
