@@ -60,6 +60,9 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+
+
 class EndpointThresholds(Model):
     """Pass/fail limits on one endpoint's figures (run.json `stats.endpoints`).
 
@@ -72,6 +75,17 @@ class EndpointThresholds(Model):
     p99_ms: PositiveFloat | None = None
     max_failure_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     min_rps: NonNegFloat | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_run_level_keys(cls, data: Any) -> Any:
+        # Connection and socket figures exist only for the whole run: say where they belong.
+        misplaced = sorted(set(data) & RUN_LEVEL_THRESHOLDS) if isinstance(data, dict) and \
+            cls is EndpointThresholds else []
+        if misplaced:
+            raise problem(f"{', '.join(misplaced)}: a whole-run threshold, not a per-request one",
+                          "move it to the top-level 'thresholds:' (or a policy's 'thresholds:')")
+        return data
 
 
 class Thresholds(EndpointThresholds):
