@@ -68,10 +68,12 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
     def _choose_scenario() -> Any:
         if request.path.rstrip("/").endswith("/swarm") and request.method == "POST":
             form = request.form
+            # The host the form was filled with, read before on_swarm activates the new scenario.
+            auto_host = getattr(environment, "workload_auto_host", None)
             problem = on_swarm(form.get("scenario", ""), form.get("policy", ""), form.get("host") or None)
             if problem:
                 return jsonify({"success": False, "message": problem, "host": environment.host})
-            if form.get("host") and form.get("host") == getattr(environment, "workload_auto_host", None):
+            if form.get("host") and form.get("host") == auto_host:
                 # The host field was auto-filled from the previous scenario: do not let it override.
                 request.form = ImmutableMultiDict([(k, v) for k, v in form.items(multi=True) if k != "host"])
         return None
