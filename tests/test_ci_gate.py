@@ -1,0 +1,158 @@
+"""CI gate: JUnit/Markdown outputs, the run and compare gates, and real headless runs (exit 0 / 3)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+
+from workload import gate
+from workload.errors import EXIT_THRESHOLDS
+from workload.gate_outputs import Suite, junit_xml, markdown
+from workload.loader import load_scenario, load_text
+from workload.thresholds import ThresholdResult
+
+ROOT = Path(__file__).resolve().parent.parent
+CI_SCENARIO = ROOT / "scenarios" / "ci.yaml"
+RUN_TIMEOUT_S = 60
+SCENARIO = load_text("target: demo\nendpoints: [{name: list, path: /l, thresholds: {p95_ms: 100}}]\n"
+                     "thresholds: {p95_ms: 500, min_rps: 5}\n", "s.yaml").model
+
+
+def result(metric: str = "p95_ms", passed: bool = True, scope: str = "total", policy: str = "shared",
+           actual: float | None = 40.0, limit: float = 500.0) -> ThresholdResult:
+    return ThresholdResult(policy, scope, metric, limit, actual, passed, f"{metric} message")
+
+
+def canned_run(policy: str = "shared", p95: int = 40, rps: float = 50.0) -> dict[str, Any]:
+    row = {"requests": 100, "failures": 0, "rps": rps, "p50_ms": 5, "p95_ms": p95, "p99_ms": p95}
+    return {"run_id": policy, "complete": True, "duration_s": 4.0, "scenario": {"name": "s"},
+            "policy": {"name": policy}, "stats": {"total": row, "endpoints": [{"name": "list", "method": "GET",
+                                                                               **row}]},
+            "connections": {"tcp_connects": 5, "pool_discards": 0}}
+
+
+# -- outputs ------------------------------------------------------------------------------------
+def test_junit_has_one_testcase_per_threshold_with_failures():
+    suites = [Suite("s", "shared", [result(), result("min_rps", passed=False, actual=2, limit=5)], 4.0,
+                    {"run_id": "r"}),
+              Suite("s", "fresh", [result(policy="fresh", scope="list")], 3.5)]
+    root = ET.fromstring(junit_xml(suites))
+    assert (root.tag, root.get("tests"), root.get("failures"), root.get("time")) == ("testsuites", "3", "1", "7.500")
+    first, second = root.findall("testsuite")
+    assert (first.get("name"), first.get("tests"), first.get("failures")) == ("s: shared", "2", "1")
+    assert first.find("properties/property").attrib == {"name": "run_id", "value": "r"}
+    cases = [(c.get("classname"), c.get("name")) for c in root.iter("testcase")]
+    assert cases == [("shared", "total: p95_ms"), ("shared", "total: min_rps"), ("fresh", "list: p95_ms")]
+    failure = first.findall("testcase")[1].find("failure")
+    assert failure.attrib == {"type": "threshold", "message": "min_rps message"}
+    assert failure.text == "min_rps ≥ 5: actual 2 (policy shared, scope total)"
+    assert first.findall("testcase")[0].find("failure") is None
+
+
+def test_junit_without_thresholds_is_an_empty_valid_suite():
+    root = ET.fromstring(junit_xml([Suite("s", "shared", [])]))
+    assert root.find("testsuite").get("tests") == "0"
+
+
+def test_markdown_table_and_failures():
+    text = markdown([Suite("s", "shared", [result(), result("min_rps", passed=False, actual=2, limit=5)])], "Gate")
+    assert text == (
+        "### ❌ Gate: 1 of 2 thresholds passed, 1 failed\n\n"
+        "| policy | scope | threshold | actual | result |\n"
+        "|---|---|---|---:|---|\n"
+        "| shared | total | `p95_ms` ≤ 500 ms | 40 ms | ✅ pass |\n"
+        "| shared | total | `min_rps` ≥ 5 | 2 | ❌ **fail** |\n\n"
+        "Failed:\n"
+        "- **shared**: min_rps message\n")
+    assert markdown([Suite("s", "shared", [])], "Gate") == "### ✅ Gate: no thresholds defined\n"
+
+
+# -- run gate -----------------------------------------------------------------------------------
+def test_judge_run_stores_results_and_writes_the_ci_files(tmp_path, monkeypatch):
+    step_summary = tmp_path / "step.md"
+    monkeypatch.setenv(gate.STEP_SUMMARY_ENV, str(step_summary))
+    run = canned_run(p95=700)
+    results = gate.judge_run(SCENARIO, run, tmp_path)
+    assert [(r.scope, r.metric, r.passed) for r in results] == [
+        ("total", "p95_ms", False), ("total", "min_rps", True), ("list", "p95_ms", False)]
+    stored = json.loads((tmp_path / "run.json").read_text())["thresholds"]
+    assert (stored["passed"], stored["evaluated"], stored["failed"]) == (False, 3, 2)
+    assert ET.parse(tmp_path / "junit.xml").getroot().get("failures") == "2"
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("### ❌ Thresholds of s (shared): 1 of 3 thresholds passed, 2 failed\n")
+    assert step_summary.read_text() == summary + "\n"
+    assert gate.exit_code(results) == EXIT_THRESHOLDS
+    assert gate.exit_code(results[1:2]) is None  # passing: Locust's own exit code stands
+
+
+@pytest.mark.parametrize(("headless", "p95", "expected"), [(True, 700, 3), (True, 40, None), (False, 700, None)])
+def test_after_run_sets_the_exit_code_only_for_unattended_breaches(tmp_path, monkeypatch, headless, p95, expected):
+    monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
+    environment = SimpleNamespace(parsed_options=SimpleNamespace(headless=headless, autostart=False),
+                                  process_exit_code=None)
+    gate.after_run(environment, SCENARIO, canned_run(p95=p95), tmp_path)
+    assert environment.process_exit_code == expected
+
+
+def test_compare_gate_combines_every_policy(tmp_path, monkeypatch):
+    monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
+    dirs = []
+    for policy, p95 in (("shared", 40), ("fresh", 900)):
+        run_dir = tmp_path / "runs" / policy
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps(canned_run(policy, p95=p95)))  # never judged: judged here
+        dirs.append(run_dir)
+    gate.judge_run(SCENARIO, canned_run("shared", p95=40), dirs[0])  # judged by its child
+    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == EXIT_THRESHOLDS
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert [s.get("name") for s in root.findall("testsuite")] == ["s: shared", "s: fresh"]
+    assert [c.get("classname") for c in root.iter("testcase") if c.find("failure") is not None] == ["fresh", "fresh"]
+    assert "| fresh | total | `p95_ms` ≤ 500 ms | 900 ms | ❌ **fail** |" in (tmp_path / "summary.md").read_text()
+    assert gate.judge_compare(dirs[:1], SCENARIO, tmp_path / "one") == 0
+
+
+# -- real headless runs against the demo target ----------------------------------------------------
+def headless(scenario: Path, results: Path, env: dict[str, str]) -> subprocess.Popen[bytes]:
+    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
+               "--only-summary", "--scenario", str(scenario), "-u", "5", "-r", "5", "-t", "4s",
+               "--results-dir", str(results), "--run-id", "r", "--stop-timeout", "2"]
+    with open(results.parent / f"{results.name}.log", "wb") as log:  # the child keeps its own copy
+        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=log, stderr=subprocess.STDOUT)
+
+
+@pytest.mark.slow
+def test_ci_scenario_passes_and_a_tightened_copy_exits_3(tmp_path, demo_target):
+    tight = tmp_path / "tight.yaml"
+    tight.write_text(CI_SCENARIO.read_text().replace("  min_rps: 5\n", "  min_rps: 100000\n"))
+    assert load_scenario(tight).model.thresholds.min_rps == 100000
+    env = {**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env(),
+           gate.STEP_SUMMARY_ENV: str(tmp_path / "step.md")}
+    # Both runs at once: each is 5 users for 4 s, well inside ci.yaml's limits on 2 cores.
+    runs = {"pass": headless(CI_SCENARIO, tmp_path / "pass", env), "tight": headless(tight, tmp_path / "tight", env)}
+    codes = {name: process.wait(timeout=RUN_TIMEOUT_S) for name, process in runs.items()}
+    logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in runs}
+    assert codes == {"pass": 0, "tight": EXIT_THRESHOLDS}, logs
+
+    passed = tmp_path / "pass" / "r"
+    junit = ET.parse(passed / "junit.xml").getroot()
+    assert (junit.get("tests"), junit.get("failures")) == ("9", "0")
+    assert json.loads((passed / "run.json").read_text())["thresholds"]["passed"] is True
+    assert (passed / "summary.md").read_text().startswith("### ✅ Thresholds of ci (shared): 9 of 9 thresholds")
+    assert "Thresholds: 9 of 9 thresholds passed" in logs["pass"]
+
+    failed = tmp_path / "tight" / "r"
+    cases = {c.get("name"): c.find("failure") for c in ET.parse(failed / "junit.xml").getroot().iter("testcase")}
+    assert cases["total: min_rps"] is not None
+    assert cases["total: min_rps"].get("message").endswith("below the limit 100,000")
+    assert [name for name, failure in cases.items() if failure is not None] == ["total: min_rps"]
+    assert "❌ **fail**" in (failed / "summary.md").read_text()
+    assert "Shutting down (exit code 3)" in logs["tight"]
+    assert (tmp_path / "step.md").read_text().count("### ") == 2  # both runs appended their summary
