@@ -6,6 +6,7 @@ import pytest
 
 from workload.errors import TelemetryError
 from workload.telemetry.socktable import (
+    DEFAULT_CHUNK_CHARS,
     Endpoint,
     SocketCounts,
     count_sockets,
@@ -183,3 +184,16 @@ def test_read_socket_tables_missing_files(tmp_path) -> None:
     assert got[6] == "" and "B270" in got[4]  # no IPv6 table: IPv6 disabled, not an error
     with pytest.raises(TelemetryError, match="Linux"):
         read_socket_tables({4: str(tmp_path / "nope")})
+
+
+def test_tables_larger_than_one_scan_chunk() -> None:
+    # ~3,000 rows (~450 KB) span two scan chunks: no row may be lost or counted twice at the seam.
+    rows = [TW_CLIENT.replace("B270", f"{port:04X}", 1) for port in range(40000, 43000)]
+    rows += [TW_SERVER.replace("B272", f"{port:04X}", 1) for port in range(40000, 40500)]
+    big = tables(v4=rows, v6=[])
+    assert len(big[4]) > DEFAULT_CHUNK_CHARS
+    assert count_sockets(big, [TARGET_V4]) == SocketCounts(tw_client=3000, tw_server=500)
+    calls: list[int] = []
+    count_sockets(big, [TARGET_V4], pause=lambda: calls.append(1))
+    assert len(calls) >= 4  # two chunks per side: the sampler's thread yields the GIL between them
+    assert len(socket_identities(big, [TARGET_V4])) == 3500
