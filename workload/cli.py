@@ -53,6 +53,17 @@ def _compare(args: argparse.Namespace) -> int:
     return run_compare(request)
 
 
+def _capacity(args: argparse.Namespace) -> int:
+    from workload.capacity import CapacityRequest, run_capacity
+
+    request = CapacityRequest(
+        scenario=args.scenario, policies=_split(args.policies), target_rps=args.target_rps,
+        max_users=args.max_users, step_users=args.step_users, step_duration=args.step_duration,
+        max_duration=args.max_duration, slo_p95_ms=args.slo_p95_ms, slo_failure_ratio=args.slo_failure_ratio,
+        out=args.out)
+    return run_capacity(request)
+
+
 def _report(args: argparse.Namespace) -> int:
     from workload.report import build_report, describe
 
@@ -96,6 +107,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--workers", type=int, default=0, help="run each policy on a master + N local workers")
     p.add_argument("--out", help="report directory (default: results/compare-<time>-<scenario>)")
     p.set_defaults(run=_compare)
+
+    p = sub.add_parser("capacity", help="step the load up per policy to find the knee; forecast a target rate")
+    p.add_argument("scenario")
+    p.add_argument("--policies", help="comma-separated policy names (default: all in the scenario)")
+    p.add_argument("--target-rps", type=float, help="forecast connections, TIME_WAIT, ports, fds, pools at this rate")
+    p.add_argument("--max-users", type=int, help="stop stepping at this many users (default: 120)")
+    p.add_argument("--step-users", type=int, help="users added per step (default: 10)")
+    p.add_argument("--step-duration", help="length of one step, e.g. 5s (default: 5s)")
+    p.add_argument("--max-duration", help="bound per policy, e.g. 60s (default: 60s)")
+    p.add_argument("--slo-p95-ms", type=float,
+                   help="p95 limit in ms (default: the scenario's thresholds.p95_ms, else 500)")
+    p.add_argument("--slo-failure-ratio", type=float,
+                   help="failure ratio limit, 0..1 (default: thresholds.max_failure_ratio, else 0.01)")
+    p.add_argument("--out", help="report directory (default: results/capacity-<time>)")
+    p.set_defaults(run=_capacity)
 
     p = sub.add_parser("report", help="build the comparison report from saved runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")

@@ -143,6 +143,24 @@ def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
 
 
 def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: Interrupted, console: Console) -> list[Path]:
+    runs = ChildRuns(plan.policies, lambda policy: locust_command(plan, policy), plan.out / "runs", plan.duration_s)
+    return run_policies(runs, demo, interrupted, console)
+
+
+@dataclass(frozen=True)
+class ChildRuns:
+    """Locust children run one after the other, one per policy, into `runs_dir/<policy>/`."""
+
+    policies: list[str]
+    command: Callable[[str], list[str]]
+    runs_dir: Path
+    expected_s: float  # one run's length, for the progress bar
+    deadline_s: float | None = None  # a child still running after this long is stopped
+
+
+def run_policies(runs: ChildRuns, demo: DemoTarget | None, interrupted: Interrupted,
+                 console: Console) -> list[Path]:
+    """Run each policy's child with a progress bar; the run directories that hold a run.json."""
     env = dict(os.environ)
     env.pop(gate.STEP_SUMMARY_ENV, None)  # the combined summary is appended once, by judge_compare
     if demo is not None:
@@ -151,28 +169,28 @@ def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: Interrupted, cons
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeRemainingColumn())
     with Progress(*columns, console=console, transient=False) as progress:
-        tasks = {p: progress.add_task(p, total=plan.duration_s, note="waiting") for p in plan.policies}
-        for policy in plan.policies:
+        tasks = {p: progress.add_task(p, total=runs.expected_s, note="waiting") for p in runs.policies}
+        for policy in runs.policies:
             if interrupted.flag:
                 break
-            run_dir = _run_one(plan, policy, env, interrupted, progress, tasks[policy])
+            run_dir = _run_one(runs, policy, env, interrupted, progress, tasks[policy])
             if run_dir is not None:
                 finished.append(run_dir)
     return finished
 
 
-def _run_one(plan: Plan, policy: str, env: dict[str, str], interrupted: Interrupted,
+def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Interrupted,
              progress: Progress, task: object) -> Path | None:
-    run_dir = plan.out / "runs" / policy
-    log_path = plan.out / "runs" / f"{policy}.log"
+    run_dir = runs.runs_dir / policy
+    log_path = runs.runs_dir / f"{policy}.log"
 
     def show(elapsed: float) -> None:
-        progress.update(task, completed=min(elapsed, plan.duration_s), note="running")  # type: ignore[arg-type]
+        progress.update(task, completed=min(elapsed, runs.expected_s), note="running")  # type: ignore[arg-type]
 
-    code = run_child(locust_command(plan, policy), log_path, env, interrupted, show)
+    code = run_child(runs.command(policy), log_path, env, interrupted, show, runs.deadline_s)
     ok = (run_dir / "run.json").exists()
     note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
-    progress.update(task, completed=plan.duration_s, note=note)  # type: ignore[arg-type]
+    progress.update(task, completed=runs.expected_s, note=note)  # type: ignore[arg-type]
     if code == 2 and not ok:
         raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
     return run_dir if ok else None

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from workload.errors import RunError
 from workload.schema import Load, Stage
@@ -28,6 +28,7 @@ from workload.timespan import seconds
 DEFAULT_SPIKE_RISE_S = 1.0  # a spike's users start (and stop) within about this long
 SHAPE_OPTION = "shape"  # parsed_options attribute of `--shape`
 SHAPE_CLASS_NAME = "StagesShape"
+DEFAULT_STOP_AFTER = 2  # breaching stages in a row before stopping: one noisy stage is not a trend
 
 
 @dataclass(frozen=True)
@@ -43,12 +44,14 @@ class Step:
 
 
 class ShapeSpec(BaseModel):
-    """The `--shape` option: stages, and optional limits that stop the run after a breaching stage."""
+    """The `--shape` option: stages, and optional limits that stop the run once `stop_after`
+    stages in a row breach them (per-stage p95 or failure ratio)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
     stages: list[Stage] = Field(min_length=1)
     stop_p95_ms: PositiveFloat | None = None
     stop_failure_ratio: float | None = Field(None, ge=0, le=1)
+    stop_after: PositiveInt = DEFAULT_STOP_AFTER
 
 
 def _ramp_rate(delta: int, duration: float) -> float:
@@ -133,19 +136,22 @@ def make_shape(spec: ShapeSpec) -> Any:
 
     def __init__(self: Any) -> None:
         LoadTestShape.__init__(self)
-        self.steps, self.spec, self.meter = steps, spec, StageMeter(steps)
+        self.steps, self.spec, self.meter, self.breaches = steps, spec, StageMeter(steps), 0
 
     def reset_time(self: Any) -> None:
         LoadTestShape.reset_time(self)
         self.meter.reset()  # the web UI may start the same shape again
+        self.breaches = 0
 
     def tick(self: Any) -> tuple[int, float] | None:
         run_time = self.get_run_time()
         index = step_index(self.steps, run_time)
         closed = self.meter.observe(index, self.runner.stats.total, self.runner.user_count)
-        if closed is not None and _breached(closed, self.spec):
-            closed["stopped_run"] = True  # the rest of the stages are not run
-            return None
+        if closed is not None:
+            self.breaches = self.breaches + 1 if _breached(closed, self.spec) else 0
+            if self.breaches >= self.spec.stop_after:
+                closed["stopped_run"] = True  # the rest of the stages are not run
+                return None
         return tick_at(self.steps, run_time)
 
     attrs = {"__init__": __init__, "reset_time": reset_time, "tick": tick,
@@ -184,5 +190,6 @@ def run_figures(environment: Any) -> dict[str, Any]:
     load = {"users": shape.peak_users, "spawn_rate": None, "duration_s": total_seconds(shape.steps),
             "stages": [step.to_dict() for step in shape.steps]}
     if shape.spec.stop_p95_ms is not None or shape.spec.stop_failure_ratio is not None:
-        load["stop_if"] = {"p95_ms": shape.spec.stop_p95_ms, "failure_ratio": shape.spec.stop_failure_ratio}
+        load["stop_if"] = {"p95_ms": shape.spec.stop_p95_ms, "failure_ratio": shape.spec.stop_failure_ratio,
+                           "stages_in_a_row": shape.spec.stop_after}
     return {"load": load, "stages": shape.meter.results}
