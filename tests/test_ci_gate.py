@@ -143,10 +143,10 @@ def test_ci_scenario_passes_and_a_tightened_copy_exits_3(tmp_path, demo_target):
 
     passed = tmp_path / "pass" / "r"
     junit = ET.parse(passed / "junit.xml").getroot()
-    assert (junit.get("tests"), junit.get("failures")) == ("9", "0")
+    assert (junit.get("tests"), junit.get("failures")) == ("10", "0")
     assert json.loads((passed / "run.json").read_text())["thresholds"]["passed"] is True
-    assert (passed / "summary.md").read_text().startswith("### ✅ Thresholds of ci (shared): 9 of 9 thresholds")
-    assert "Thresholds: 9 of 9 thresholds passed" in logs["pass"]
+    assert (passed / "summary.md").read_text().startswith("### ✅ Thresholds of ci (shared): 10 of 10 thresholds")
+    assert "Thresholds: 10 of 10 thresholds passed" in logs["pass"]
 
     failed = tmp_path / "tight" / "r"
     cases = {c.get("name"): c.find("failure") for c in ET.parse(failed / "junit.xml").getroot().iter("testcase")}
