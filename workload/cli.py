@@ -38,7 +38,9 @@ def _check(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from workload.demo.server import main as serve_main
 
-    argv = ["--host", args.host, "--port", str(args.port)]
+    argv = ["--host", args.host, "--port", str(args.port), "--admin-port", str(args.admin_port)]
+    if args.allow_external_bind:
+        argv.append("--allow-external-bind")
     if args.tls:
         argv.append("--tls")
     return serve_main(argv)
@@ -96,6 +98,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=8080)
     p.add_argument("--tls", action="store_true", help="also serve HTTPS (on by default)")
+    p.add_argument("--admin-port", type=int, default=0, help="port of /__stats (default: any free port)")
+    p.add_argument("--allow-external-bind", action="store_true",
+                   help="allow a non-loopback --host, e.g. 0.0.0.0 in docker-compose (no authentication!)")
     p.set_defaults(run=_serve)
 
     p = sub.add_parser("compare", help="run a scenario once per policy and write one report")

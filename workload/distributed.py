@@ -36,7 +36,7 @@ log = logging.getLogger("workload")
 MESSAGE = "workload_telemetry"
 RUN_OPTION = "workload_run"  # parsed_options attribute forwarded to workers: tags their reports
 REPORT_INTERVAL_S = 2.0
-FINAL_WAIT_S = 5.0  # > Locust's 3 s worker stats interval: a stopped worker's last stats report
+FINAL_WAIT_S = 5.0  # > Locust's 3 s worker stats interval (a stopped worker's last stats report)
 POLL_S = 0.05
 LOOPBACK = ("127.", "localhost", "::1", "[::1]")
 
@@ -171,9 +171,13 @@ class ClusterTelemetry:
         gone = expected - {c.id for c in self.runner.clients.all} - self._finals
         return expected - gone <= self._settled
 
-    def wait_settled(self, timeout: float = FINAL_WAIT_S) -> bool:
+    def wait_settled(self, timeout: float | None = None) -> bool:
+        """Wait until every worker's final report has arrived, at most `timeout` seconds (default:
+        FINAL_WAIT_S plus --stop-timeout, which workers may spend finishing their users' tasks)."""
         if self.run_id is None:
             return True
+        if timeout is None:
+            timeout = FINAL_WAIT_S + float(self.env.stop_timeout or 0)
         expected, deadline = self._expected(), time.monotonic() + timeout
         while not self.settled(expected):
             if time.monotonic() > deadline:

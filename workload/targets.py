@@ -58,7 +58,7 @@ def resolve(loaded: LoadedScenario, demo: Any | None = None, host_override: str 
     hosts = {name: url(u) or "" for name, u in target.hosts.items()}
     uses_demo = any(is_demo(u) for u in [host_override or target.host, *target.hosts.values()])
     verify: Verify = target.verify
-    if uses_demo and verify is True and demo is not None:
+    if uses_demo and verify is True and demo is not None and demo.ca_path:
         verify = demo.ca_path  # the demo's self-signed CA, so verify: true still works
     cert = tuple(target.cert) if isinstance(target.cert, list) else target.cert
     return ResolvedTarget(default, hosts, dict(target.headers), verify, cert, demo=uses_demo)  # type: ignore[arg-type]

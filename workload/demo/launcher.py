@@ -123,6 +123,8 @@ def _stop_child(process: subprocess.Popen[bytes], timeout: float) -> None:
 
 def _stop_pid(pid: int, timeout: float) -> None:
     """Stop a target some other process started (we cannot wait() on it, so we poll)."""
+    if pid <= 0:
+        return  # unknown, e.g. a target in another container: os.kill(0 or -1) would hit our own processes
     try:
         os.kill(pid, signal.SIGTERM)
         deadline = time.monotonic() + timeout

@@ -257,6 +257,9 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--no-tls", action="store_true", help="do not serve HTTPS")
     parser.add_argument("--ready-file", help="also write the startup JSON line to this file")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr (slower)")
+    parser.add_argument("--allow-external-bind", action="store_true",
+                        help="accept a non-loopback --host such as 0.0.0.0 (for a private container network only: "
+                             "the demo target has no authentication)")
     return parser
 
 
@@ -264,10 +267,12 @@ def main(argv: list[str] | None = None) -> int:
     """Run the demo target until SIGTERM/SIGINT; returns the process exit code."""
     args = build_parser().parse_args(argv)
     host = loopback_host(args.host)
+    if host is None and args.allow_external_bind:
+        host = args.host  # asked for explicitly (docker-compose.yml): reachable from other machines
     if host is None:
         print(
             f"error: --host {args.host!r} is not a loopback address; the demo target only listens "
-            "on this machine.\n    fix: use --host 127.0.0.1 (or ::1)",
+            "on this machine.\n    fix: use --host 127.0.0.1 (or ::1), or --allow-external-bind on a private network",
             file=sys.stderr,
         )
         return EXIT_BAD_INPUT

@@ -1,0 +1,271 @@
+"""Distributed runs: Locust master + workers on loopback, worker telemetry, and docker-compose.yml.
+
+Docker's engine is not available here, so the compose file is checked by parsing it and by
+running its target, master and worker commands as local processes (loopback only, bounded).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+import requests
+import yaml
+
+from workload import cluster
+from workload.demo.launcher import DemoTarget
+from workload.report import build_report
+from workload.webui import connection_rows
+
+ROOT = Path(__file__).resolve().parent.parent
+COMPOSE = ROOT / "docker-compose.yml"
+RUN_TIMEOUT_S = 60
+
+
+# -- helpers ---------------------------------------------------------------------------------------
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _services() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())["services"]
+
+
+def _local(command: list[str], program: str) -> list[str]:
+    """A compose command as a local process: the same arguments, run by this interpreter."""
+    assert command[0] == program
+    module = "workload.cli" if program == "workload" else program
+    return [sys.executable, "-m", module, *command[1:]]
+
+
+def _replaced(command: list[str], mapping: dict[str, str]) -> list[str]:
+    return [mapping.get(arg, arg) for arg in command]
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def _wait_for(url: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up")
+
+
+def _clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
+    return {**env, **extra}
+
+
+def _check_totals(run: dict[str, Any], workers: int) -> None:
+    """The master's totals are the sum of its workers' counters; sockets count once per host."""
+    entries = run["workers"]
+    assert len(entries) == workers and len({w["id"] for w in entries}) == workers
+    assert all(w["final"] for w in entries), "a final report missed the master"
+    assert all(w["requests"] > 0 for w in entries), "every worker ran the scenario"
+    assert run["stats"]["total"]["requests"] == sum(w["requests"] for w in entries)
+    for key in ("tcp_connects", "tls_handshakes", "pool_discards"):
+        assert run["connections"][key] == sum(w["connections"][key] for w in entries), key
+    assert run["connections"]["tcp_connects"] == run["server"]["connections_accepted"]
+    # All workers share this host's socket table: its TIME_WAIT is counted once, not per worker.
+    assert run["sockets"]["hosts"] == 1
+    peaks = [w["sockets"]["time_wait_client"]["peak"] for w in entries]
+    assert run["sockets"]["time_wait_client"]["peak"] == max(peaks)
+
+
+# -- combining worker reports (no processes) ----------------------------------------------------------
+def _report(worker: str, host: str, connects: int, tw_peak: int, requests_: int = 100) -> dict[str, Any]:
+    sockets = {"endpoints": ["127.0.0.1:8080"], "server_side_observable": True, "samples": 3,
+               "time_wait_client": {"peak": tw_peak, "end": tw_peak - 1},
+               "time_wait_server": {"peak": 0, "end": 0}, "established_client": {"peak": 2, "end": 0},
+               "established_server": {"peak": 2, "end": 0},
+               "series": [{"t": 1.0, "tw_client": tw_peak - 1, "tw_server": 0, "est_client": 2, "est_server": 2},
+                          {"t": 2.1, "tw_client": tw_peak, "tw_server": 0, "est_client": 0, "est_server": 0}]}
+    return {"worker": worker, "index": int(worker[-1]), "host": host, "netns": "net:[1]", "pid": 1,
+            "final": True, "requests": requests_, "kernel": {"ActiveOpens": connects * 2},
+            "connections": {"tcp_connects": connects, "tls_handshakes": 0, "pool_discards": 1,
+                            "connect_errors": 0, "setup_ms": {"count": connects, "avg": 1.0, "max": 2.0}},
+            "sockets": sockets}
+
+
+def test_counters_sum_over_workers_but_sockets_count_once_per_host():
+    reports = [_report("w0", "a", 10, 40), _report("w1", "a", 20, 50), _report("w2", "b", 5, 7)]
+    run = cluster.merge_into({"stats": {"total": {"requests": 300}}}, reports)
+    assert run["connections"]["tcp_connects"] == 35 and run["connections"]["pool_discards"] == 3
+    assert run["connections"]["requests_per_connection"] == round(300 / 35, 2)
+    assert run["connections"]["setup_ms"]["count"] == 35
+    # host a: max(40, 50); host b: 7.
+    assert run["sockets"]["time_wait_client"] == {"peak": 57, "end": 55}
+    assert run["sockets"]["hosts"] == 2
+    assert run["sockets"]["series"][-1]["tw_client"] == 57
+    assert run["kernel"]["ActiveOpens"] == 40 + 10  # host a: max(20, 40); host b: 10
+    assert [w["id"] for w in run["workers"]] == ["w0", "w1", "w2"]
+    assert "series" not in run["workers"][0]["sockets"]
+
+
+def test_unknown_socket_figures_stay_unknown():
+    remote = _report("w0", "a", 3, 1)
+    remote["sockets"]["time_wait_server"] = {"peak": None, "end": None}
+    remote["sockets"]["server_side_observable"] = False
+    merged = cluster.merge_sockets([remote, _report("w1", "b", 3, 1)])
+    assert merged["time_wait_server"] == {"peak": None, "end": None}
+    assert merged["server_side_observable"] is False
+
+
+def test_connections_tab_shows_each_worker_and_how_totals_are_formed():
+    workers = cluster.worker_entries([_report("w0", "a", 10, 40), _report("w1", "a", 20, 50)])
+    live = {"policy": "fresh", "connections": {"tcp_connects": 30}, "sockets": {}, "workers": workers}
+    rows = {r["metric"]: r["value"] for r in connection_rows(live)}
+    assert rows["tcp_connects"] == 30
+    assert "connections 10" in rows["worker 0 (a, pid 1)"] and "connections 20" in rows["worker 1 (a, pid 1)"]
+    assert "1 host(s)" in rows["totals"]
+
+
+def test_report_has_a_workers_table(tmp_path):
+    reports = [_report("w0", "a", 10, 40), _report("w1", "a", 20, 50)]
+    run = cluster.merge_into({
+        "schema": "workload.run/1", "run_id": "r", "complete": True, "scenario": {"name": "demo"},
+        "policy": {"name": "fresh", "type": "fresh"},
+        "stats": {"total": {"requests": 200, "failures": 0, "rps": 10.0}, "history": [], "errors": []},
+    }, reports)
+    (tmp_path / "r").mkdir()
+    (tmp_path / "r" / "run.json").write_text(json.dumps(run))
+    build_report([tmp_path / "r"], tmp_path / "report")
+    markdown = (tmp_path / "report" / "report.md").read_text()
+    assert "## Workers" in markdown
+    assert "| fresh | #0 | a | 100 | 10 |" in markdown
+    assert "| fresh | total (2 workers) | 1 host(s), each counted once | 200 | 30 |" in markdown
+    assert "Workers (distributed" in (tmp_path / "report" / "report.html").read_text()
+
+
+# -- docker-compose.yml -----------------------------------------------------------------------------------
+def test_compose_file_describes_target_master_and_scalable_workers():
+    services = _services()
+    assert set(services) == {"target", "master", "worker"}
+    assert services["master"]["command"] == ["locust", "-f", "workload/main.py", "--master"]
+    assert services["worker"]["command"] == ["locust", "-f", "workload/main.py", "--worker",
+                                             "--master-host", "master"]
+    assert "container_name" not in services["worker"]  # `--scale worker=4` needs distinct names
+    assert "127.0.0.1:8089:8089" in services["master"]["ports"]
+    assert {"./scenarios:/app/scenarios:ro", "./results:/app/results"} <= set(services["master"]["volumes"])
+    assert not services["worker"].get("volumes"), "workers run the scenario the master forwards"
+    target = DemoTarget.from_env(services["master"]["environment"]["WORKLOAD_DEMO_TARGET"])
+    assert target.http_url == "http://target:8080" and target.admin_url == "http://target:8081"
+    assert "--allow-external-bind" in services["target"]["command"]
+    assert not services["target"].get("ports"), "the demo target stays inside the compose network"
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    assert "FROM python:3.11-slim" in dockerfile and "pip install --no-cache-dir ." in dockerfile
+
+
+def test_demo_target_refuses_a_non_loopback_bind_unless_allowed(capsys):
+    from workload.demo.server import build_parser, main
+
+    assert main(["--host", "0.0.0.0"]) == 2  # refused before binding anything
+    assert "--allow-external-bind" in capsys.readouterr().err
+    assert build_parser().parse_args(["--host", "0.0.0.0", "--allow-external-bind"]).allow_external_bind
+
+
+# -- real master and workers on loopback ------------------------------------------------------------------
+@pytest.mark.slow
+def test_compose_commands_run_as_local_processes(tmp_path):
+    """target + master + 2 workers from docker-compose.yml: one worker in a directory like the
+    image (the package, no scenarios/), one with `-f -` in an empty directory."""
+    services = _services()
+    http, admin, master_port = _free_port(), _free_port(), _free_port()
+    target_cmd = _local(_replaced(services["target"]["command"],
+                                  {"0.0.0.0": "127.0.0.1", "8080": str(http), "8081": str(admin)}), "workload")
+    demo = {"http_url": f"http://127.0.0.1:{http}", "https_url": None,
+            "admin_url": f"http://127.0.0.1:{admin}", "ca_path": None, "pid": 0}
+    compose_env = {k: v for k, v in services["master"]["environment"].items() if v is not None}
+    # The headless variant documented in docker-compose.yml, with loopback ports.
+    master_env = _clean_env(**{**compose_env, "WORKLOAD_DEMO_TARGET": json.dumps(demo)}, WORKLOAD_POLICY="fresh",
+                            LOCUST_HEADLESS="true", LOCUST_EXPECT_WORKERS="2", LOCUST_RUN_TIME="6s",
+                            LOCUST_USERS="4", LOCUST_SPAWN_RATE="4",
+                            WORKLOAD_RESULTS_DIR=str(tmp_path / "results"), WORKLOAD_RUN_ID="compose")
+    master_cmd = _local(services["master"]["command"], "locust") + [
+        "--master-bind-host", "127.0.0.1", "--master-bind-port", str(master_port), "--only-summary"]
+    worker_cmd = _local(_replaced(services["worker"]["command"], {"master": "127.0.0.1"}), "locust") + [
+        "--master-port", str(master_port)]
+    image_dir, empty_dir = tmp_path / "image", tmp_path / "empty"
+    shutil.copytree(ROOT / "workload", image_dir / "workload", ignore=shutil.ignore_patterns("__pycache__"))
+    empty_dir.mkdir()
+    stdin_cmd = _replaced(worker_cmd, {"workload/main.py": "-"})
+    worker_env = _clean_env(TMPDIR=str(empty_dir))  # where `-f -` writes the downloaded locustfile
+
+    processes = []
+    try:
+        processes.append(subprocess.Popen(target_cmd, env=_clean_env(), stdout=subprocess.DEVNULL,
+                                          stderr=subprocess.DEVNULL))
+        _wait_for(f"{demo['admin_url']}/__stats")
+        master = subprocess.Popen(master_cmd, cwd=ROOT, env=master_env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.STDOUT)
+        processes.append(master)
+        workers = [subprocess.Popen(worker_cmd, cwd=image_dir, env=worker_env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL),
+                   subprocess.Popen(stdin_cmd, cwd=empty_dir, env=worker_env, stdout=subprocess.DEVNULL,
+                                    stderr=subprocess.DEVNULL)]
+        processes += workers
+        output, _ = master.communicate(timeout=RUN_TIMEOUT_S)
+        assert master.returncode == 0, output.decode(errors="replace")[-3000:]
+        for worker in workers:
+            assert worker.wait(timeout=15) == 0
+    finally:
+        for process in reversed(processes):
+            _stop(process)
+
+    run = json.loads((tmp_path / "results" / "compose" / "run.json").read_text())
+    assert run["policy"]["name"] == "fresh" and run["complete"] is True
+    assert {w["pid"] for w in run["workers"]} == {w.pid for w in workers}  # telemetry from both
+    _check_totals(run, workers=2)
+    assert run["sockets"]["time_wait_client"]["peak"] > 0  # fresh: the client closes first
+
+
+@pytest.mark.slow
+def test_processes_reach_the_demo_target_the_master_started(tmp_path):
+    port = str(_free_port())
+    command = [sys.executable, "-m", "locust", "-f", "workload/main.py", "--headless", "--processes", "2",
+               "--policy", "close", "-u", "4", "-r", "4", "-t", "4s", "--only-summary",
+               "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+               "--master-host", "127.0.0.1", "--master-port", port,
+               "--results-dir", str(tmp_path), "--run-id", "procs"]
+    done = subprocess.run(command, cwd=ROOT, env=_clean_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-3000:]
+    run = json.loads((tmp_path / "procs" / "run.json").read_text())
+    _check_totals(run, workers=2)  # includes: the one demo target accepted every worker's connection
+
+
+@pytest.mark.slow
+def test_compare_with_workers_reports_per_worker_figures(tmp_path):
+    command = [sys.executable, "-m", "workload.cli", "compare", "scenarios/demo.yaml", "--workers", "2",
+               "--policies", "shared,fresh", "--users", "4", "--duration", "3s", "--out", str(tmp_path)]
+    done = subprocess.run(command, cwd=ROOT, env=_clean_env(), capture_output=True, text=True,
+                          timeout=RUN_TIMEOUT_S)
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    for policy in ("shared", "fresh"):
+        _check_totals(json.loads((tmp_path / "runs" / policy / "run.json").read_text()), workers=2)
+    markdown = (tmp_path / "report.md").read_text()
+    assert "## Workers" in markdown
+    assert "| shared | total (2 workers) |" in markdown and "| fresh | total (2 workers) |" in markdown
