@@ -229,3 +229,12 @@ def test_log_warnings_before_a_run_is_never_fatal(tmp_path, caplog):
 @pytest.mark.parametrize("name", ["ci.yaml"])
 def test_shipped_ci_scenario_is_lint_clean(name):
     assert lint_file(str(ROOT / "scenarios" / name)) == []
+
+
+def test_the_default_read_timeout_counts_too(tmp_path):
+    text = BASE.replace("shared: {timeout: 5}", "shared: {pool_maxsize: 2}").replace("duration: 10s", "duration: 20s")
+    assert warnings(tmp_path, text) == (
+        "s.yaml:6: ==> At key: policies.shared.timeout\n"
+        "    warning: the default read timeout 30 s is longer than the run (20 s): a request that hangs is never "
+        "timed out, so it is neither a failure nor a latency sample\n"
+        "    fix: add 'timeout: {connect: 5, read: 6}' (shorter than the run)")

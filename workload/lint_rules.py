@@ -209,9 +209,12 @@ def read_timeouts(ctx: LintContext) -> list[Problem]:
         if read > ctx.duration_s:
             suggest = max(1, int(ctx.duration_s / 3))
             connect = spec.connect if spec else min(read, suggest)
-            what = (f"read timeout {read:g} s is longer than the run ({ctx.duration_s:g} s): a request that "
-                    "hangs is never timed out, so it is neither a failure nor a latency sample")
-            fix = f"set 'timeout: {{connect: {connect:g}, read: {suggest}}}' (shorter than the run)"
+            written = "timeout" in policy.model_fields_set
+            what = (f"{'' if written else 'the default '}read timeout {read:g} s is longer than the run "
+                    f"({ctx.duration_s:g} s): a request that hangs is never timed out, so it is neither a failure "
+                    "nor a latency sample")
+            fix = f"{'set' if written else 'add'} 'timeout: {{connect: {connect:g}, read: {suggest}}}' " \
+                  "(shorter than the run)"
             found.append(ctx.warn(("policies", name, "timeout"), what, fix))
     return found
 
