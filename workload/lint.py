@@ -86,8 +86,7 @@ def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | 
         logger.warning("workload check could not run: %s", exc)
         return 0
     if problems:
-        logger.warning("%s\n(workload check %s lists these without running)", render(problems, loaded.path),
-                       loaded.path)
+        logger.warning("%s\n(workload check: warnings only, the run goes on)", render(problems, loaded.path))
     return len(problems)
 
 
