@@ -46,7 +46,7 @@ def target_rate_wait(rps: float, per_iteration: float, fallback_users: int) -> C
         # Like constant_pacing: the interval counts from the previous task's start, so the task's
         # own duration is subtracted; a task slower than the interval leaves no wait at all.
         last = getattr(user, "_workload_paced_at", None)
-        busy = now - last if last is not None else 0.0
+        busy = max(0.0, now - last) if last is not None else 0.0
         wait = max(0.0, interval - busy)
         user._workload_paced_at = now + wait
         return wait
