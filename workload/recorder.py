@@ -20,8 +20,17 @@ from pathlib import Path
 from typing import Any
 
 from workload.connstats import STATS
+from workload.errors import TelemetryError
 from workload.faults import classify
-from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls, forecast, port_headroom
+from workload.telemetry import (
+    Endpoint,
+    KernelCounters,
+    SocketSampler,
+    endpoints_from_urls,
+    forecast,
+    port_headroom,
+    system_resolver,
+)
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"
@@ -44,6 +53,16 @@ class RunInfo:
     extra: dict[str, Any] = field(default_factory=dict)
 
 
+def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
+    """The targets' address:port pairs.  A remote target named by host name is resolved (the
+    load itself resolves it too); if that fails, the socket figures stay empty, the run goes on."""
+    try:
+        return endpoints_from_urls(urls, resolve=system_resolver)
+    except TelemetryError as exc:
+        log.warning("socket-table sampling is off for this run: %s", exc)
+        return ()
+
+
 def new_run_id(scenario: str, policy: str) -> str:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return re.sub(r"[^\w.-]+", "-", f"{stamp}-{scenario}-{policy}")
@@ -55,7 +74,7 @@ class RunRecorder:
         self.out_dir = out_dir
         self.started_at = time.time()
         self.history: list[dict[str, Any]] = []
-        self.sampler = SocketSampler(endpoints_from_urls(info.urls), server_side_observable=info.local_target)
+        self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
         self.kernel = KernelCounters()
         self._server_before = self._server_stats()
         self.finished: dict[str, Any] | None = None
