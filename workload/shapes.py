@@ -176,6 +176,9 @@ def install(environment: Any, load: Load) -> Any:
             environment.shape_class = None  # the previous scenario's shape, not this one's
         return None
     shape = make_shape(spec)
+    if type(environment.runner).__name__ == "MasterRunner":
+        # A master sends no requests: its connection counters say nothing about the stages.
+        shape.meter = StageMeter(shape.steps, connects=lambda: None)
     # Environment wires only the shape present when the runner is created (locust env.py).
     shape.runner = environment.runner
     environment.shape_class = shape

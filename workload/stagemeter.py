@@ -33,10 +33,10 @@ class Snapshot:
     failures: int
     response_ms: float
     histogram: dict[int, int]
-    connects: int
+    connects: int | None  # None where this process sends no requests (a master)
 
 
-def snapshot(total: Any, connects: int, at: float) -> Snapshot:
+def snapshot(total: Any, connects: int | None, at: float) -> Snapshot:
     return Snapshot(at, total.num_requests, total.num_failures, float(total.total_response_time),
                     dict(total.response_times), connects)
 
@@ -61,14 +61,15 @@ def stage_figures(before: Snapshot, after: Snapshot) -> dict[str, Any]:
     failures = max(after.failures - before.failures, 0)
     histogram = {ms: n - before.histogram.get(ms, 0) for ms, n in after.histogram.items()
                  if n > before.histogram.get(ms, 0)}
-    connects = max(after.connects - before.connects, 0)
+    connects = max(after.connects - before.connects, 0) if after.connects is not None and \
+        before.connects is not None else None
     return {
         "measured_s": round(span, 3), "requests": requests, "failures": failures,
         "rps": round(requests / span, 2), "failure_ratio": round(failures / requests, 4) if requests else None,
         "avg_ms": round((after.response_ms - before.response_ms) / requests, 2) if requests else None,
         "p50_ms": percentile(histogram, 0.5), "p95_ms": percentile(histogram, 0.95),
         "p99_ms": percentile(histogram, 0.99), "tcp_connects": connects,
-        "connects_per_s": round(connects / span, 2),
+        "connects_per_s": round(connects / span, 2) if connects is not None else None,
     }
 
 
@@ -84,7 +85,7 @@ class StageMeter:
     """Feeds on the shape's ticks; `results` holds one dict per finished stage (run.json `stages`)."""
 
     def __init__(self, steps: Sequence[_StepLike], clock: Callable[[], float] = time.time,
-                 connects: Callable[[], int] = lambda: STATS.tcp_connects) -> None:
+                 connects: Callable[[], int | None] = lambda: STATS.tcp_connects) -> None:
         self.steps = steps
         self.results: list[dict[str, Any]] = []
         self._clock, self._connects = clock, connects
