@@ -153,3 +153,21 @@ def test_a_capture_used_before_it_is_set_fails_clearly(demo_target):
     h = harness(text, "shared", demo_target)
     run_tasks(h.users(1), iterations=1, login=False)
     assert h.errors() == ["early: template variable not set: 'later' is undefined"]
+
+
+def test_preset_cookies_are_sent_with_templated_values(demo_target):
+    text = """
+    target:
+      host: demo
+      cookies: [{name: tenant, value: "{{ team }}", domain: 127.0.0.1}]
+    variables: {team: green}
+    endpoints:
+      - {name: echo, path: /echo, capture: {tenant: {json: cookies.tenant}}}
+    policies: {shared: {}, fresh: {}}
+    """
+    for policy in ("shared", "fresh"):
+        h = harness(text, policy, demo_target)
+        [user] = h.users(1)
+        run_tasks([user], iterations=1, login=False)
+        assert not h.errors(), h.errors()
+        assert user.vars["tenant"] == "green"

@@ -171,3 +171,12 @@ def test_locustfile_gives_the_same_message(tmp_path):
                           timeout=60)
     assert done.returncode == 2
     assert EXPECTED in done.stderr and "Traceback" not in done.stderr
+
+
+def test_a_union_reports_only_the_branch_the_author_meant():
+    text = "target: demo\nendpoints: [{path: /}]\npolicies:\n  shared:\n    retries: {totl: 2}\n"
+    assert problems(text) == (
+        "1 problem in scenario:\n"
+        "s.yaml:5: ==> At key: policies.shared.retries.totl\n"
+        "    error: unknown key 'totl'\n"
+        "    fix: did you mean 'total'? (allowed keys: total, backoff_factor, status_forcelist)")

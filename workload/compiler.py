@@ -21,8 +21,8 @@ from locust import HttpUser, between, constant, constant_pacing, constant_throug
 from workload.checks import ParsedResponse, run_captures
 from workload.loader import LoadedScenario
 from workload.login import LoginFlow, compile_login
-from workload.plan import Step, compile_step
 from workload.pacing import rate_wait_time
+from workload.plan import Step, compile_step
 from workload.schema import Scenario, Wait
 from workload.targets import ResolvedTarget
 from workload.templating import TemplateRenderError, Value
@@ -58,7 +58,7 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         variables={k: Value(v) for k, v in model.variables.items()},
         credentials=loaded.credentials,
         login=compile_login(model.login, target.hosts),
-        cookies=tuple(c.model_dump() for c in model.target.cookies),
+        cookies=tuple({**c.model_dump(), "value": Value(c.value)} for c in model.target.cookies),
         headers=Value(target.headers),
     )
     attrs: dict[str, Any] = {
@@ -146,7 +146,7 @@ class WorkloadUser(HttpUser):
         self.client.verify = target.verify
         self.client.cert = target.cert
         for cookie in self.plan.cookies:
-            self.client.cookies.set(cookie["name"], cookie["value"], domain=cookie["domain"],
+            self.client.cookies.set(cookie["name"], str(cookie["value"].render(self.vars)), domain=cookie["domain"],
                                     path=cookie["path"], secure=cookie["secure"])
 
     def on_start(self) -> None:

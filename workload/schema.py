@@ -247,6 +247,12 @@ class TokenLogin(Model):
     scheme: str = DEFAULT_TOKEN_SCHEME
     relogin_on_401: bool = True
 
+    @model_validator(mode="after")
+    def _one_body(self) -> TokenLogin:
+        if self.json_ is not None and self.form is not None:
+            raise problem("a token login can have only one of json, form", "keep one body kind")
+        return self
+
 
 class BasicLogin(Model):
     username: str

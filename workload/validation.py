@@ -20,32 +20,35 @@ from workload.yamlsource import Path, Source
 
 def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -> list[Problem]:
     seen: dict[Path, Problem] = {}
-    for err in exc.errors():
-        path = data_path(err["loc"], source.data)
-        problem = _translate(err, path, source, root)
+    errors = [(data_path(e["loc"], source.data, names_a_key=e["type"] in KEY_ERRORS), e) for e in exc.errors()]
+    deeper = {path[:i] for path, _ in errors for i in range(len(path))}
+    for path, err in errors:
+        if path in deeper and err["type"].endswith(("_type", "_parsing")):
+            continue  # a union's other branch ("expected a number") where the mapping branch went deeper
         # Union members each report an error at the same place; the first one is enough.
-        seen.setdefault(path + (err["type"] == "extra_forbidden",), problem)
+        seen.setdefault(path + (err["type"] == "extra_forbidden",), _translate(err, path, source, root))
     return sorted(seen.values(), key=lambda p: (p.line or 0, p.key))
 
 
-def data_path(loc: tuple[Any, ...], data: Any) -> Path:
-    """Keep only the loc parts that exist in the document (drops union tags)."""
+KEY_ERRORS = frozenset({"missing", "extra_forbidden"})
+
+
+def data_path(loc: tuple[Any, ...], data: Any, names_a_key: bool = False) -> Path:
+    """Keep only the loc parts that exist in the document.
+
+    The rest are pydantic's union-branch tags (`int`, `RetrySpec`, `constrained-int`, ...),
+    except the last part of a missing/unknown-key error, which is the key itself."""
     path: list[str | int] = []
     node = data
-    for part in loc:
+    for index, part in enumerate(loc):
         in_dict = isinstance(node, dict) and part in node
         in_list = isinstance(node, list) and isinstance(part, int) and part < len(node)
         if in_dict or in_list:
             path.append(part)
             node = node[part]
-        elif isinstance(node, dict) and isinstance(part, str) and not _is_type_tag(part):
-            path.append(part)  # a missing or unknown key: still part of the path
-            node = None
+        elif names_a_key and index == len(loc) - 1 and isinstance(node, dict):
+            path.append(part)
     return tuple(path)
-
-
-def _is_type_tag(part: str) -> bool:
-    return part[:1].isupper() or part in {"int", "float", "str", "bool", "list", "dict"} or "[" in part
 
 
 def _translate(err: dict[str, Any], path: Path, source: Source, root: type[BaseModel]) -> Problem:
