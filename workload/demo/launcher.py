@@ -176,7 +176,8 @@ def _stderr_tail(stderr: IO[bytes]) -> str:
 
 def start_demo_target(host: str = "127.0.0.1", timeout: float = 15.0) -> DemoTarget:
     """Start the demo target as a child process (own process group) on free ports."""
-    command = [sys.executable, "-m", "workload.demo", "--host", host, "--port", "0", "--admin-port", "0"]
+    command = [sys.executable, "-m", "workload.demo", "--host", host, "--port", "0", "--admin-port", "0",
+               "--exit-with-parent"]
     # stderr goes to a file, not a pipe: nobody reads it while the target runs, and a full
     # pipe would block the server.  On failure its tail explains what went wrong.
     with tempfile.TemporaryFile() as stderr:

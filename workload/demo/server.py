@@ -256,11 +256,16 @@ def build_parser() -> argparse.ArgumentParser:
     tls.add_argument("--tls", action="store_true", help="serve HTTPS too (already the default)")
     tls.add_argument("--no-tls", action="store_true", help="do not serve HTTPS")
     parser.add_argument("--ready-file", help="also write the startup JSON line to this file")
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop when the process that started us dies (used by the launcher)")
     parser.add_argument("--access-log", action="store_true", help="log every request to stderr (slower)")
     parser.add_argument("--allow-external-bind", action="store_true",
                         help="accept a non-loopback --host such as 0.0.0.0 (for a private container network only: "
                              "the demo target has no authentication)")
     return parser
+
+
+PARENT_POLL_S = 1.0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,15 +288,27 @@ def main(argv: list[str] | None = None) -> int:
         return exc.exit_code
     try:
         # Handlers go in before the announcement: a launcher may SIGTERM right after it.
-        announce_and_wait(target, args.ready_file)
+        announce_and_wait(target, args.ready_file, args.exit_with_parent)
     finally:
         target.close()
     return 0
 
 
-def announce_and_wait(target: RunningTarget, ready_file: str | None) -> None:
+def _watch_parent(parent: int, stop: gevent.event.Event) -> None:
+    # The target runs in its own process group (so Ctrl-C reaches only its owner); if the
+    # owner is killed outright it would be orphaned and keep its ports forever.
+    while not stop.is_set():
+        if os.getppid() != parent:
+            stop.set()
+            return
+        gevent.sleep(PARENT_POLL_S)
+
+
+def announce_and_wait(target: RunningTarget, ready_file: str | None, exit_with_parent: bool = False) -> None:
     stop = gevent.event.Event()
     handlers = [gevent.signal_handler(sig, stop.set) for sig in (signal.SIGTERM, signal.SIGINT)]
+    if exit_with_parent:
+        gevent.spawn(_watch_parent, os.getppid(), stop)
     try:
         announce(target, ready_file)
         stop.wait()
