@@ -88,7 +88,10 @@ def _check_totals(run: dict[str, Any], workers: int) -> None:
     assert run["stats"]["total"]["requests"] == sum(w["requests"] for w in entries)
     for key in ("tcp_connects", "tls_handshakes", "pool_discards"):
         assert run["connections"][key] == sum(w["connections"][key] for w in entries), key
-    assert run["connections"]["tcp_connects"] == run["server"]["connections_accepted"]
+    # The server may also count a connect that a user stopped at the end of the run left unfinished
+    # (at most one per user); every connection the clients completed, it accepted.
+    unfinished = run["server"]["connections_accepted"] - run["connections"]["tcp_connects"]
+    assert 0 <= unfinished <= run["load"]["users"]
     # All workers share this host's socket table: its TIME_WAIT is counted once, not per worker.
     assert run["sockets"]["hosts"] == 1
     peaks = [w["sockets"]["time_wait_client"]["peak"] for w in entries]
