@@ -168,7 +168,9 @@ class ClusterTelemetry:
         return connected | set(self.reports)
 
     def settled(self, expected: set[str]) -> bool:
-        gone = expected - {c.id for c in self.runner.clients.all} - self._finals
+        # A worker that quit or went missing without a final report will not send one now.
+        present = {c.id for c in self.runner.clients.all if c.state != STATE_MISSING}
+        gone = expected - present - self._finals
         return expected - gone <= self._settled
 
     def wait_settled(self, timeout: float | None = None) -> bool:
