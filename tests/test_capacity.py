@@ -162,21 +162,26 @@ def test_report_files_are_self_contained(tmp_path):
 
 # -- a real capacity run ----------------------------------------------------------------------
 def test_capacity_run_on_the_demo_target_finds_the_knee(tmp_path, demo_target):
-    # 30-user steps of 3 s up to 150 users: /slow?ms=50 back to back asks for ~18 RPS per user,
-    # far more than one client and one server process on this machine deliver at 150 users.
+    # pool10: one process-wide pool of 10 blocking connections, so at most 10 requests are in flight
+    # (~190/s at 50 ms) on any machine: throughput grows up to 10 users, then users only queue.
     out = tmp_path / "capacity"
     done = subprocess.run(
-        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--policies", "shared",
-         "--step-users", "30", "--step-duration", "3s", "--max-users", "150", "--max-duration", "15s",
-         "--slo-p95-ms", "300", "--target-rps", "200", "--out", str(out)],
+        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--policies", "pool10",
+         "--step-users", "5", "--step-duration", "3s", "--max-users", "30", "--max-duration", "18s",
+         "--target-rps", "150", "--out", str(out)],
         cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
         capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "capacity.json").read_text())
     (policy,) = result["policies"]
-    knee = policy["knee"]
-    assert knee["ended_by"] in (ENDED_SATURATED, ENDED_SLO), policy["steps"]
-    assert 30 <= knee["users"] < 150 and knee["rps"] > 0
-    assert policy["forecast"]["new_connections_per_s"] < 5  # shared: connections are reused
+    knee, steps = policy["knee"], policy["steps"]
+    assert result["slo"]["pool10"] == {"p95_ms": 100.0, "failure_ratio": 0.01}  # the scenario's thresholds
+    assert knee["ended_by"] in (ENDED_SATURATED, ENDED_SLO), steps
+    assert knee["users"] in (10, 15) and 120 < knee["rps"] < 220, steps
+    assert max(s["connections"] for s in steps) <= 10.5  # the pool never opened more
+    assert len(steps) < 6 and policy["stopped_early"]  # two breaching steps in a row ended the run
+    forecast = policy["forecast"]
+    assert forecast["reachable"] and forecast["new_connections_per_s"] < 5
+    assert 6 <= forecast["pool_maxsize"] <= 10 and forecast["pool_connections"] == 1  # 150/s x ~55 ms
     assert (out / "capacity.md").is_file() and "<svg" in (out / "capacity.html").read_text()
-    assert "knee at" in done.stdout
+    assert "pool10     knee at" in done.stdout
