@@ -70,27 +70,28 @@ def _summary(values: list[float]) -> dict[str, float | int | None]:
 STATS = ConnectionStats()
 
 
-class CountingHTTPConnection(HTTPConnection):
-    def connect(self) -> None:
-        start = time.perf_counter()
-        try:
-            super().connect()
-        except Exception:
-            STATS.connect_errors += 1
-            raise
-        STATS.record_connect(time.perf_counter() - start, tls=False)
+class _CountingConnect:
+    """Mixin for urllib3 connection classes: count and time every real connect()."""
 
+    TLS = False
 
-class CountingHTTPSConnection(HTTPSConnection):
     def connect(self) -> None:
         # urllib3 2.x performs the TLS handshake inside connect(), so this times TCP + TLS.
         start = time.perf_counter()
         try:
-            super().connect()
+            super().connect()  # type: ignore[misc]
         except Exception:
             STATS.connect_errors += 1
             raise
-        STATS.record_connect(time.perf_counter() - start, tls=True)
+        STATS.record_connect(time.perf_counter() - start, tls=self.TLS)
+
+
+class CountingHTTPConnection(_CountingConnect, HTTPConnection):
+    pass
+
+
+class CountingHTTPSConnection(_CountingConnect, HTTPSConnection):
+    TLS = True
 
 
 class CountingHTTPConnectionPool(HTTPConnectionPool):
