@@ -104,6 +104,10 @@ def test_forecast_for_a_connection_per_request_policy():
     assert forecast["in_flight"] == 15.0  # 300/s x 50 ms
     assert forecast["users_needed"] == 17  # 18 RPS per user
     assert forecast["pool_maxsize"] is None and "does not apply" in forecast["pool_note"]
+    assert forecast["ports_exhausted"] is False and forecast["port_note"] is None
+    crowded = analyse(canned_run("close", "close", 1.0), SLO, target_rps=2000)["forecast"]
+    assert crowded["time_wait_client"] == 30_000 and crowded["ports_exhausted"] is True  # > 28,232 ports
+    assert "EADDRNOTAVAIL" in crowded["port_note"]
 
 
 def test_forecast_for_a_pooled_policy_and_beyond_the_knee():

@@ -164,6 +164,24 @@ def _pool_advice(run: dict[str, Any], in_flight: float, hosts: int) -> dict[str,
             "pool_note": "per-user pools: a user has one request in flight, so one connection per host"}
 
 
+def _time_wait_forecast(run: dict[str, Any], ref: dict[str, Any], new_per_s: float) -> dict[str, Any]:
+    """Steady-state TIME_WAIT at `new_per_s` new connections/s, and its share of the port range."""
+    size = _ports_size(run)
+    ports = forecast(new_per_s, size) if size else {"forecast_time_wait": None, "forecast_share": None}
+    share, upper = _client_share(ref), ports["forecast_time_wait"]
+    client_tw = round(upper * share) if upper is not None and share is not None else upper
+    port_share = round(client_tw / size, 4) if client_tw is not None and size else None
+    note = None
+    if port_share is not None and port_share >= 1:
+        reuse = (run.get("ports") or {}).get("tcp_tw_reuse")
+        note = (f"more TIME_WAIT than ephemeral ports: new connects fail (EADDRNOTAVAIL) unless the kernel "
+                f"reuses TIME_WAIT ports (tcp_tw_reuse={reuse} here; 2 = loopback only)")
+    return {"time_wait_upper_bound": upper, "time_wait_client_share": round(share, 3) if share is not None else None,
+            "time_wait_client": client_tw, "port_range_size": size, "port_range_share_upper": ports["forecast_share"],
+            "port_range_share": port_share, "ports_exhausted": bool(port_share is not None and port_share >= 1),
+            "port_note": note}
+
+
 def forecast_at(run: dict[str, Any], steps: list[dict[str, Any]], knee: dict[str, Any],
                 target_rps: float) -> dict[str, Any]:
     """What running this policy at `target_rps` needs: connections, TIME_WAIT, ports, fds, pool."""
@@ -172,11 +190,6 @@ def forecast_at(run: dict[str, Any], steps: list[dict[str, Any]], knee: dict[str
         return {"target_rps": target_rps, "reachable": False, "note": "no step within the SLO to scale from"}
     per_request = ref["connections_per_request"] or 0.0
     new_per_s = round(target_rps * per_request, 2)
-    size = _ports_size(run)
-    ports = forecast(new_per_s, size) if size else {"forecast_time_wait": None, "forecast_share": None}
-    share = _client_share(ref)
-    upper = ports["forecast_time_wait"]
-    client_tw = round(upper * share) if upper is not None and share is not None else upper
     in_flight = target_rps * (ref["avg_ms"] or 0.0) / 1000.0  # Little's law
     users = math.ceil(target_rps / (ref["rps"] / ref["users"]))
     per_user = (ref["connections"] or 0.0) / ref["users"]
@@ -185,10 +198,7 @@ def forecast_at(run: dict[str, Any], steps: list[dict[str, Any]], knee: dict[str
     return {
         "target_rps": target_rps, "reachable": knee["rps"] is not None and target_rps <= knee["rps"],
         "scaled_from_users": ref["users"], "connections_per_request": per_request,
-        "new_connections_per_s": new_per_s, "time_wait_upper_bound": upper,
-        "time_wait_client_share": round(share, 3) if share is not None else None,
-        "time_wait_client": client_tw, "port_range_size": size, "port_range_share_upper": ports["forecast_share"],
-        "port_range_share": round(client_tw / size, 4) if client_tw is not None and size else None,
+        "new_connections_per_s": new_per_s, **_time_wait_forecast(run, ref, new_per_s),
         "in_flight": round(in_flight, 1), "users_needed": users, "open_connections": open_connections,
         "file_descriptors": open_connections, "hosts": hosts, **_pool_advice(run, in_flight, hosts),
     }

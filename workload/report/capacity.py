@@ -94,6 +94,7 @@ FORECAST_COLUMNS: tuple[Column, ...] = (
     ("requests in flight", _forecast("in_flight")), ("users needed", _forecast("users_needed")),
     ("file descriptors", _forecast("file_descriptors")), ("pool_maxsize", _forecast("pool_maxsize")),
     ("pool_connections", _forecast("pool_connections")), ("pool note", _forecast("pool_note")),
+    ("ports", lambda p: (p.get("forecast") or {}).get("port_note") or "ok"),
 )
 def _step(key: str) -> Callable[[Row], Any]:
     return lambda step: step.get(key)
@@ -106,7 +107,7 @@ STEP_COLUMNS: tuple[Column, ...] = tuple((title, _step(key)) for title, key in (
     ("new conn/s", "connects_per_s"), ("conn/request", "connections_per_request"),
 )) + (("failures", lambda s: _ratio(s.get("failure_ratio"))),
        ("SLO", lambda s: "; ".join(s.get("breaches") or []) or "ok"))
-TEXT_COLUMNS = frozenset({"policy", "type", "ended by", "pool note", "SLO"})
+TEXT_COLUMNS = frozenset({"policy", "type", "ended by", "pool note", "ports", "SLO"})
 
 
 def tables(result: dict[str, Any]) -> list[dict[str, Any]]:
@@ -231,5 +232,8 @@ def describe(result: dict[str, Any], paths: CapacityPaths) -> str:
             lines.append(f"  {'':<10} at {f['target_rps']:g} RPS: {f['new_connections_per_s']:g} new conn/s, "
                          f"TIME_WAIT ~{_show(f['time_wait_client'])} ({_percent('port_range_share')(p) or MISSING} "
                          f"of ports), ~{f['file_descriptors']} fds, {f['users_needed']} users")
+            warnings = [] if f["reachable"] else ["beyond the knee: not sustained within the SLO (extrapolated)"]
+            warnings += [f["port_note"]] if f.get("port_note") else []
+            lines += [f"  {'':<10} ! {warning}" for warning in warnings]
     lines += [f"  json      {paths.json}", f"  markdown  {paths.markdown}", f"  html      {paths.html}"]
     return "\n".join(lines)
