@@ -36,10 +36,13 @@ def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     total = sum(s["num_requests"] for s in stats)
     assert run["policy"]["name"] == "fresh" and run["complete"] is True
     assert run["stats"]["total"]["requests"] == total
-    # fresh: one connection per request, as the server counted them (a user stopped in the
-    # middle of a request has connected but recorded nothing: at most one per user).
-    assert run["connections"]["tcp_connects"] == run["server"]["connections_accepted"]
-    assert total <= run["connections"]["tcp_connects"] <= total + 4
+    # fresh: one connection per request, as the server counted them.  Locust kills users at
+    # the end of the run: one stopped inside connect() leaves a connection the server accepted
+    # but the client never finished, and one stopped after connecting recorded no request
+    # (at most one of either per user).
+    connects, accepted = run["connections"]["tcp_connects"], run["server"]["connections_accepted"]
+    assert total <= connects <= total + 4
+    assert connects <= accepted <= connects + 4
     assert run["sockets"]["time_wait_client"]["peak"] > 0
 
 

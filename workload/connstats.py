@@ -80,8 +80,13 @@ class _CountingConnect:
         start = time.perf_counter()
         try:
             super().connect()  # type: ignore[misc]
-        except Exception:
-            STATS.connect_errors += 1
+        except BaseException as exc:
+            # A user stopped mid-connect (GreenletExit) may already hold a connected socket
+            # that the server counted: count it too, so both sides' figures agree.
+            if getattr(self, "sock", None) is not None:
+                STATS.record_connect(time.perf_counter() - start, tls=self.TLS)
+            elif isinstance(exc, Exception):
+                STATS.connect_errors += 1
             raise
         STATS.record_connect(time.perf_counter() - start, tls=self.TLS)
 
