@@ -107,3 +107,10 @@ def test_interrupted_compare_writes_an_incomplete_report(tmp_path, demo_target):
     assert [p["policy"] for p in summary["policies"]] == ["shared"]
     assert summary["policies"][0]["requests"] > 0
     assert "INCOMPLETE" in (tmp_path / "report.html").read_text()
+
+
+def test_urls_in_results_lose_their_credentials():
+    from workload.controller import _without_userinfo
+
+    assert _without_userinfo("https://bob:hunter2@127.0.0.1:8443") == "https://127.0.0.1:8443"
+    assert _without_userinfo("http://127.0.0.1:8080") == "http://127.0.0.1:8080"

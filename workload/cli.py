@@ -67,9 +67,9 @@ def _capacity(args: argparse.Namespace) -> int:
 
 
 def _report(args: argparse.Namespace) -> int:
-    from workload.report import build_report, describe
-
     import time
+
+    from workload.report import build_report, describe
 
     out = args.out or f"results/report-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = build_report(args.run_dirs, out)

@@ -12,6 +12,7 @@ import logging
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import gevent
 from locust.html import get_html_report
@@ -103,7 +104,8 @@ class RunController:
             scenario=current.loaded.name, scenario_path=current.loaded.path,
             policy=current.policy, policy_type=policy.type,
             policy_settings=policy.model_dump(exclude={"description"}, mode="json"),
-            urls=[self.env.host or u for u in current.target.urls()][:1] + current.target.urls()[1:],
+            urls=[_without_userinfo(u) for u in [self.env.host or u for u in current.target.urls()][:1]
+                  + current.target.urls()[1:]],
             local_target=_is_local(current.target.urls()),
             load={"users": opts.num_users, "spawn_rate": opts.spawn_rate, "duration_s": opts.run_time},
             server_stats=demo.stats if demo is not None else None,
@@ -165,8 +167,16 @@ def _html(environment: Any) -> str | None:
         return None
 
 
-def _is_local(urls: list[str]) -> bool:
-    from urllib.parse import urlsplit
+def _without_userinfo(url: str) -> str:
+    """Results must never carry credentials, including `user:password@` in a URL."""
+    parts = urlsplit(url)
+    if parts.username is None and parts.password is None:
+        return url
+    host = parts.hostname or ""
+    netloc = f"[{host}]" if ":" in host else host
+    return parts._replace(netloc=f"{netloc}:{parts.port}" if parts.port else netloc).geturl()
 
+
+def _is_local(urls: list[str]) -> bool:
     local = ("127.", "localhost", "::1", "[::1]")
     return all((urlsplit(u).hostname or "").startswith(local) for u in urls)
