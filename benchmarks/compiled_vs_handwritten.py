@@ -11,7 +11,7 @@ per-connection contexts (what requests/urllib3 do by default; expect >= 10x).
 Traffic goes only to the demo target on 127.0.0.1; every loop is bounded.
 """
 
-import locust  # noqa: I001  (first: it monkey-patches)
+import locust  # noqa: F401, I001  (first: it monkey-patches)
 
 import argparse
 import statistics

@@ -11,7 +11,7 @@ alternate on/off so machine drift hits both; figures are medians.  Run for `shar
 Traffic goes only to the embedded demo target on 127.0.0.1; every loop is bounded.
 """
 
-import locust  # noqa: I001  (first: it monkey-patches)
+import locust  # noqa: F401, I001  (first: it monkey-patches)
 
 import argparse
 import statistics
