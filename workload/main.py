@@ -7,6 +7,8 @@ one user class so Locust has a class to discover; the class actually run is re-c
 master's forwarded scenario.  A bad scenario prints located messages and exits 2.
 """
 
+import locust  # noqa: F401, I001  (first, before anything imports ssl or requests)
+
 import logging
 import os
 import sys
