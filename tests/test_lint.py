@@ -232,9 +232,9 @@ def test_shipped_ci_scenario_is_lint_clean(name):
 
 
 def test_the_default_read_timeout_counts_too(tmp_path):
-    text = BASE.replace("shared: {timeout: 5}", "shared: {pool_maxsize: 2}").replace("duration: 10s", "duration: 20s")
+    text = BASE.replace("shared: {timeout: 5}", "shared: {pool_maxsize: 2}").replace("duration: 10s", "duration: 8s")
     assert warnings(tmp_path, text) == (
         "s.yaml:6: ==> At key: policies.shared.timeout\n"
-        "    warning: the default read timeout 30 s is longer than the run (20 s): a request that hangs is never "
+        "    warning: the default read timeout 10 s is longer than the run (8 s): a request that hangs is never "
         "timed out, so it is neither a failure nor a latency sample\n"
-        "    fix: add 'timeout: {connect: 5, read: 6}' (shorter than the run)")
+        "    fix: add 'timeout: {connect: 5, read: 2}' (shorter than the run)")

@@ -92,4 +92,4 @@ def test_verify_true_trusts_the_demo_ca(demo_target):
 
 def test_every_request_is_timed_out_by_default(demo_target):
     h = harness(_scenario(), "shared", demo_target)
-    assert h.user_class.transport.timeout == (5.0, 30.0)
+    assert h.user_class.transport.timeout == (5.0, 10.0)

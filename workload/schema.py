@@ -17,7 +17,7 @@ from workload.timespan import seconds
 DEFAULT_POOL_CONNECTIONS = 10
 DEFAULT_POOL_MAXSIZE = 10
 DEFAULT_CONNECT_TIMEOUT = 5.0
-DEFAULT_READ_TIMEOUT = 30.0
+DEFAULT_READ_TIMEOUT = 10.0  # like Artillery; shorter than most runs, so a hung request fails
 DEFAULT_USERS = 10
 DEFAULT_SPAWN_RATE = 10.0
 DEFAULT_DURATION = "30s"
