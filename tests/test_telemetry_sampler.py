@@ -1,10 +1,11 @@
-"""Socket sampler: unit tests on canned tables, and a check against the real kernel table and `ss`.
+"""Socket sampler: unit tests on canned tables, and checks against the real kernel table and `ss`.
 
 All traffic is to 127.0.0.1; every loop is bounded in count and time.
 """
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import socket
@@ -17,7 +18,15 @@ import pytest
 
 from workload.errors import TelemetryError
 from workload.telemetry.sampler import SocketSampler
-from workload.telemetry.socktable import Endpoint, read_socket_tables
+from workload.telemetry.socktable import (
+    TIME_WAIT_SLACK_S,
+    USER_HZ,
+    Endpoint,
+    count_sockets,
+    parse_table,
+    read_socket_tables,
+    socket_identities,
+)
 
 HEADER = "  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n"
 TARGET = Endpoint("127.0.0.1", 8080)
@@ -27,21 +36,26 @@ PRE_CLIENT, PRE_SERVER = 5, 3
 DEADLINE_S = 5.0
 
 
-def tw_row(local: str, remote: str) -> str:
-    return f"   0: {local} {remote} 06 00000000:00000000 03:00001770 00000000     0        0 0 3 0\n"
+def tw_row(local: str, remote: str, seconds_left: float = 60.0) -> str:
+    when = f"03:{max(0, round(seconds_left * USER_HZ)):08X}"  # TIME_WAIT timer, in USER_HZ ticks
+    return f"   0: {local} {remote} 06 00000000:00000000 {when} 00000000     0        0 0 3 0\n"
 
 
-def canned(client_ports: range) -> dict[int, str]:
-    rows = "".join(tw_row(f"0100007F:{port:04X}", "0100007F:1F90") for port in client_ports)
+def canned(client_ports: range, expires: float | None = None) -> dict[int, str]:
+    """TIME_WAIT rows for ``client_ports``: as if all expired at ``expires`` (monotonic; default in 60 s)."""
+    seconds_left = 60.0 if expires is None else expires - time.monotonic()
+    rows = "".join(tw_row(f"0100007F:{port:04X}", "0100007F:1F90", seconds_left) for port in client_ports)
     return {4: HEADER + rows, 6: ""}
 
 
 # -- unit tests on canned tables --------------------------------------------------------------
 def test_sampler_section_shape_and_baseline() -> None:
     # Baseline: ports 40000-1.  Then 40000-4 (3 new), then 40001-4 (still 3), then 40003-4 (2).
-    readings = iter([canned(range(40000, 40002)), canned(range(40000, 40005)), canned(range(40001, 40005))])
-    last = canned(range(40003, 40005))
-    sampler = SocketSampler([TARGET], interval=0.05, read_tables=lambda: next(readings, last))
+    # The rows' timers run down as real ones do, so baseline rows stay the same sockets.
+    expires = time.monotonic() + 60
+    readings = iter([range(40000, 40002), range(40000, 40005), range(40001, 40005)])
+    sampler = SocketSampler([TARGET], interval=0.05,
+                            read_tables=lambda: canned(next(readings, range(40003, 40005)), expires))
     sampler.start()
     time.sleep(0.2)
     live = sampler.snapshot()
@@ -166,3 +180,75 @@ def test_sampler_matches_ss_on_real_sockets(listener: int) -> None:
     assert section["time_wait_client"]["end"] == CLIENT_PORTS
     assert section["time_wait_server"]["end"] == SERVER_PORTS
     assert section["samples"] >= 2
+
+
+def _close_first_from(port: int, local_port: int = 0) -> int:
+    """Connect from ``local_port`` (0: any free one) with SO_REUSEADDR, close first; returns the port.
+
+    Binding a port held by a TIME_WAIT socket needs SO_REUSEADDR on both the old socket and the
+    new one (else EADDRINUSE); a connect from it to the same destination then takes the TIME_WAIT
+    over at once (the kernel's check for bound ports; it needs TCP timestamps, on by default).
+    Unbound connects do the same through net.ipv4.tcp_tw_reuse (2: loopback only) once the
+    TIME_WAIT is tcp_tw_reuse_delay (1 s) old: that is what happens between two runs.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as client:
+        client.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        client.settimeout(DEADLINE_S)
+        client.bind(("127.0.0.1", local_port))
+        client.connect(("127.0.0.1", port))
+        client.sendall(b"C")  # the server waits for our FIN, so we end in TIME_WAIT
+        return client.getsockname()[1]
+
+
+def _time_wait_expiry(port: int, local_ports: set[int]) -> dict[int, float]:
+    """When (monotonic) the client-side TIME_WAIT rows from ``local_ports`` to ``port`` expire."""
+    now, rows = time.monotonic(), parse_table(read_socket_tables()[4], 4)
+    return {row.local.port: now + row.timer_s for row in rows
+            if row.state == "TIME_WAIT" and row.remote == Endpoint("127.0.0.1", port) and row.local.port in local_ports}
+
+
+def test_sampler_counts_time_wait_that_took_over_a_baseline_socket(listener: int) -> None:
+    """A previous run's TIME_WAIT sockets are the baseline; connections of this run reuse their
+    ports (same destination), and their TIME_WAIT rows look exactly like the baseline's."""
+    try:
+        read_socket_tables()
+    except TelemetryError as exc:
+        pytest.skip(str(exc))
+    target = Endpoint("127.0.0.1", listener)
+    old_ports = {_close_first_from(listener) for _ in range(PRE_CLIENT * 2)}
+    assert len(settle(listener, (len(old_ports), 0))[0]) == len(old_ports)
+    before = _time_wait_expiry(listener, old_ports)
+    assert before.keys() == old_ports
+    assert all(55 < expiry - time.monotonic() <= 60 for expiry in before.values())  # USER_HZ is right: ~60 s
+
+    baseline = socket_identities(read_socket_tables(), [target])  # what the old code compared to
+    sampler = SocketSampler([target], interval=0.1)
+    sampler.start()
+    assert sampler.sample_once().tw_client == 0  # the previous run's TIME_WAITs are left out
+
+    time.sleep(TIME_WAIT_SLACK_S + 0.5)  # a takeover by tcp_tw_reuse comes at least 1 s later
+    for old_port in sorted(old_ports):
+        try:
+            assert _close_first_from(listener, old_port) == old_port
+        except OSError as exc:
+            if exc.errno in (errno.EADDRINUSE, errno.EADDRNOTAVAIL):
+                sampler.stop()
+                pytest.skip(f"this kernel does not let a new connection take over a TIME_WAIT: {exc}")
+            raise
+    fresh = CLIENT_PORTS // 4
+    for _ in range(fresh):
+        _connect(listener, b"C")
+    settle(listener, (len(old_ports) + fresh, 0))
+    # The kernel really replaced them: same identities, timers restarted (expiring ~1 s later).
+    after = _time_wait_expiry(listener, old_ports)
+    assert after.keys() == old_ports
+    assert all(after[port] > before[port] + TIME_WAIT_SLACK_S for port in old_ports)
+
+    deadline = time.monotonic() + DEADLINE_S
+    while (counts := sampler.sample_once()).tw_client < len(old_ports) + fresh and time.monotonic() < deadline:
+        time.sleep(0.05)
+    section = sampler.stop()
+    assert counts.tw_client == len(old_ports) + fresh
+    assert section["time_wait_client"]["end"] == len(old_ports) + fresh
+    # Comparing identities alone (the old behaviour) misses every one of the taken-over sockets.
+    assert count_sockets(read_socket_tables(), [target], frozenset(baseline)).tw_client == fresh

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import pickle
+import re
+
 import pytest
 
 from workload.errors import TelemetryError
 from workload.telemetry.socktable import (
     DEFAULT_CHUNK_CHARS,
+    TIME_WAIT_LINGER_S,
+    TIME_WAIT_SLACK_S,
+    TIMER_TIME_WAIT,
+    USER_HZ,
+    Baseline,
     Endpoint,
     SocketCounts,
     count_sockets,
     decode_address,
     endpoints_from_urls,
     parse_table,
+    parse_timer,
     read_socket_tables,
     socket_identities,
 )
@@ -197,3 +206,98 @@ def test_tables_larger_than_one_scan_chunk() -> None:
     count_sockets(big, [TARGET_V4], pause=lambda: calls.append(1))
     assert len(calls) >= 4  # two chunks per side: the sampler's thread yields the GIL between them
     assert len(socket_identities(big, [TARGET_V4])) == 3500
+
+
+# -- TIME_WAIT timers: a baseline identity taken over by a new socket ------------------------------
+T0 = 1000.0  # a `time.monotonic` reading: when the baseline's tables were read
+
+
+def left(row: str, seconds: float) -> str:
+    """TIME_WAIT ``row`` with ``seconds`` left on its timer (``tr:tm->when``, in USER_HZ ticks)."""
+    row, found = re.subn(r" 03:[0-9A-F]{8} ", f" 03:{round(seconds * USER_HZ):08X} ", row, count=1)
+    assert found == 1
+    return row
+
+
+def test_parse_timer_and_the_timer_columns() -> None:
+    assert parse_timer("03:00001770", hz=100) == (TIMER_TIME_WAIT, 60.0)
+    assert parse_timer("03:00001770", hz=250) == (3, 24.0)
+    assert parse_timer("00:00000000") == (0, 0.0)
+    assert parse_timer("02:0001ADB0", hz=100) == (2, 1100.0)  # keepalive timer of an ESTABLISHED row
+    assert parse_timer(f"03:{59 * USER_HZ:08X}") == (3, 59.0)  # default: this kernel's USER_HZ
+    for bad in ("0300001770", "03:", "xx:00001770"):
+        with pytest.raises(TelemetryError, match="tr:tm->when"):
+            parse_timer(bad)
+    rows = list(parse_table(tables(v6=[])[4], 4))
+    assert [(row.state, row.timer) for row in rows[:4]] == [
+        ("LISTEN", 0), ("ESTABLISHED", 0), ("ESTABLISHED", 0), ("TIME_WAIT", TIMER_TIME_WAIT)
+    ]
+    assert rows[3].timer_s == 0x1770 / USER_HZ and rows[4].timer_s == 0x16F0 / USER_HZ
+    assert next(parse_table(table(V4_HEADER, [left(TW_CLIENT, 12.5)]), 4)).timer_s == 12.5
+
+
+def test_baseline_records_time_wait_expiries() -> None:
+    before = tables(v4=[EST_CLIENT, left(TW_CLIENT, 60), left(TW_SERVER, 30)], v6=[left(TW_CLIENT_MAPPED, 5)])
+    baseline = socket_identities(before, [TARGET_V4], read_at=T0)
+    assert isinstance(baseline, Baseline) and len(baseline) == 4
+    assert baseline.expiries == {
+        "0100007F:B270 0100007F:1F90 06": T0 + 60, "0100007F:1F90 0100007F:B272 06": T0 + 30,
+        f"{MAPPED}:C352 {MAPPED}:1F90 06": T0 + 5,
+    }  # no expiry for the ESTABLISHED row
+    assert pickle.loads(pickle.dumps(baseline)).expiries == baseline.expiries
+    assert Baseline(["a 06"], {"a 06": 1.0, "b 06": 2.0}).expiries == {"a 06": 1.0}  # only its own
+
+
+def test_time_wait_taken_over_by_a_new_socket_counts() -> None:
+    # tcp_tw_reuse (or SO_REUSEADDR) lets a new connection reuse a TIME_WAIT socket's port to the
+    # same destination; once it closes, its TIME_WAIT row has the baseline row's identity.  Its
+    # later expiry tells it apart.  Baseline at T0: client and server TIME_WAIT expiring T0 + 60.
+    before = tables(v4=[EST_CLIENT, left(TW_CLIENT, 60), left(TW_SERVER, 60)], v6=[])
+    baseline = socket_identities(before, [TARGET_V4], read_at=T0)
+
+    def count(read_at: float, *rows: str) -> SocketCounts:
+        return count_sockets(tables(v4=[EST_CLIENT, *rows], v6=[]), [TARGET_V4], baseline, read_at=read_at)
+
+    assert count(T0 + 10, left(TW_CLIENT, 50), left(TW_SERVER, 50)) == SocketCounts()  # the same sockets
+    jitter = TIME_WAIT_SLACK_S / 2  # rounding and read time: the same sockets, not new ones
+    assert count(T0 + 10, left(TW_CLIENT, 50 + jitter), left(TW_SERVER, 50 + jitter)) == SocketCounts()
+    # Taken over 5 s after the baseline, then closed: 60 s left at T0 + 10 means expiry T0 + 70.
+    assert count(T0 + 10, left(TW_CLIENT, 60), left(TW_SERVER, 50)) == SocketCounts(tw_client=1)
+    assert count(T0 + 10, left(TW_CLIENT, 50), left(TW_SERVER, 59)) == SocketCounts(tw_server=1)
+    assert count(T0 + 61, left(TW_CLIENT, 59), left(TW_SERVER, 59)) == SocketCounts(tw_client=1, tw_server=1)
+    # Expired (0 left) but not destroyed yet: the kernel's timer wheel is late by seconds.
+    assert count(T0 + 63, left(TW_CLIENT, 0), left(TW_SERVER, 0)) == SocketCounts()
+    # Past every baseline expiry plus the linger: a baseline TIME_WAIT identity is a new socket.
+    assert count(T0 + 60 + TIME_WAIT_LINGER_S + 1, left(TW_CLIENT, 0), TW_SERVER) == SocketCounts(1, 1)
+    # ESTABLISHED rows have no such timer: a baseline one stays left out, whatever the time.
+    assert count(T0 + 500) == SocketCounts()
+    # A plain set of identities (no expiries) keeps the old behaviour.
+    plain = count_sockets(tables(v4=[left(TW_CLIENT, 60)], v6=[]), [TARGET_V4], frozenset(baseline), read_at=T0 + 10)
+    assert plain == SocketCounts()
+
+
+def test_renewed_time_wait_ipv6_and_odd_timers() -> None:
+    mapped = left(TW_CLIENT_MAPPED, 60)
+    baseline = socket_identities(tables(v4=[], v6=[EST_CLIENT_V6, mapped]), endpoints_from_urls(
+        ["http://localhost:8080"]), read_at=T0)
+    both = endpoints_from_urls(["http://localhost:8080"])
+    # A 9-digit keepalive timer on the ESTABLISHED row takes the slow decoding path: same answer.
+    est = EST_CLIENT_V6.replace(" 00:00000000 ", " 02:1FFFFFFFF ", 1)
+    assert count_sockets(tables(v4=[], v6=[est, left(mapped, 49)]), both, baseline, read_at=T0 + 11) == SocketCounts()
+    assert count_sockets(tables(v4=[], v6=[est, left(mapped, 60)]), both, baseline,
+                         read_at=T0 + 11) == SocketCounts(tw_client=1)
+
+
+def test_renewed_time_wait_across_scan_chunks() -> None:
+    # 3,000 baseline TIME_WAIT rows over two scan chunks; later every other one is a new socket.
+    ports = range(40000, 43000)
+    rows = [TW_CLIENT.replace("B270", f"{port:04X}", 1) for port in ports]
+    baseline = socket_identities(tables(v4=rows, v6=[]), [TARGET_V4], read_at=T0)
+    assert len(baseline.expiries) == 3000
+    later = [left(row, 60 if i % 2 else 40) for i, row in enumerate(rows)]
+    big = tables(v4=[EST_CLIENT, *later], v6=[])
+    assert len(big[4]) > DEFAULT_CHUNK_CHARS
+    assert count_sockets(big, [TARGET_V4], baseline, read_at=T0 + 20) == SocketCounts(tw_client=1500, est_client=1)
+    calls: list[int] = []
+    count_sockets(big, [TARGET_V4], baseline, read_at=T0 + 20, pause=lambda: calls.append(1))
+    assert len(calls) >= 4  # the timed scan yields between chunks too

@@ -22,6 +22,7 @@ from typing import Any
 from workload.errors import TelemetryError
 from workload.telemetry.kernel import kernel_delta, read_kernel_counters
 from workload.telemetry.socktable import (
+    Baseline,
     Endpoint,
     SocketCounts,
     SocketTables,
@@ -102,7 +103,7 @@ class SocketSampler:
         self.interval = interval
         self.server_side_observable = server_side_observable
         self._read_tables = read_tables
-        self._baseline: frozenset[str] = frozenset()
+        self._baseline: Baseline = Baseline()
         self._lock = _real_lock()
         self._t0 = time.monotonic()
         self._series: list[dict[str, Any]] = []
@@ -121,8 +122,9 @@ class SocketSampler:
 
     def _sample(self, pause: Callable[[], None] | None) -> SocketCounts:
         began = time.perf_counter()
+        read_at = time.monotonic()  # before the read: a lower bound for the expiries (see Baseline)
         tables = self._read_tables()
-        counts = count_sockets(tables, self.endpoints, self._baseline, self.server_side_observable, pause)
+        counts = count_sockets(tables, self.endpoints, self._baseline, self.server_side_observable, pause, read_at)
         cost_ms = (time.perf_counter() - began) * 1000
         point: dict[str, Any] = {"t": round(time.monotonic() - self._t0, 3), **self._visible(counts)}
         with self._lock:
@@ -147,8 +149,10 @@ class SocketSampler:
         return True
 
     def _take_baseline(self) -> None:
-        self._baseline = socket_identities(self._read_tables(), self.endpoints)
+        tables = self._read_tables()
+        # After the read: an upper bound for the expiries, so the same socket never looks newer.
         self._t0 = time.monotonic()
+        self._baseline = socket_identities(tables, self.endpoints, self._t0)
 
     # -- the thread -------------------------------------------------------------------------
     def _run(self, ready: Any) -> None:

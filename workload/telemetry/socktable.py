@@ -12,18 +12,31 @@ target and **server side** when its local endpoint is a target.
 never decodes a row; one precompiled regex per side finds the targets' hex forms, chunk by chunk,
 and raw row slices are compared with the baseline.  `parse_table` is the slow, general decoder
 for tests and debugging.
+
+A socket identity ``"LOCAL REMOTE ST"`` is not unique over time: with ``net.ipv4.tcp_tw_reuse``
+(default 2: loopback) or an explicit SO_REUSEADDR bind, a new connection takes over the port of a
+TIME_WAIT socket to the same destination, and when it closes its TIME_WAIT row is identical to the
+old one's.  So a `Baseline` also records when each of its TIME_WAIT sockets expires (the row's
+``tr:tm->when`` column, ``03:`` then the remaining time in USER_HZ ticks): a row with a baseline
+identity but a clearly later expiry is a new socket.  Only those rows' timers are ever decoded,
+and only until the baseline's TIME_WAIT sockets are certainly gone (about 70 s).
 """
 
 from __future__ import annotations
 
 import ipaddress
+import os
 import re
 import socket
 import sys
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import time
+from array import array
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import lru_cache, partial
+from itertools import compress, repeat
+from operator import add, gt, lt, not_, truediv
 from urllib.parse import urlsplit
 
 from workload.errors import TelemetryError
@@ -41,6 +54,32 @@ TCP_STATES: Mapping[str, str] = {
 }
 STATE_ESTABLISHED = "01"
 STATE_TIME_WAIT = "06"
+# The ``tr`` (timer type) of every TIME_WAIT row: its ``tm->when`` is the time left until the
+# socket is destroyed.  (ESTABLISHED rows: 00 none, 01 retransmit, 02 keepalive, 04 probe.)
+TIMER_TIME_WAIT = 3
+
+
+def _user_hz() -> int:
+    """Ticks per second of the ``tm->when`` column: the kernel prints jiffies as clock_t (USER_HZ)."""
+    try:
+        ticks = os.sysconf("SC_CLK_TCK")
+    except (AttributeError, ValueError, OSError):
+        ticks = -1
+    return ticks if ticks > 0 else 100
+
+
+USER_HZ = _user_hz()
+# A TIME_WAIT row with a baseline identity is a new socket when it expires more than this much
+# later than the baseline socket did.  The expiries are bounded conservatively (the baseline's
+# from after its read, a sample's from before it), so the same socket can only look later by the
+# column's rounding (1/USER_HZ) and clock-rate drift (tens of ms over 60 s).  A takeover through
+# tcp_tw_reuse needs a TIME_WAIT at least 1 s old (net.ipv4.tcp_tw_reuse_delay), so it always
+# shows up more than 1 s later: the slack stays well below that.
+TIME_WAIT_SLACK_S = 0.5
+# How long past its expiry a TIME_WAIT row may still be listed (showing 0 left): the kernel's
+# timer wheel fires a 60 s timer up to one bucket late, 2-5 s depending on CONFIG_HZ.  After its
+# last socket's expiry plus this, a baseline's TIME_WAIT identities can only be new sockets.
+TIME_WAIT_LINGER_S = 10.0
 
 # Width of an ``IP:PORT`` token per address family (8 or 32 hex digits, a colon, 4 hex digits).
 TOKEN_WIDTH: Mapping[int, int] = {4: 13, 6: 37}
@@ -51,6 +90,10 @@ Resolver = Callable[[str, int], Iterable[str]]
 SocketTables = Mapping[int, str]
 # A socket's identity as the table prints it: "LOCAL REMOTE ST" (raw hex slice of its row).
 SocketIdentity = str
+# Identity -> the row's ``tm->when`` (hex ticks), for the rows of one chunk of a table.
+Timers = Mapping[SocketIdentity, str]
+# (baseline identities seen in a chunk, the chunk's Timers) -> how many are new sockets.
+RenewedCheck = Callable[[AbstractSet[SocketIdentity], Timers], int]
 Pause = Callable[[], None]  # called between chunks of a scan (see `count_sockets`)
 
 
@@ -165,6 +208,20 @@ class TableRow:
     remote: Endpoint
     state: str  # name from TCP_STATES, e.g. "TIME_WAIT"
     inode: int  # 0 for TIME_WAIT rows: they belong to no process any more
+    timer: int = 0  # the `tr` column: `TIMER_TIME_WAIT` for every TIME_WAIT row
+    timer_s: float = 0.0  # `tm->when` in seconds: for a TIME_WAIT row, the time left before it goes
+
+
+def parse_timer(field: str, hz: int | None = None) -> tuple[int, float]:
+    """Decode a ``tr:tm->when`` field such as ``03:00001770`` into (timer type, seconds left);
+    the time is in USER_HZ ticks (``hz``, default `USER_HZ`), so 0x1770 is 60 s at 100 Hz."""
+    kind, sep, when = field.partition(":")
+    try:
+        if not sep:
+            raise ValueError(field)
+        return int(kind, 16), int(when, 16) / (hz or USER_HZ)
+    except ValueError:
+        raise TelemetryError(f"{field!r} is not a tr:tm->when timer field; fix: pass e.g. 03:00001770") from None
 
 
 def parse_table(text: str, family: int) -> Iterator[TableRow]:
@@ -175,7 +232,72 @@ def parse_table(text: str, family: int) -> Iterator[TableRow]:
         if len(fields) < 10 or len(fields[1]) != width:
             continue
         state = TCP_STATES.get(fields[3], f"UNKNOWN_{fields[3]}")
-        yield TableRow(decode_address(fields[1]), decode_address(fields[2]), state, int(fields[9]))
+        timer, timer_s = parse_timer(fields[5])
+        yield TableRow(decode_address(fields[1]), decode_address(fields[2]), state, int(fields[9]), timer, timer_s)
+
+
+def _hex_ticks(hexes: list[str]) -> Sequence[int]:
+    """Decode ``tm->when`` hex strings in bulk (``%08lX``: 8 digits, unless it is huge)."""
+    joined = "".join(hexes)
+    if len(joined) != 8 * len(hexes) or array("I").itemsize != 4:
+        return list(map(int, hexes, repeat(16)))
+    ticks = array("I", bytes.fromhex(joined))  # big-endian words: one C call for all of them
+    if sys.byteorder == "little":
+        ticks.byteswap()
+    return ticks
+
+
+class Baseline(frozenset[SocketIdentity]):
+    """The identities of the sockets present when a run started (see `socket_identities`), and
+    for each TIME_WAIT one when it expires (``expiries``, `time.monotonic` seconds).
+
+    `count_sockets` leaves these identities out, except a TIME_WAIT row whose socket expires more
+    than `TIME_WAIT_SLACK_S` after the baseline socket with its identity: a new socket took over
+    the old one's ports.  A plain frozenset also works as a baseline, without that exception.
+    """
+
+    expiries: Mapping[SocketIdentity, float]
+    _limits: dict[SocketIdentity, float]  # (expiry + slack) in ticks: what the hot path compares
+    _horizon: float  # after this, every baseline TIME_WAIT socket is gone
+    _untimed: frozenset[SocketIdentity]  # the identities without an expiry (ESTABLISHED ones)
+
+    def __new__(cls, identities: Iterable[SocketIdentity] = (),
+                expiries: Mapping[SocketIdentity, float] | None = None) -> Baseline:
+        self = super().__new__(cls, identities)
+        self.expiries = {key: value for key, value in (expiries or {}).items() if key in self}
+        self._limits = {key: (value + TIME_WAIT_SLACK_S) * USER_HZ for key, value in self.expiries.items()}
+        self._horizon = max(self.expiries.values(), default=0.0) + TIME_WAIT_LINGER_S
+        self._untimed = frozenset(self.difference(self.expiries))
+        return self
+
+    def __reduce__(self) -> tuple[type[Baseline], tuple[frozenset[SocketIdentity], dict[SocketIdentity, float]]]:
+        return type(self), (frozenset(self), dict(self.expiries))
+
+    def __repr__(self) -> str:
+        return f"Baseline({len(self)} sockets, {len(self.expiries)} TIME_WAIT expiries)"
+
+    def at(self, read_at: float) -> tuple[AbstractSet[SocketIdentity], RenewedCheck | None]:
+        """For tables read at ``read_at``: the identities to leave out, and the count of renewed
+        sockets among them (None when no timer needs reading)."""
+        if not self.expiries:
+            return self, None
+        if read_at > self._horizon:
+            return self._untimed, None  # every baseline TIME_WAIT socket is gone: no ambiguity
+        return self, partial(self._renewed, read_at * USER_HZ)
+
+    def _renewed(self, now_ticks: float, common: AbstractSet[SocketIdentity], timers: Timers) -> int:
+        """How many of ``common`` (identities of this baseline seen in one chunk, with the chunk's
+        ``timers``) are TIME_WAIT sockets expiring clearly later than the baseline's: new ones."""
+        ids = tuple(common)
+        ticks = _hex_ticks(list(map(timers.__getitem__, ids)))
+        limits = list(map(self._limits.get, ids, repeat(float("inf"))))  # ESTABLISHED: never new
+        # New when now + time left > expiry + slack.  All C-level maps: no bytecode per row.
+        renewed = sum(map(gt, map(add, ticks, repeat(now_ticks)), limits))
+        if 0 in ticks:
+            # A row showing 0 left is an expired socket the kernel has not destroyed yet (the
+            # timer wheel is coarse at 60 s): never a new one, whatever the clock says.
+            renewed -= sum(map(lt, compress(limits, map(not_, ticks)), repeat(now_ticks)))
+        return renewed
 
 
 @dataclass(frozen=True)
@@ -193,6 +315,7 @@ class _Matcher:
 
     def __init__(self, endpoints: tuple[Endpoint, ...]) -> None:
         self.patterns: dict[tuple[int, str], re.Pattern[str]] = {}
+        self.timed: dict[tuple[int, str], re.Pattern[str]] = {}  # the same rows: (identity, tm->when)
         for family, width in TOKEN_WIDTH.items():
             tokens = sorted({e.table_tokens()[family] for e in endpoints if family in e.table_tokens()})
             if not tokens:
@@ -203,17 +326,22 @@ class _Matcher:
             # group is the row's identity "LOCAL REMOTE ST".
             other = f".{{{width}}}"
             states = f"(?:{STATE_ESTABLISHED}|{STATE_TIME_WAIT})"
-            self.patterns[family, "client"] = re.compile(f": ({other} {target} {states}) ")
-            self.patterns[family, "server"] = re.compile(f": ({target} {other} {states}) ")
+            for side, identity in (("client", f"{other} {target} {states}"), ("server", f"{target} {other} {states}")):
+                self.patterns[family, side] = re.compile(f": ({identity}) ")
+                # Every row goes on "tx_queue:rx_queue tr:tm->when" (%08X:%08X is 17 characters).
+                self.timed[family, side] = re.compile(f": ({identity}) .{{17}} [0-9A-F]{{2}}:([0-9A-F]+) ")
 
-    def identities(self, tables: SocketTables, side: str, pause: Pause | None = None) -> Iterator[list[str]]:
-        """Identities of the rows matching on ``side``, one list per chunk of table text."""
+    def identities(self, tables: SocketTables, side: str, pause: Pause | None = None,
+                   timed: bool = False) -> Iterator[list[SocketIdentity] | dict[SocketIdentity, str]]:
+        """Identities of the rows matching on ``side``, one list per chunk of table text; with
+        ``timed``, one dict per chunk, from identity to the row's ``tm->when`` (hex ticks)."""
         for family, text in tables.items():
-            pattern = self.patterns.get((family, side))
+            pattern = (self.timed if timed else self.patterns).get((family, side))
             if pattern is None:
                 continue
             for start, end in _chunks(text, DEFAULT_CHUNK_CHARS):
-                yield pattern.findall(text, start, end)
+                found = pattern.findall(text, start, end)
+                yield dict(found) if timed else found
                 if pause is not None:
                     pause()
 
@@ -239,23 +367,36 @@ def _count_time_wait(identities: Iterable[SocketIdentity]) -> int:
     return ("\n".join(identities) + "\n").count(f" {STATE_TIME_WAIT}\n")
 
 
-def _tally(chunks: Iterable[list[SocketIdentity]], baseline: AbstractSet[SocketIdentity]) -> tuple[int, int]:
-    """(TIME_WAIT, ESTABLISHED) counts of the identities that are not in the baseline."""
+def _tally(chunks: Iterable[Collection[SocketIdentity]], baseline: AbstractSet[SocketIdentity],
+           renewed: RenewedCheck | None = None) -> tuple[int, int]:
+    """(TIME_WAIT, ESTABLISHED) counts of the identities that are not in the baseline, plus the
+    baseline ones that ``renewed`` finds to be new sockets (then the chunks are `Timers`)."""
     time_wait = total = 0
     for identities in chunks:
         # Subtract the overlap instead of building a set of every row: `intersection` hashes
         # each row once and keeps only the (usually few) baseline sockets still present.
         common = baseline.intersection(identities) if baseline else ()
-        time_wait += _count_time_wait(identities) - _count_time_wait(common)
-        total += len(identities) - len(common)
+        # Only rows in the overlap are ambiguous, so only their timers are ever decoded.
+        new = renewed(common, identities) if common and renewed is not None else 0
+        time_wait += _count_time_wait(identities) - _count_time_wait(common) + new
+        total += len(identities) - len(common) + new
     return time_wait, total - time_wait
 
 
-def socket_identities(tables: SocketTables, endpoints: Iterable[Endpoint]) -> frozenset[SocketIdentity]:
-    """Identities of the targets' ESTABLISHED/TIME_WAIT sockets: the baseline for `count_sockets`."""
+def socket_identities(tables: SocketTables, endpoints: Iterable[Endpoint], read_at: float | None = None) -> Baseline:
+    """Identities of the targets' ESTABLISHED/TIME_WAIT sockets: the baseline for `count_sockets`,
+    with the TIME_WAIT ones' expiries.  ``read_at`` is the `time.monotonic` time just *after*
+    ``tables`` were read (default: now), so that no expiry is underestimated."""
+    read_at = time.monotonic() if read_at is None else read_at
     matcher = _matcher(tuple(endpoints))
-    sides = (matcher.identities(tables, "client"), matcher.identities(tables, "server"))
-    return frozenset(identity for side in sides for chunk in side for identity in chunk)
+    timers: dict[SocketIdentity, str] = {}
+    for side in ("client", "server"):
+        for chunk in matcher.identities(tables, side, timed=True):
+            timers.update(chunk)
+    # A TIME_WAIT row's timer (always type `TIMER_TIME_WAIT`) is its end; the others end nothing.
+    time_wait = [identity for identity in timers if identity.endswith(f" {STATE_TIME_WAIT}")]
+    seconds = map(truediv, _hex_ticks(list(map(timers.__getitem__, time_wait))), repeat(USER_HZ))
+    return Baseline(timers, dict(zip(time_wait, map(add, seconds, repeat(read_at)), strict=True)))
 
 
 def count_sockets(
@@ -264,20 +405,28 @@ def count_sockets(
     baseline: AbstractSet[SocketIdentity] = frozenset(),
     server_side: bool = True,
     pause: Pause | None = None,
+    read_at: float | None = None,
 ) -> SocketCounts:
     """Count the targets' new sockets in tables ``{4: tcp text, 6: tcp6 text}``.
 
     Sockets whose identity is in ``baseline`` (taken with `socket_identities` when the run
-    started) are left out, so a previous run's 60 s of TIME_WAIT does not count for this one.
+    started) are left out, so a previous run's 60 s of TIME_WAIT does not count for this one;
+    but a TIME_WAIT row that expires clearly later than the baseline's row with its identity is
+    a new socket on the same ports, and counts.  ``read_at`` is the `time.monotonic` time just
+    *before* the tables were read (default: now).
     With ``server_side=False`` the server-side scan is skipped and its counts are 0.
     ``pause`` is called between chunks of `DEFAULT_CHUNK_CHARS`: the sampler's thread passes a
     GIL-releasing ``sleep(0)`` there, so that the gevent loop never waits for a whole scan.
     """
+    renewed = None
+    if isinstance(baseline, Baseline):
+        baseline, renewed = baseline.at(time.monotonic() if read_at is None else read_at)
     matcher = _matcher(tuple(endpoints))
-    tw_client, est_client = _tally(matcher.identities(texts, "client", pause), baseline)
+    timed = renewed is not None  # then the scan also returns each row's timer (about 25 % dearer)
+    tw_client, est_client = _tally(matcher.identities(texts, "client", pause, timed), baseline, renewed)
     tw_server = est_server = 0
     if server_side:
-        tw_server, est_server = _tally(matcher.identities(texts, "server", pause), baseline)
+        tw_server, est_server = _tally(matcher.identities(texts, "server", pause, timed), baseline, renewed)
     return SocketCounts(tw_client, tw_server, est_client, est_server)
 
 
