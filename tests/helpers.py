@@ -3,11 +3,16 @@
 from __future__ import annotations
 
 import random
+import signal
+import socket
+import subprocess
 import textwrap
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import requests
 from locust.env import Environment
 
 from workload import targets
@@ -59,3 +64,35 @@ def run_tasks(users: list[WorkloadUser], iterations: int, login: bool = True) ->
 
 def accepted(demo: Any) -> int:
     return int(demo.stats()["connections_accepted"])
+
+
+def free_port() -> int:
+    """A loopback port nothing listens on right now."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_until_up(url: str, proc: subprocess.Popen | None = None, timeout: float = 30.0) -> None:
+    """Poll `url` until it answers; fail early if `proc` (the server) exits first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"the process exited with {proc.returncode} before {url} came up")
+        try:
+            requests.get(url, timeout=1)
+            return
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    raise AssertionError(f"{url} did not come up within {timeout:.0f} s")
+
+
+def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
+    """SIGTERM (Locust then writes its results), SIGKILL if it does not stop in time."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)

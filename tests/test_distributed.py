@@ -9,18 +9,15 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
 import yaml
 
+from tests.helpers import free_port, stop_process, wait_until_up
 from workload import cluster
 from workload.demo.launcher import DemoTarget
 from workload.report import build_report
@@ -32,12 +29,6 @@ RUN_TIMEOUT_S = 60
 
 
 # -- helpers ---------------------------------------------------------------------------------------
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def _services() -> dict[str, Any]:
     return yaml.safe_load(COMPOSE.read_text())["services"]
 
@@ -51,27 +42,6 @@ def _local(command: list[str], program: str) -> list[str]:
 
 def _replaced(command: list[str], mapping: dict[str, str]) -> list[str]:
     return [mapping.get(arg, arg) for arg in command]
-
-
-def _stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
-def _wait_for(url: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -196,7 +166,7 @@ def test_compose_commands_run_as_local_processes(tmp_path):
     """target + master + 2 workers from docker-compose.yml: one worker in a directory like the
     image (the package, no scenarios/), one with `-f -` in an empty directory."""
     services = _services()
-    http, admin, master_port = _free_port(), _free_port(), _free_port()
+    http, admin, master_port = free_port(), free_port(), free_port()
     target_cmd = _local(_replaced(services["target"]["command"],
                                   {"0.0.0.0": "127.0.0.1", "8080": str(http), "8081": str(admin)}), "workload")
     demo = {"http_url": f"http://127.0.0.1:{http}", "https_url": None,
@@ -221,7 +191,7 @@ def test_compose_commands_run_as_local_processes(tmp_path):
     try:
         processes.append(subprocess.Popen(target_cmd, env=_clean_env(), stdout=subprocess.DEVNULL,
                                           stderr=subprocess.DEVNULL))
-        _wait_for(f"{demo['admin_url']}/__stats")
+        wait_until_up(f"{demo['admin_url']}/__stats")
         master = subprocess.Popen(master_cmd, cwd=ROOT, env=master_env, stdout=subprocess.PIPE,
                                   stderr=subprocess.STDOUT)
         processes.append(master)
@@ -236,7 +206,7 @@ def test_compose_commands_run_as_local_processes(tmp_path):
             assert worker.wait(timeout=15) == 0
     finally:
         for process in reversed(processes):
-            _stop(process)
+            stop_process(process)
 
     run = json.loads((tmp_path / "results" / "compose" / "run.json").read_text())
     assert run["policy"]["name"] == "fresh" and run["complete"] is True
@@ -247,7 +217,7 @@ def test_compose_commands_run_as_local_processes(tmp_path):
 
 @pytest.mark.slow
 def test_processes_reach_the_demo_target_the_master_started(tmp_path):
-    port = str(_free_port())
+    port = str(free_port())
     command = [sys.executable, "-m", "locust", "-f", "workload/main.py", "--headless", "--processes", "2",
                "--policy", "close", "-u", "4", "-r", "4", "-t", "4s", "--only-summary",
                "--master-bind-host", "127.0.0.1", "--master-bind-port", port,

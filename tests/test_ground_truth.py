@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import shutil
-import socket
 import subprocess
 import time
 import urllib.request
@@ -19,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import harness, run_tasks
+from tests.helpers import free_port, harness, run_tasks
 from workload.connstats import STATS
 from workload.telemetry import SocketSampler, endpoints_from_urls
 
@@ -59,18 +58,12 @@ class Nginx:
         return int(re.search(r"\n\s*(\d+)\s+\d+\s+\d+", text).group(1))  # "accepts handled requests"
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     if NGINX is None:
         pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
     work = tmp_path_factory.mktemp("nginx")
-    port = _free_port()
+    port = free_port()
     (work / "nginx.conf").write_text(CONF.format(dir=work, port=port))
     proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)

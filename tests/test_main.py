@@ -4,14 +4,14 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import requests
+
+from tests.helpers import free_port, stop_process, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")
@@ -46,32 +46,15 @@ def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     assert run["sockets"]["time_wait_client"]["peak"] > 0
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_for(url: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up")
-
-
 def test_web_ui_scenario_and_policy_fields_take_effect(tmp_path, demo_target):
-    port = _free_port()
+    port = free_port()
     ui = f"http://127.0.0.1:{port}"
     proc = subprocess.Popen(
         [sys.executable, "-m", "locust", "-f", MAIN, "--web-host", "127.0.0.1", "--web-port", str(port),
          "--results-dir", str(tmp_path)],
         cwd=ROOT, env=_env(demo_target), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        _wait_for(ui)
+        wait_until_up(ui, proc)
         page = requests.get(ui, timeout=5).text
         assert "scenarios/https.yaml" in page and "Connections" in page
         form = {"user_count": "2", "spawn_rate": "2", "host": "", "scenario": "scenarios/https.yaml",
@@ -95,5 +78,4 @@ def test_web_ui_scenario_and_policy_fields_take_effect(tmp_path, demo_target):
         bad = requests.post(f"{ui}/swarm", data={**form, "policy": "nope"}, timeout=10).json()
         assert not bad["success"] and "unknown policy 'nope'" in bad["message"]
     finally:
-        proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=20)
+        stop_process(proc)

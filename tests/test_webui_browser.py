@@ -12,8 +12,6 @@ import json
 import os
 import re
 import shutil
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -22,7 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import requests
+
+from tests.helpers import free_port, stop_process, wait_until_up
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")
@@ -38,25 +37,6 @@ def _chromium() -> str:
     if not path:
         pytest.skip("no Chromium: apt-get install chromium (done by .ci/run)")
     return path
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _wait_up(url: str, proc: subprocess.Popen[str], timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"locust exited with {proc.returncode} before its web UI came up")
-        try:
-            requests.get(url, timeout=1)
-            return
-        except requests.ConnectionError:
-            time.sleep(0.2)
-    raise AssertionError(f"{url} did not come up within {timeout:.0f} s")
 
 
 def _poll(what: str, read: Callable[[], Any], ok: Callable[[Any], bool], timeout: float = 15.0) -> Any:
@@ -105,7 +85,7 @@ def test_web_ui_in_chromium_runs_the_chosen_scenario_and_policy(tmp_path, demo_t
     except ImportError:
         pytest.skip("playwright is not importable: pip install -e '.[test]'")
 
-    port = _free_port()
+    port = free_port()
     ui = f"http://127.0.0.1:{port}"
     results = tmp_path / "results"
     log = (tmp_path / "locust.log").open("w")
@@ -116,7 +96,7 @@ def test_web_ui_in_chromium_runs_the_chosen_scenario_and_policy(tmp_path, demo_t
         stdout=log, stderr=subprocess.STDOUT, text=True)
     page = None
     try:
-        _wait_up(ui, proc)
+        wait_until_up(ui, proc)
         with sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=chromium, args=CHROMIUM_FLAGS, timeout=30_000)
             try:
@@ -131,13 +111,7 @@ def test_web_ui_in_chromium_runs_the_chosen_scenario_and_policy(tmp_path, demo_t
             finally:
                 browser.close()
     finally:
-        if proc.poll() is None:
-            proc.send_signal(signal.SIGTERM)
-            try:
-                proc.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+        stop_process(proc)
         log.close()
 
 
