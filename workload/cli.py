@@ -81,8 +81,11 @@ def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
 
+DESCRIPTION = "HTTP load generation on Locust where the connection policy is a measured variable."
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="workload", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="workload", description=DESCRIPTION)
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("validate", help="check scenario files without sending traffic")
