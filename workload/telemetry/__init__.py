@@ -3,7 +3,8 @@
 * `socktable` parses `/proc/net/tcp{,6}` and counts the targets' TIME_WAIT and ESTABLISHED
   sockets, client side and server side, excluding a baseline taken at the start;
 * `kernel` reads the namespace's TCP counters and the ephemeral-port headroom;
-* `sampler` samples the socket table on an OS thread (off the gevent loop) during a run.
+* `sampler` samples the socket table during a run, in a child process (`sampler_process`) so
+  that scanning a large table never holds the load generator's GIL, or on an OS thread.
 
 Everything here is Linux-only, works on the whole network namespace, and never imports locust.
 """
