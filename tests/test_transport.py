@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import ssl
+
 import pytest
 
 from tests.helpers import accepted, harness, run_tasks
 from workload.connstats import STATS
+from workload.errors import ScenarioError
+from workload.loader import load_text
 
 SCENARIO = """
     target: {host: "%(host)s", verify: false}
@@ -93,3 +97,37 @@ def test_verify_true_trusts_the_demo_ca(demo_target):
 def test_every_request_is_timed_out_by_default(demo_target):
     h = harness(_scenario(), "shared", demo_target)
     assert h.user_class.transport.timeout == (5.0, 10.0)
+
+
+def test_ca_bundle_and_client_certificate_relative_to_the_scenario(demo_target, tmp_path):
+    import shutil
+
+    import trustme
+
+    shutil.copy(demo_target.ca_path, tmp_path / "ca.pem")
+    client = trustme.CA().issue_cert("client@example.test")
+    client.cert_chain_pems[0].write_to_path(str(tmp_path / "client.crt"))
+    client.private_key_pem.write_to_path(str(tmp_path / "client.key"))
+    text = """
+    target: {host: "https://demo", verify: ca.pem, cert: [client.crt, client.key]}
+    endpoints: [{name: status, path: /status/200}]
+    policies: {close: {}}
+    """
+    h = harness(text, "close", demo_target, file=str(tmp_path / "s.yaml"))
+    run_tasks(h.users(1), iterations=3, login=False)
+    assert h.requests() == 3 and not h.errors()
+    assert h.user_class.transport.ssl_context.verify_mode == ssl.CERT_REQUIRED
+
+
+def test_missing_tls_files_are_reported_before_any_request(tmp_path):
+    text = "target: {host: 'https://127.0.0.1:8443', verify: nope.pem, cert: [a.crt, b.key]}\nendpoints: [{path: /}]\n"
+    with pytest.raises(ScenarioError) as caught:
+        load_text(text, str(tmp_path / "s.yaml"))
+    where = tmp_path / "s.yaml"
+    fix = ("    fix: give an existing PEM file (relative paths are relative to the scenario file), "
+           "or 'verify: true' for the system trust store")
+    assert str(caught.value) == (
+        f"3 problems in scenario:\n"
+        f"{where}:1: ==> At key: target.cert[0]\n    error: file not found: 'a.crt'\n{fix}\n"
+        f"{where}:1: ==> At key: target.cert[1]\n    error: file not found: 'b.key'\n{fix}\n"
+        f"{where}:1: ==> At key: target.verify\n    error: file not found: 'nope.pem'\n{fix}")

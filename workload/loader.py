@@ -78,6 +78,7 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     problems: list[Problem] = list(earlier)
     credentials = _read_credentials(model, source, base, problems)
     problems += _check_hosts(model, source)
+    problems += _check_tls_files(model, source, base)
     problems += _check_templates(model, source, credentials)
     problems += _check_policy_names(model, source)
     if problems:
@@ -135,6 +136,33 @@ def _host_entries(model: Scenario) -> list[tuple[Path, str]]:
     if model.target.host is not None:
         entries.insert(0, (("host",), model.target.host))
     return entries
+
+
+def tls_file(path: str, base: FsPath) -> FsPath:
+    """A CA bundle or certificate path: as written, else relative to the scenario file."""
+    given = FsPath(path).expanduser()
+    return given if given.is_absolute() or given.exists() else base / given
+
+
+def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Problem]:
+    target = model.target
+    files: list[tuple[Path, str]] = []
+    if isinstance(target.verify, str):
+        files.append((("target", "verify"), target.verify))
+    if isinstance(target.cert, str):
+        files.append((("target", "cert"), target.cert))
+    elif isinstance(target.cert, list):
+        files += [(("target", "cert", i), p) for i, p in enumerate(target.cert)]
+    problems = []
+    if isinstance(target.cert, list) and len(target.cert) != 2:
+        problems.append(source.problem(("target", "cert"), "cert needs exactly [certificate, key]",
+                                       "write 'cert: client.pem' or 'cert: [client.crt, client.key]'"))
+    for path, value in files:
+        if not tls_file(value, base).exists():
+            problems.append(source.problem(path, f"file not found: '{value}'",
+                                           "give an existing PEM file (relative paths are relative to the "
+                                           "scenario file), or 'verify: true' for the system trust store"))
+    return problems
 
 
 def url_problem(url: str) -> tuple[str, str] | None:

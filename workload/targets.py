@@ -8,10 +8,11 @@ listener; when the scenario keeps `verify: true`, the demo's own CA is trusted. 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from workload.loader import DEMO_HOST, LoadedScenario
+from workload.loader import DEMO_HOST, LoadedScenario, tls_file
 
 Verify = bool | str
 
@@ -60,5 +61,12 @@ def resolve(loaded: LoadedScenario, demo: Any | None = None, host_override: str 
     verify: Verify = target.verify
     if uses_demo and verify is True and demo is not None and demo.ca_path:
         verify = demo.ca_path  # the demo's self-signed CA, so verify: true still works
-    cert = tuple(target.cert) if isinstance(target.cert, list) else target.cert
+    base = Path(loaded.path).parent
+    if isinstance(verify, str) and verify == target.verify:
+        verify = str(tls_file(verify, base))
+    cert: str | tuple[str, ...] | None = None
+    if isinstance(target.cert, list):
+        cert = tuple(str(tls_file(p, base)) for p in target.cert)
+    elif target.cert:
+        cert = str(tls_file(target.cert, base))
     return ResolvedTarget(default, hosts, dict(target.headers), verify, cert, demo=uses_demo)  # type: ignore[arg-type]

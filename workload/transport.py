@@ -27,6 +27,7 @@ from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from workload.connstats import COUNTING_POOL_CLASSES, install_pool_discard_counter
+from workload.errors import TargetError
 from workload.schema import Policy, RetrySpec, TimeoutSpec
 
 Verify = bool | str
@@ -133,7 +134,12 @@ class PolicyTransport:
         self.kind = policy.type
         self.timeout = timeout_of(policy)
         shared = policy.ssl_context == "shared"
-        self.ssl_context = make_ssl_context(verify, cert) if shared else None
+        try:
+            self.ssl_context = make_ssl_context(verify, cert) if shared else None
+        except (OSError, ssl.SSLError) as exc:
+            raise TargetError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
+                              f"{exc}; fix: give PEM files (a CA bundle for verify, certificate and key for cert)"
+                              ) from exc
         self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
 
     def new_adapter(self) -> TunedAdapter:
