@@ -22,7 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
-from workload.compare import MAIN, ChildRuns, Interrupted, demo_for, run_policies
+from workload.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.errors import RunError
 from workload.knee import Slo, analyse
 from workload.loader import LoadedScenario, load_scenario
@@ -138,18 +138,11 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
     plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
     runs = ChildRuns(plan.policies, lambda policy: locust_command(plan, policy), plan.out / "runs", plan.shape_s,
                      deadline_s=plan.shape_s + 2 * CHILD_GRACE_S)
-    demo = demo_for(plan.loaded)
-    try:
-        with Interrupted() as interrupted:
-            finished = run_policies(runs, demo, interrupted, console)
-    finally:
-        if demo is not None and getattr(demo, "_process", None) is not None:
-            demo.stop()
-    if not finished:
-        raise RunError(f"no run finished; see the logs in {plan.out / 'runs'}")
-    result = build_result(plan, finished, incomplete=interrupted.flag or len(finished) < len(plan.policies))
+    finished, interrupted = run_against_target(
+        plan.loaded, plan.out / "runs", lambda demo, flag: run_policies(runs, demo, flag, console))
+    result = build_result(plan, finished, incomplete=interrupted or len(finished) < len(plan.policies))
     print(describe(result, write_capacity(result, plan.out)))
-    return 130 if interrupted.flag else 0
+    return 130 if interrupted else 0
 
 
 def build_result(plan: CapacityPlan, run_dirs: list[Path], incomplete: bool = False) -> dict[str, Any]:

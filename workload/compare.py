@@ -113,25 +113,35 @@ class Interrupted:
             signal.signal(sig, handler)  # type: ignore[arg-type]
 
 
+def run_against_target(loaded: LoadedScenario, runs_dir: Path,
+                       run: Callable[[DemoTarget | None, Interrupted], list[Path]]) -> tuple[list[Path], bool]:
+    """Run child Locust processes with the demo target started once (when the scenario asks
+    for it) and stopped afterwards; Ctrl-C/SIGTERM only stops the current child.  Returns the
+    finished run directories and whether the user interrupted."""
+    demo = demo_for(loaded)
+    try:
+        with Interrupted() as interrupted:
+            finished = run(demo, interrupted)
+    finally:
+        if demo is not None and getattr(demo, "_process", None) is not None:
+            demo.stop()
+    if not finished:
+        raise RunError(f"no run finished; see the logs in {runs_dir}")
+    return finished, interrupted.flag
+
+
 def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     plan = plan_of(request)
     lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies)  # workload check
     plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
-    demo = demo_for(plan.loaded)
-    try:
-        with Interrupted() as interrupted:
-            finished = _run_all(plan, demo, interrupted, console)
-    finally:
-        if demo is not None and getattr(demo, "_process", None) is not None:
-            demo.stop()
-    if not finished:
-        raise RunError(f"no run finished; see the logs in {plan.out / 'runs'}")
-    incomplete = interrupted.flag or len(finished) < len(plan.policies)
+    finished, interrupted = run_against_target(
+        plan.loaded, plan.out / "runs", lambda demo, flag: _run_all(plan, demo, flag, console))
+    incomplete = interrupted or len(finished) < len(plan.policies)
     paths = build_report(finished, plan.out, incomplete=incomplete)
     print(describe(paths))
     code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # thresholds: 0 or 3
-    return 130 if interrupted.flag else code
+    return 130 if interrupted else code
 
 
 def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
