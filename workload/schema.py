@@ -23,7 +23,6 @@ DEFAULT_SPAWN_RATE = 10.0
 DEFAULT_DURATION = "30s"
 DEFAULT_TOKEN_QUERY = "access_token"
 DEFAULT_TOKEN_SCHEME = "Bearer"
-HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
 POLICY_TYPES = ("shared", "close", "fresh", "recycle")
 
 PolicyType = Literal["shared", "close", "fresh", "recycle"]

@@ -7,7 +7,7 @@ listener; when the scenario keeps `verify: true`, the demo's own CA is trusted. 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,7 +25,6 @@ class ResolvedTarget:
     verify: Verify
     cert: str | tuple[str, str] | None
     demo: bool = False
-    extra: dict[str, Any] = field(default_factory=dict)
 
     def urls(self) -> list[str]:
         found = [self.default_host] if self.default_host else []

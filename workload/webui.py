@@ -19,7 +19,6 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.cluster import worker_rows
-from workload.errors import WorkloadError
 
 TAB_KEY = "workload-connections"
 EXTENSION = {
@@ -91,6 +90,3 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
 
     app.register_blueprint(blueprint)
 
-
-def error_text(exc: WorkloadError) -> str:
-    return str(exc).replace("\n", "<br>")
