@@ -22,6 +22,7 @@ from typing import Any
 
 from rich.console import Console
 
+from workload import scrub
 from workload.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.errors import RunError
 from workload.knee import Slo, analyse
@@ -133,6 +134,7 @@ def locust_command(plan: CapacityPlan, policy: str) -> list[str]:
 
 
 def run_capacity(request: CapacityRequest, console: Console | None = None) -> int:
+    scrub.install_console()
     console = console or Console(stderr=True)
     plan = plan_of(request)
     plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
@@ -142,6 +144,7 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
         plan.loaded, plan.out / "runs", lambda demo, flag: run_policies(runs, demo, flag, console))
     result = build_result(plan, finished, incomplete=interrupted or len(finished) < len(plan.policies))
     print(describe(result, write_capacity(result, plan.out)))
+    scrub.scrub_tree(plan.out)  # capacity.json, reports, logs and every child's files
     return 130 if interrupted else 0
 
 

@@ -16,6 +16,7 @@ import jmespath
 import jmespath.parser
 
 from workload.schema import Capture, Expect
+from workload.secrets import register_capture
 
 _MISSING = object()
 
@@ -144,5 +145,6 @@ def run_captures(captures: tuple[Capturer, ...], parsed: ParsedResponse, cookie_
         value = capture.extract(parsed, cookie_jar)
         if value is None:
             return f"capture '{capture.name}': {capture.kind} '{capture.source}' matched nothing"
+        register_capture(capture.name, capture.source, value)  # a token or session id: masked
         into[capture.name] = value
     return None

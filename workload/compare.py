@@ -24,7 +24,7 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from workload import gate, lint, targets
+from workload import gate, lint, scrub, targets
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.errors import RunError
 from workload.loader import LoadedScenario, load_scenario
@@ -131,6 +131,7 @@ def run_against_target(loaded: LoadedScenario, runs_dir: Path,
 
 
 def run_compare(request: CompareRequest, console: Console | None = None) -> int:
+    scrub.install_console()
     console = console or Console(stderr=True)
     plan = plan_of(request)
     lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies)  # workload check
@@ -141,6 +142,7 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     paths = build_report(finished, plan.out, incomplete=incomplete)
     print(describe(paths))
     code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # thresholds: 0 or 3
+    scrub.scrub_tree(plan.out)  # reports, logs and every child's files: no secret left
     return 130 if interrupted else code
 
 
@@ -198,6 +200,7 @@ def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Int
         progress.update(task, completed=min(elapsed, runs.expected_s), note="running")  # type: ignore[arg-type]
 
     code = run_child(runs.command(policy), log_path, env, interrupted, show, runs.deadline_s)
+    scrub.scrub_file(log_path)  # the child masks what it logs; this catches anything else
     ok = (run_dir / "run.json").exists()
     note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
     progress.update(task, completed=runs.expected_s, note=note)  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import activation, gate, shapes
+from workload import activation, gate, scrub, shapes
 from workload.errors import WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
 from workload.timespan import seconds
@@ -35,6 +35,7 @@ class RunController:
         self.results: list[Path] = []
         self._ticker: gevent.Greenlet | None = None
         self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
+        scrub.install_console()  # logging is set up by now (Locust does it before `init`)
 
     @property
     def options(self) -> Any:
@@ -150,6 +151,7 @@ class RunController:
         out = recorder.write(self.env.stats, html=_html(self.env))
         assert self.current is not None and recorder.finished is not None
         gate.after_run(self.env, self.current.loaded.model, recorder.finished, out)  # thresholds, exit 3
+        scrub.scrub_run(out, self.options)  # report.html, CSVs, junit.xml...; again at exit
         self.results.append(out)
         log.info("workload: results written to %s", out)
         return out

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from workload.secrets import redact
+
 EXIT_BAD_INPUT = 2
 EXIT_THRESHOLDS = 3  # a run finished but breached a threshold (Locust's own error code is 1)
 
@@ -47,7 +49,7 @@ class ScenarioError(WorkloadError):
     def render(self) -> str:
         count = len(self.problems)
         head = f"{count} problem{'s' if count != 1 else ''} in scenario"
-        return head + ":\n" + "\n".join(p.render() for p in self.problems)
+        return redact(head + ":\n" + "\n".join(p.render() for p in self.problems))  # no echoed secret
 
 
 class TargetError(WorkloadError):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
+from workload.secrets import redact
 from workload.thresholds import ThresholdResult, show
 
 JUNIT_SUITES_NAME = "workload thresholds"
@@ -85,7 +86,7 @@ def junit_xml(suites: list[Suite]) -> str:
     for suite in suites:
         root.append(_testsuite(suite))
     ET.indent(root)
-    return '<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n"
+    return redact('<?xml version="1.0" encoding="utf-8"?>\n' + ET.tostring(root, encoding="unicode") + "\n")
 
 
 def _counts(suites: list[Suite]) -> dict[str, str]:
@@ -125,7 +126,7 @@ def markdown(suites: list[Suite], title: str) -> str:
     problems = [f"- **{_cell(r.policy)}**: {_cell(r.message)}" for s in suites for r in s.failed]
     if problems:
         lines += ["", "Failed:", *problems]
-    return "\n".join(lines) + "\n"
+    return redact("\n".join(lines) + "\n")  # also what goes to $GITHUB_STEP_SUMMARY
 
 
 def _cell(text: str) -> str:

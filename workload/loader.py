@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import jinja2
 from pydantic import ValidationError
 
-from workload import templating
+from workload import secrets, templating
 from workload.errors import Problem, ScenarioError
 from workload.schema import Request, Scenario
 from workload.validation import did_you_mean, problems_from
@@ -70,6 +70,7 @@ def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
 def load_document(source: Source, earlier: list[Problem] | None = None) -> LoadedScenario:
     """Validate parsed data; `earlier` problems (e.g. missing env vars) are reported with the rest."""
     earlier = earlier or []
+    secrets.register_document(source.data)  # before any message can echo a value
     try:
         model = Scenario.model_validate(source.data)
     except ValidationError as exc:
@@ -77,6 +78,7 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     base = FsPath(source.file).parent
     problems: list[Problem] = list(earlier)
     credentials = _read_credentials(model, source, base, problems)
+    secrets.register_credentials(credentials)
     problems += _check_hosts(model, source)
     problems += _check_tls_files(model, source, base)
     problems += _check_templates(model, source, credentials)

@@ -14,6 +14,7 @@ from typing import Any
 import jmespath
 import jmespath.parser
 
+from workload import secrets
 from workload.checks import ParsedResponse
 from workload.plan import Step, compile_step
 from workload.schema import Expect, Login, Request
@@ -47,6 +48,7 @@ class LoginFlow:
         token = self.token_query.search(parsed.json()) if parsed.json() is not None else None
         if not isinstance(token, str) or not token:
             return f"login: no token at JSON '{self.token_query.expression}' in the response"
+        secrets.register(token)  # masked in every output from now on
         user.client.headers[self.token_header] = f"{self.token_scheme} {token}".strip()
         return None
 

@@ -22,6 +22,7 @@ from typing import Any
 from workload.connstats import STATS
 from workload.errors import TelemetryError
 from workload.faults import classify
+from workload.secrets import redact_data
 from workload.telemetry import (
     Endpoint,
     KernelCounters,
@@ -131,6 +132,7 @@ class RunRecorder:
 
     def write(self, stats: Any, html: str | None = None) -> Path:
         assert self.finished is not None, "finish() first"
+        redact_data(self.finished)  # in place: the gate and reports read the same dict
         self.out_dir.mkdir(parents=True, exist_ok=True)
         (self.out_dir / "run.json").write_text(json.dumps(self.finished, indent=2) + "\n")
         write_csv(self.out_dir / "stats.csv", self.finished["stats"]["endpoints"])

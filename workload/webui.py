@@ -4,7 +4,8 @@ Locust's bundled React UI renders extra tabs as tables (`extended_tabs`,
 `extended_tables`) filled from `extended_stats` in the `/stats/requests` poll, and offers
 CSV downloads (`extended_csv_files`).  A `before_request` hook on `/swarm` compiles the
 scenario and policy picked in the form before Locust starts the run (on a master the user
-dispatcher is built before `test_start`, so that would be too late).
+dispatcher is built before `test_start`, so that would be too late).  Every JSON, CSV, HTML
+and text answer is passed through `workload.secrets.redact` (stats names, errors, the log tab).
 """
 
 from __future__ import annotations
@@ -19,8 +20,10 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.cluster import worker_rows
+from workload.secrets import redact
 
 TAB_KEY = "workload-connections"
+REDACTED_TYPES = frozenset({"application/json", "text/csv", "text/html", "text/plain"})
 EXTENSION = {
     "extended_tabs": [{"title": "Connections", "key": TAB_KEY}],
     "extended_tables": [{"key": TAB_KEY, "structure": [
@@ -61,6 +64,8 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
             payload = response.get_json()
             payload["extended_stats"] = [{"key": TAB_KEY, "data": connection_rows(live())}]
             response.set_data(json.dumps(payload))
+        if response.mimetype in REDACTED_TYPES and not (response.is_streamed or response.direct_passthrough):
+            response.set_data(redact(response.get_data(as_text=True)))  # stats names, errors, logs
         return response
 
     @app.before_request

@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from workload.errors import Problem, ScenarioError
+from workload.secrets import register_env
 
 Path = tuple[str | int, ...]
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
@@ -106,6 +107,7 @@ def _env_value(match: re.Match[str], env: Mapping[str, str], source: Source, pat
                problems: list[Problem]) -> str:
     name, default = match.group(1), match.group(2)
     if name in env:
+        register_env(env[name])  # a secret from now on: every output masks it
         return env[name]
     if default is not None:
         return default

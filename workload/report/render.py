@@ -17,6 +17,7 @@ from markupsafe import Markup
 
 from workload.report import charts, workers
 from workload.report.findings import amount, count, percent
+from workload.secrets import redact
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
@@ -153,7 +154,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
     lines += ["## What TIME_WAIT means", ""]
     for paragraph in TIME_WAIT_NOTE:
         lines += [_md_text(paragraph), ""]
-    return "\n".join(lines)
+    return redact("\n".join(lines))
 
 
 CSS = Markup("""
@@ -218,5 +219,5 @@ def render_html(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
     tables = [{"title": title, "headers": [name for name, _ in columns], "rows": table_rows(summary, columns),
                "align": [Markup(' class="text"') if name in TEXT_COLUMNS else "" for name, _ in columns]}
               for title, columns in TABLES] + workers.html_tables(summary)
-    return _TEMPLATE.render(s=summary, css=CSS, incomplete=INCOMPLETE_TEXT, tables=tables,
-                            charts=_charts(summary, runs), note=TIME_WAIT_NOTE)
+    return redact(_TEMPLATE.render(s=summary, css=CSS, incomplete=INCOMPLETE_TEXT, tables=tables,
+                            charts=_charts(summary, runs), note=TIME_WAIT_NOTE))
