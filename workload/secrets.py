@@ -40,6 +40,7 @@ SECRET_NAME = re.compile(r"auth|token|secret|passw|pwd|key|cookie|session|csrf|x
 # Credentials columns that identify a user rather than authenticate one.
 IDENTITY_FIELDS = frozenset({"username", "user", "user_name", "login", "email", "name", "id", "user_id",
                              "account", "tenant"})
+AUTH_SCHEME = re.compile(r"[A-Za-z][\w-]*\s+(\S+)")  # an Authorization value: scheme, credential
 TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Sections whose values are expressions, not data (JMESPath, regexes, expected values).
 NOT_DATA_KEYS = frozenset({"capture", "expect", "thresholds", "policies", "load"})
@@ -182,6 +183,8 @@ def register(value: Any) -> None:
     if isinstance(value, str):
         REGISTRY.add(value)
         REGISTRY.add(value.strip())
+        if scheme := AUTH_SCHEME.fullmatch(value.strip()):  # "Bearer abc": abc alone is secret too
+            REGISTRY.add(scheme.group(1))
 
 
 def register_literal(value: Any) -> None:
