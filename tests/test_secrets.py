@@ -202,6 +202,22 @@ def test_scrub_file_rewrites_only_what_changed_and_keeps_other_bytes(tmp_path):
     outside.unlink()
 
 
+def test_locust_outputs_named_by_options_are_scrubbed_with_the_run_folder(tmp_path):
+    secret = fresh()
+    register(secret)
+    run, elsewhere = tmp_path / "run", tmp_path / "elsewhere"
+    run.mkdir()
+    elsewhere.mkdir()
+    files = [run / "run.json", elsewhere / "report.html", elsewhere / "t_stats.csv",
+             elsewhere / "t_failures.csv", elsewhere / "stats.json", elsewhere / "locust.log"]
+    for path in files:
+        path.write_text(f"GET /x?key={quote_plus(secret)}\n")
+    options = SimpleNamespace(html_file=str(files[1]), csv_prefix=str(elsewhere / "t"),
+                              json_file=str(elsewhere / "stats"), logfile=str(files[5]))
+    scrub.scrub_run(run, options)
+    assert [p.read_text() for p in files] == [f"GET /x?key={MASK}\n"] * len(files)
+
+
 def test_logging_filter_masks_messages_arguments_and_tracebacks(tmp_path):
     secret = fresh()
     register(secret)
@@ -244,12 +260,16 @@ def test_web_ui_answers_are_masked():
     app = Flask("h6")
     app.add_url_rule("/stats/requests", "stats", lambda: jsonify(stats=[{"name": f"GET /x?k={secret}"}]))
     app.add_url_rule("/logs", "logs", lambda: jsonify(logs=[f"Retrying ... /x?k={secret}"]))
+    app.add_url_rule("/report", "report", lambda: (f"<p>http://u:{secret}@h</p>", 200, {
+        "Content-Type": "text/html", "Content-Disposition": f"attachment;filename=Locust_http://u:{secret}@h.html"}))
     environment = SimpleNamespace(web_ui=SimpleNamespace(app=app, template_args={}), host=None)
     webui.install(environment, lambda: None, lambda *a: None)
     client = app.test_client()
-    for path in ("/stats/requests", "/logs"):
-        body = client.get(path).get_data(as_text=True)
+    for path in ("/stats/requests", "/logs", "/report"):
+        answer = client.get(path)
+        body = answer.get_data(as_text=True)
         assert secret not in body and MASK in body, body
+        assert secret not in str(answer.headers)
 
 
 # -- end to end: plant secrets, run, grep everything ---------------------------------------------------

@@ -66,6 +66,8 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
             response.set_data(json.dumps(payload))
         if response.mimetype in REDACTED_TYPES and not (response.is_streamed or response.direct_passthrough):
             response.set_data(redact(response.get_data(as_text=True)))  # stats names, errors, logs
+        if disposition := response.headers.get("Content-Disposition"):
+            response.headers["Content-Disposition"] = redact(disposition)  # Locust names downloads after the host
         return response
 
     @app.before_request
