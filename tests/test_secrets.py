@@ -109,14 +109,15 @@ def test_document_secrets_are_registered_and_identities_are_not():
     register_document({
         "target": {"host": f"http://{user}:{pw}@127.0.0.1:8080",
                    "headers": {"Authorization": f"Bearer {header}", "X-Api-Key": api, "Accept": "text/x-plain"},
-                   "cookies": [{"name": "sid", "value": cookie, "domain": "127.0.0.1"}]},
+                   "cookies": [{"name": "sid", "value": cookie, "domain": "127.0.0.1"}],
+                   "hosts": {"auth": "http://127.0.0.1:8081"}},
         "login": {"basic": {"username": user, "password": basic_pw}},
         "endpoints": [{"path": "/q", "query": {"api_key": query_key, "page": "second"}}],
         "credentials": {"inline": [{"username": user, "password": form_pw}]},
     })
     for value in (header, api, cookie, pw, basic_pw, form_pw, query_key, f"{user}:{pw}"):
         assert value in REGISTRY, value
-    for value in (user, "text/x-plain", "second", "/q", "Bearer"):
+    for value in (user, "text/x-plain", "second", "/q", "Bearer", "http://127.0.0.1:8081"):
         assert value not in REGISTRY, value
     assert redact(f"http://{user}:{pw}@127.0.0.1:8080") == f"http://{MASK}@127.0.0.1:8080"
 

@@ -261,9 +261,9 @@ def _walk(value: Any, secret: bool) -> None:
         for item in value:
             _walk(item, secret)
     elif isinstance(value, str):
-        if "@" in value and "://" in value:
+        if "://" in value:  # a URL (e.g. a host named `auth`): only its userinfo is secret
             register_userinfo(value)
-        if secret:
+        elif secret:
             register_literal(value)
 
 
