@@ -39,7 +39,7 @@ SECRET_NAME = re.compile(r"auth|token|secret|passw|pwd|key|cookie|session|csrf|x
                          r"|bearer|otp|pin\b", re.IGNORECASE)
 # Credentials columns that identify a user rather than authenticate one.
 IDENTITY_FIELDS = frozenset({"username", "user", "user_name", "login", "email", "name", "id", "user_id",
-                             "account", "tenant"})
+                             "account", "tenant", "role", "group"})
 AUTH_SCHEME = re.compile(r"[A-Za-z][\w-]*\s+(\S+)")  # an Authorization value: scheme, credential
 TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Sections whose values are expressions, not data (JMESPath, regexes, expected values).
