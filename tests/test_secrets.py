@@ -418,3 +418,14 @@ def test_no_planted_secret_reaches_any_file_or_the_console(tmp_path, demo_target
     planted = {"api key": api_key, "basic password": f"{basic_user}-pw"}
     outputs = {"compare stdout": compare.stdout, "compare stderr": compare.stderr}
     assert _leaks(tmp_path / "compare", outputs, planted) == []
+
+
+def test_a_full_registry_warns_once_through_filtered_logging(monkeypatch, caplog):
+    monkeypatch.setattr("workload.secrets.MAX_SECRET_FORMS", len(REGISTRY) + 3)
+    monkeypatch.setattr(REGISTRY, "_full", False)
+    caplog.handler.addFilter(scrub.RedactingFilter())  # the warning passes through redact: no deadlock
+    values = [fresh("tok") for _ in range(5)]
+    for value in values:
+        register(value)
+    assert [v in REGISTRY for v in values] == [True, True, True, False, False]
+    assert caplog.text.count("not masked") == 1

@@ -21,14 +21,19 @@ from __future__ import annotations
 import base64
 import html
 import json
+import logging
 import re
 import threading
 from collections.abc import Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, urlsplit
 
+log = logging.getLogger(__name__)
 MASK = "***"
 MIN_SECRET_LEN = 4
+# Bounds the memory and the regex compilation (about 0.15 s per 1,000 forms) of a long run
+# that captures a new token per request; past it, new values are not masked (a warning says so).
+MAX_SECRET_FORMS = 20_000
 # Words that a scenario writes around secrets (schemes, switches); never secrets themselves.
 NOT_SECRET_WORDS = frozenset({"true", "false", "none", "null", "yes", "no", "on", "off", "demo", "localhost",
                               "bearer", "basic", "token", "digest", "http", "https", "session", "cookie"})
@@ -76,14 +81,25 @@ class Registry:
         self._pending: list[str] = []
         self._levels: list[tuple[list[str], re.Pattern[str]]] = []
         self._lock = threading.Lock()
+        self._full = False
 
     def add(self, value: str) -> None:
         if not isinstance(value, str) or not worth_registering(value):
             return
         with self._lock:
-            for form in encoded_forms(value) - self._forms:
-                self._forms.add(form)
-                self._pending.append(form)
+            new = encoded_forms(value) - self._forms
+            full = len(self._forms) + len(new) > MAX_SECRET_FORMS
+            if not full:
+                self._forms.update(new)
+                self._pending.extend(new)
+        if full:
+            self._warn_full()  # outside the lock: the log filter redacts, which takes it
+
+    def _warn_full(self) -> None:
+        if not self._full:
+            self._full = True
+            log.warning("over %d secret values registered: later captured tokens are not masked in outputs",
+                        MAX_SECRET_FORMS)
 
     def __contains__(self, value: object) -> bool:
         return value in self._forms
@@ -96,6 +112,7 @@ class Registry:
             self._forms.clear()
             self._pending.clear()
             self._levels.clear()
+            self._full = False
 
     def _patterns(self) -> list[re.Pattern[str]]:
         with self._lock:
