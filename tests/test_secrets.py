@@ -348,7 +348,7 @@ target:
 login: {basic: {username: %(user)s, password: "%(password)s"}}
 endpoints:
   - {name: me, path: /api/me, expect: {status: 200, json: [{path: auth, equals: basic}]}}
-  - {host: dead, path: "/y?b=%(password)s", query: {key: "${H6_API_KEY}"}}
+  - {host: dead, path: "/y?b=%(password)s", query: {key: "${H6_API_KEY}"}, weight: 2}
 wait: {constant: 0.3}
 policies:
   retrying: {type: shared, retries: {total: 2}, timeout: {connect: 1, read: 2}}
@@ -407,14 +407,16 @@ def test_no_planted_secret_reaches_any_file_or_the_console(tmp_path, demo_target
     basic_user = f"h6b{std_secrets.token_hex(4)}"
     basic = tmp_path / "basic.yaml"
     basic.write_text(BASIC_SCENARIO % {"dead": _closed_port(), "user": basic_user, "password": f"{basic_user}-pw"})
-    compare = _locust(["workload.cli", "compare", str(basic), "--users", "2", "--duration", "4s",
+    # 6 s: Locust's -t can fire seconds early on a busy machine (issue 9); the runs must send requests.
+    compare = _locust(["workload.cli", "compare", str(basic), "--users", "2", "--duration", "6s",
                        "--out", str(tmp_path / "compare")], env, tmp_path)
     logs = sorted((tmp_path / "compare" / "runs").glob("*.log"))
     assert [p.name for p in logs] == ["closing.log", "retrying.log"], compare.stderr[-3000:]
-    assert "Retrying" in logs[1].read_text() and MASK in logs[1].read_text()
-    me = next(e for e in json.loads((tmp_path / "compare" / "runs" / "retrying" / "run.json").read_text())
-              ["stats"]["endpoints"] if e["name"] == "me")
-    assert me["requests"] > 0 and me["failures"] == 0  # the basic login worked, so its password was used
+    child_output = "".join(p.read_text() for p in logs)
+    assert "Retrying" in child_output and MASK in child_output
+    runs = [json.loads(p.read_text()) for p in sorted((tmp_path / "compare" / "runs").glob("*/run.json"))]
+    me = [e for run in runs for e in run["stats"]["endpoints"] if e["name"] == "me"]
+    assert sum(e["requests"] for e in me) > 0 and sum(e["failures"] for e in me) == 0  # basic login worked
     planted = {"api key": api_key, "basic password": f"{basic_user}-pw"}
     outputs = {"compare stdout": compare.stdout, "compare stderr": compare.stderr}
     assert _leaks(tmp_path / "compare", outputs, planted) == []
