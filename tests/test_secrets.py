@@ -42,7 +42,7 @@ from workload.secrets import (
     register_document,
     worth_registering,
 )
-from workload.thresholds import ThresholdResult
+from workload.thresholds import ThresholdResult, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -431,3 +431,16 @@ def test_a_full_registry_warns_once_through_filtered_logging(monkeypatch, caplog
         register(value)
     assert [v in REGISTRY for v in values] == [True, True, True, False, False]
     assert caplog.text.count("not masked") == 1
+
+
+def test_thresholds_still_find_an_endpoint_whose_name_was_redacted(monkeypatch):
+    key = fresh("qkey")
+    monkeypatch.setenv("H6_PATH_KEY", key)
+    loaded = load_text('target: http://127.0.0.1:9\nendpoints:\n'
+                       '  - {path: "/x?k=${H6_PATH_KEY}", thresholds: {max_failure_ratio: 0.1}}\n')
+    row = {"requests": 10, "failures": 0, "rps": 5.0, "p50_ms": 1, "p95_ms": 2, "p99_ms": 2}
+    run = redact_data({"policy": {"name": "shared"}, "stats": {"total": row, "endpoints": [
+        {"name": f"GET /x?k={key}", "method": "GET", **row}]}})
+    assert run["stats"]["endpoints"][0]["name"] == f"GET /x?k={MASK}"
+    (result,) = evaluate(loaded.model, run)
+    assert result.passed and result.actual == 0.0

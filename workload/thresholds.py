@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workload.schema import EndpointThresholds, Request, Scenario, Thresholds
+from workload.secrets import redact
 
 TOTAL_SCOPE = "total"
 AT_MOST, AT_LEAST = "<=", ">="
@@ -156,7 +157,7 @@ def _set_limits(limits: EndpointThresholds | None) -> list[tuple[str, float]]:
 
 def _endpoint_row(rows: list[dict[str, Any]], name: str, method: str) -> dict[str, Any]:
     for row in rows:
-        if row.get("name") == name and row.get("method") == method:
+        if row.get("name") in (name, redact(name)) and row.get("method") == method:  # run.json is redacted
             return row
     return {}
 
