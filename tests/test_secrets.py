@@ -444,3 +444,22 @@ def test_thresholds_still_find_an_endpoint_whose_name_was_redacted(monkeypatch):
     assert run["stats"]["endpoints"][0]["name"] == f"GET /x?k={MASK}"
     (result,) = evaluate(loaded.model, run)
     assert result.passed and result.actual == 0.0
+
+
+def test_a_worker_report_to_the_master_is_masked(monkeypatch):
+    from locust.env import Environment
+    from locust.stats import StatsEntry, setup_distributed_stats_event_listeners
+
+    token = std_secrets.token_urlsafe(18)
+    register(token)
+    for name in ("stdout", "stderr"):  # install() wraps them: restored after the test
+        monkeypatch.setattr(sys, name, getattr(sys, name))
+    environment = Environment(user_classes=[])
+    setup_distributed_stats_event_listeners(environment.events, environment.stats)  # as a WorkerRunner does
+    scrub.install(environment)  # at `init`, after the runner's listeners
+    environment.stats.log_request("GET", f"/x?t={token}", 5, 10)
+    environment.stats.log_error("GET", f"/x?t={token}", f"ConnectionError: url: /x?t={token}")
+    data: dict[str, object] = {}
+    environment.events.report_to_master.fire(client_id="w1", data=data)
+    assert token not in json.dumps(data) and MASK in json.dumps(data)
+    assert StatsEntry.unserialize(data["stats"][0], environment.stats).name == f"/x?t={MASK}"  # type: ignore[index]

@@ -35,7 +35,7 @@ class RunController:
         self.results: list[Path] = []
         self._ticker: gevent.Greenlet | None = None
         self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
-        scrub.install_console()  # logging is set up by now (Locust does it before `init`)
+        scrub.install(environment)  # console, worker reports; logging is set up by now (before `init`)
 
     @property
     def options(self) -> Any:

@@ -5,7 +5,8 @@ urllib3 logs retry warnings with full URLs; a child's output lands in compare's 
 every text file of a run or compare folder is rewritten redacted (atomically, only when it
 changed), again at process exit after Locust's last writes (its CSV files are closed after
 the `quit` event); a `logging.Filter` on the console, file and web-UI log handlers; and the
-process's stdout/stderr wrapped for what is printed outside logging (tracebacks, prints).
+process's stdout/stderr wrapped for what is printed outside logging (tracebacks, prints);
+and a worker's stats report to the master, since only the worker knows the tokens it captured.
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from workload.secrets import REGISTRY, redact
+from workload.secrets import REGISTRY, redact, redact_data
 
 log = logging.getLogger(__name__)
 LOGGERS = ("", "locust", "locust.stats_logger")  # root, and Locust's own (they do not propagate)
@@ -139,6 +140,17 @@ class RedactingStream:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def install(environment: Any) -> None:
+    """A Locust process: the console, and (on a worker) the stats it reports to the master,
+    whose names and error messages may hold a token only this worker captured."""
+    install_console()
+    environment.events.report_to_master.add_listener(_redact_report)
+
+
+def _redact_report(client_id: str, data: dict[str, Any], **_kw: Any) -> None:
+    redact_data(data)  # after Locust's own listener filled in the stats: it was registered first
 
 
 def install_console() -> None:
