@@ -132,17 +132,21 @@ def test_templates_and_expressions_are_not_secrets():
 
 
 def test_env_values_are_registered_when_substituted_and_defaults_are_not(monkeypatch, tmp_path):
-    api_key, default, url_pw = fresh("APIKEY"), fresh("dflt"), fresh("urlpw")
+    api_key, default, url_pw, policy = fresh("APIKEY"), fresh("dflt"), fresh("urlpw"), fresh("pol")
     monkeypatch.setenv("H6_API_KEY", api_key)
     monkeypatch.setenv("H6_TARGET", f"http://u:{url_pw}@127.0.0.1:9")
+    monkeypatch.setenv("H6_POLICY", policy)
     (tmp_path / "users.csv").write_text(f"username,password\nalice-{url_pw[-4:]},{url_pw}-csv\n")
     load_text(f"""
 target: "${{H6_TARGET}}"
 variables: {{note: "${{H6_MISSING:-{default}}}", plain: "${{H6_API_KEY}}"}}
 credentials: {{csv: users.csv}}
-endpoints: [{{path: /}}]
+endpoints: [{{path: /, name: "${{H6_POLICY}}-list"}}]
+policies: {{"{policy}": {{type: shared}}}}
+default_policy: "${{H6_POLICY}}"
 """, str(tmp_path / "s.yaml"))
     assert api_key in REGISTRY and url_pw in REGISTRY and f"{url_pw}-csv" in REGISTRY
+    assert policy not in REGISTRY and f"{policy}-list" not in REGISTRY  # names, not secrets
     assert default not in REGISTRY and "http://u:" not in redact(f"http://u:{url_pw}@127.0.0.1:9")
     assert f"alice-{url_pw[-4:]}" not in REGISTRY
     assert "127.0.0.1:9" in redact(f"http://u:{url_pw}@127.0.0.1:9")  # a target URL itself is not secret

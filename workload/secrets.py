@@ -49,6 +49,9 @@ AUTH_SCHEME = re.compile(r"[A-Za-z][\w-]*\s+(\S+)")  # an Authorization value: s
 TEMPLATE_PART = re.compile(r"\{\{.*?\}\}|\{%.*?%\}|\{#.*?#\}", re.DOTALL)
 # Sections whose values are expressions, not data (JMESPath, regexes, expected values).
 NOT_DATA_KEYS = frozenset({"capture", "expect", "thresholds", "policies", "load"})
+# Where a `${ENV}` value names or configures something rather than carrying data.
+STRUCTURAL_SECTIONS = frozenset({"name", "default_policy", "policies", "load", "wait", "thresholds"})
+STRUCTURAL_KEYS = frozenset({"host", "method", "weight", "name", "verify", "cert", "type"})
 # Sections registered field by field (`register_document`), not by the name rule.
 OWN_RULE_KEYS = frozenset({"login", "credentials", "cookies"})
 
@@ -212,11 +215,13 @@ def register_literal(value: Any) -> None:
             register(part)
 
 
-def register_env(value: str) -> None:
-    """A substituted `${ENV}` value; of a URL (e.g. `${TARGET_URL}`) only its userinfo is secret."""
-    if urlsplit(value).scheme in ("http", "https") and "://" in value:
+def register_env(value: str, path: tuple[str | int, ...] = ()) -> None:
+    """A substituted `${ENV}` value at key `path`: a secret, except that of a URL (e.g.
+    `${TARGET_URL}`) only the userinfo is, and a value that names or configures something
+    (`STRUCTURAL_SECTIONS`, `STRUCTURAL_KEYS`) is not: masking a policy name would break results."""
+    if "://" in value and urlsplit(value).scheme in ("http", "https"):
         register_userinfo(value)
-    else:
+    elif not (path and str(path[0]) in STRUCTURAL_SECTIONS) and not STRUCTURAL_KEYS.intersection(map(str, path)):
         register(value)
 
 

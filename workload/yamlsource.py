@@ -107,7 +107,7 @@ def _env_value(match: re.Match[str], env: Mapping[str, str], source: Source, pat
                problems: list[Problem]) -> str:
     name, default = match.group(1), match.group(2)
     if name in env:
-        register_env(env[name])  # a secret from now on: every output masks it
+        register_env(env[name], path)  # a secret from now on: every output masks it
         return env[name]
     if default is not None:
         return default

@@ -220,4 +220,4 @@ def render_html(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
                "align": [Markup(' class="text"') if name in TEXT_COLUMNS else "" for name, _ in columns]}
               for title, columns in TABLES] + workers.html_tables(summary)
     return redact(_TEMPLATE.render(s=summary, css=CSS, incomplete=INCOMPLETE_TEXT, tables=tables,
-                            charts=_charts(summary, runs), note=TIME_WAIT_NOTE))
+                                   charts=_charts(summary, runs), note=TIME_WAIT_NOTE))
