@@ -270,6 +270,9 @@ def test_web_ui_answers_are_masked():
     environment = SimpleNamespace(web_ui=SimpleNamespace(app=app, template_args={}), host=None)
     webui.install(environment, lambda: None, lambda *a: None)
     client = app.test_client()
+    typed = fresh("typedpw")
+    client.post("/swarm", data={"host": f"http://u:{typed}@127.0.0.1:9"})  # the form's host field
+    assert typed in REGISTRY
     for path in ("/stats/requests", "/logs", "/report"):
         answer = client.get(path)
         body = answer.get_data(as_text=True)
@@ -458,7 +461,8 @@ def test_a_worker_report_to_the_master_is_masked(monkeypatch):
     register(token)
     for name in ("stdout", "stderr"):  # install() wraps them: restored after the test
         monkeypatch.setattr(sys, name, getattr(sys, name))
-    environment = Environment(user_classes=[])
+    host_pw = fresh("hostpw")
+    environment = Environment(user_classes=[], host=f"http://u:{host_pw}@127.0.0.1:9")
     setup_distributed_stats_event_listeners(environment.events, environment.stats)  # as a WorkerRunner does
     scrub.install(environment)  # at `init`, after the runner's listeners
     environment.stats.log_request("GET", f"/x?t={token}", 5, 10)
@@ -467,3 +471,4 @@ def test_a_worker_report_to_the_master_is_masked(monkeypatch):
     environment.events.report_to_master.fire(client_id="w1", data=data)
     assert token not in json.dumps(data) and MASK in json.dumps(data)
     assert StatsEntry.unserialize(data["stats"][0], environment.stats).name == f"/x?t={MASK}"  # type: ignore[index]
+    assert host_pw in REGISTRY  # -H with user:password@ (Locust's report.html shows the host)

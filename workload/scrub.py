@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from workload.secrets import REGISTRY, redact, redact_data
+from workload.secrets import REGISTRY, redact, redact_data, register_userinfo
 
 log = logging.getLogger(__name__)
 LOGGERS = ("", "locust", "locust.stats_logger")  # root, and Locust's own (they do not propagate)
@@ -146,6 +146,7 @@ def install(environment: Any) -> None:
     """A Locust process: the console, and (on a worker) the stats it reports to the master,
     whose names and error messages may hold a token only this worker captured."""
     install_console()
+    register_userinfo(environment.host or "")  # -H http://user:password@...: in Locust's report.html
     environment.events.report_to_master.add_listener(_redact_report)
 
 

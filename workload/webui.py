@@ -20,7 +20,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.cluster import worker_rows
-from workload.secrets import redact
+from workload.secrets import redact, register_userinfo
 
 TAB_KEY = "workload-connections"
 REDACTED_TYPES = frozenset({"application/json", "text/csv", "text/html", "text/plain"})
@@ -74,6 +74,7 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
     def _choose_scenario() -> Any:
         if request.path.rstrip("/").endswith("/swarm") and request.method == "POST":
             form = request.form
+            register_userinfo(form.get("host", ""))  # a host typed with user:password@
             # The host the form was filled with, read before on_swarm activates the new scenario.
             auto_host = getattr(environment, "workload_auto_host", None)
             problem = on_swarm(form.get("scenario", ""), form.get("policy", ""), form.get("host") or None)
