@@ -151,11 +151,12 @@ def _within(key: str, ancestor: str) -> bool:
 
 def _hide_env_value(problem: Problem, source: Source) -> Problem:
     for path, written in source.env_text.items():
-        if key_path(path) == problem.key and problem.file == source.file:
+        key = key_path(path)
+        if problem.file == source.file and (_within(problem.key, key) or _within(key, problem.key)):
             value = _value_at(source.data, path)
             if isinstance(value, str) and value:
                 what = problem.what.replace(repr(value), written).replace(f"'{value}'", written)
-                return dataclasses.replace(problem, what=what)
+                problem = dataclasses.replace(problem, what=what)
     return problem
 
 
