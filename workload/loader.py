@@ -7,7 +7,7 @@ found is reported at once (not just the first) with file, line, key path and a f
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -33,6 +33,7 @@ class LoadedScenario:
     model: Scenario
     credentials: tuple[dict[str, str], ...]
     document: dict[str, Any]
+    lines: dict[Path, int] = field(default_factory=dict, compare=False)  # key path -> line, as parsed
 
     @property
     def credential_fields(self) -> tuple[str, ...]:
@@ -87,7 +88,7 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     problems += _check_policy_names(model, source)
     if problems:
         raise ScenarioError(_in_order(settle_env_problems(problems, earlier, source)))
-    return LoadedScenario(source.file, model, credentials, source.data)
+    return LoadedScenario(source.file, model, credentials, source.data, source.lines)
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:
