@@ -84,7 +84,10 @@ CASES = [
     Case("surrogate", OK.encode() + b"name: \xed\xa0\x80\n", 3, "(top level)", "not UTF-8 text: byte 0xed"),
     Case("overlong", b"name: \xc0\xaf\n" + OK.encode(), 1, "(top level)", "not UTF-8 text: byte 0xc0"),
     Case("truncated_utf8", OK.encode() + b"name: \xe2\x82", 3, "(top level)", "not UTF-8 text: byte 0xe2"),
-    Case("noncharacter", OK + "name: a\uffff\n", 3, "(top level)", "U+FFFF"),
+    Case("noncharacter", OK + "name: a\uffff\n", 3, "(top level)", "noncharacter U+FFFF"),
+    Case("next_line", OK + "name: a\x85b\n", 3, "(top level)", "control character U+0085 at column 8"),
+    Case("line_separator", OK + "name: a\u2028b\n", 3, "(top level)", "line separator U+2028 at column 8"),
+    Case("paragraph_separator", OK + "name: a\u2029b\n", 3, "(top level)", "paragraph separator U+2029"),
     # --- depth
     Case("deep_flow_sequence", "a: " + "[" * 3000 + "]" * 3000 + "\n", 1, "a" + "[0]" * (DEFAULT_MAX_DEPTH - 1),
          f"nested more than {DEFAULT_MAX_DEPTH} levels deep"),

@@ -13,14 +13,16 @@ import codecs
 import os
 import re
 import stat
+import unicodedata
 from dataclasses import dataclass
 
 from workload.errors import Problem, ScenarioError
 
 DEFAULT_MAX_SCENARIO_BYTES = 1024 * 1024  # 1 MiB: the shipped scenarios are < 10 KB
 DEFAULT_MAX_CSV_BYTES = 8 * 1024 * 1024  # 8 MiB: about 200,000 credential rows
-# Characters YAML 1.1 forbids (PyYAML's and libyaml's reader), refused in CSVs as well.
-CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x84\x86-\x9f\ufffe\uffff]")
+# Characters YAML 1.1 forbids (PyYAML's and libyaml's reader), refused in CSVs as well; and the
+# line breaks YAML knows but editors do not show (NEL, LS, PS): they would shift every line number.
+CONTROL_CHARACTERS = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufffe\uffff]")
 _KINDS = ((stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a FIFO (named pipe)"),
           (stat.S_ISCHR, "a character device"), (stat.S_ISBLK, "a block device"),
           (stat.S_ISSOCK, "a socket"))
@@ -54,7 +56,10 @@ def read_text(path: str, kind: TextFile) -> str:
     if bad:
         line = text.count("\n", 0, bad.start()) + 1
         column = bad.start() - text.rfind("\n", 0, bad.start())
-        raise _error(path, line, kind, f"control character U+{ord(bad.group()):04X} at column {column} is not "
+        char = bad.group()
+        label = "control character" if unicodedata.category(char) == "Cc" else \
+            unicodedata.name(char, "noncharacter").lower()
+        raise _error(path, line, kind, f"{label} U+{ord(char):04X} at column {column} is not "
                      "allowed in a text file", "remove it (is this a binary file, or a copy-and-paste accident?)")
     return text
 
