@@ -13,6 +13,7 @@ import csv
 import io
 from collections.abc import Iterator, Sequence
 from pathlib import Path as FsPath
+from typing import Any
 
 from workload.errors import Problem, ScenarioError
 from workload.textfile import DEFAULT_MAX_CSV_BYTES, TextFile, read_text
@@ -44,32 +45,48 @@ def read(path: FsPath, source: Source, problems: list[Problem]) -> Rows:
 
 def _rows(text: str, file: str, found: list[Problem]) -> Rows:
     reader = csv.reader(io.StringIO(text, newline=""))
+    records = _records(reader)
     try:
-        header = next(_records(reader), None)
-        if header is None or (header_problem := _header_problem(header)) is not None:
-            if header is not None:
-                found.append(Problem(file, 1, KEY, *header_problem))
+        first = next(records, None)
+        if first is None:
             return ()
-        rows = []
-        for record in _records(reader):
-            if len(record) != len(header):
-                found.append(Problem(file, reader.line_num, KEY, f"this row has {len(record)} field(s), the "
-                                     f"header has {len(header)}", "give every row one value per header field, "
-                                     "separated by commas (quote a value that contains a comma)"))
-                if len(found) >= MAX_ROW_PROBLEMS:
-                    break
-            else:
-                rows.append(dict(zip(header, record, strict=True)))
+        line, header = first
+        if (why := _header_problem(header)) is not None:
+            found.append(Problem(file, line, KEY, *why))
+            return ()
+        return _body(records, reader, header, file, found)
     except csv.Error as exc:
         found.append(Problem(file, reader.line_num or 1, KEY, f"unreadable CSV: {exc}",
                              "check the quoting on this line; each field must be under "
                              f"{csv.field_size_limit():,} characters"))
         return ()
+
+
+def _body(records: Iterator[tuple[int, list[str]]], reader: Any, header: list[str], file: str,
+          found: list[Problem]) -> Rows:
+    rows = []
+    for start, record in records:
+        if len(record) == len(header):
+            rows.append(dict(zip(header, record, strict=True)))
+            continue
+        spans = f" (lines {start}-{reader.line_num}: is a closing quote missing?)" if reader.line_num > start else ""
+        found.append(Problem(file, start, KEY, f"this row{spans} has {len(record)} field(s), the header has "
+                             f"{len(header)}", "give every row one value per header field, separated by commas "
+                             "(quote a value that contains a comma)"))
+        if len(found) >= MAX_ROW_PROBLEMS:
+            break
     return tuple(rows)
 
 
-def _records(reader: Iterator[list[str]]) -> Iterator[list[str]]:
-    return (record for record in reader if record)  # blank lines are not rows
+def _records(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """(first line, fields) of each record; blank lines are not rows."""
+    while True:
+        start = reader.line_num + 1
+        record = next(reader, None)
+        if record is None:
+            return
+        if record:
+            yield start, record
 
 
 def _header_problem(header: list[str]) -> tuple[str, str] | None:
@@ -80,6 +97,10 @@ def _header_problem(header: list[str]) -> tuple[str, str] | None:
     names = [name.strip() for name in header]
     if "" in names:
         return ("the header line has an empty field name", "name every column, e.g. 'username,password'")
+    padded = [name for name in header if name != name.strip()]
+    if padded:
+        return (f"the header field {padded[0]!r} has spaces around it, which would be part of its name",
+                "remove the spaces around the commas in the header line")
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
         return (f"the header line names {', '.join(repeated)} twice", "give every column its own name")
