@@ -155,6 +155,8 @@ CASES = [
     Case("negative_duration", OK + "load:\n  duration: -5\n", 4, "load.duration", "the duration must be positive"),
     Case("negative_duration_text", OK + "load:\n  duration: -5s\n", 4, "load.duration", "must be positive"),
     Case("zero_duration", OK + "load:\n  duration: 0\n", 4, "load.duration", "the duration must be positive"),
+    Case("nan_duration", OK + "load:\n  duration: .nan\n", 4, "load.duration", "invalid duration nan"),
+    Case("inf_duration", OK + "load:\n  duration: .inf\n", 4, "load.duration", "invalid duration inf"),
     Case("bad_duration", OK + "load:\n  duration: soon\n", 4, "load.duration", "invalid duration 'soon'"),
     Case("stage_negative", OK + "load:\n  stages:\n    - {duration: -1, users: 2}\n", 5,
          "load.stages[0].duration", "must be positive"),

@@ -7,6 +7,7 @@ only describe and check the document; compiling it into Locust users happens in
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
@@ -303,6 +304,8 @@ def check_span(value: str | float, what: str = "duration") -> None:
         raise problem(f"the {what} must be positive", "write e.g. 30s", at)
     try:
         span = seconds(value)
+        if not math.isfinite(span):  # `.inf` / `.nan` in YAML
+            raise ValueError(span)
     except ValueError as exc:
         raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m", at) from exc
     if span <= 0:
