@@ -25,8 +25,7 @@ def test_yaml_syntax_error_names_the_line():
     assert problems("target: demo\nendpoints:\n  - path: /x\n   method: GET\n") == (
         "1 problem in scenario:\n"
         "s.yaml:4: ==> At key: (top level)\n"
-        "    error: invalid YAML: expected <block end>, but found '<block mapping start>'"
-        " (while parsing a block collection)\n"
+        "    error: invalid YAML: did not find expected '-' indicator (while parsing a block collection)\n"
         "    fix: check indentation, colons and quoting near this line")
 
 

@@ -6,9 +6,8 @@ found is reported at once (not just the first) with file, line, key path and a f
 
 from __future__ import annotations
 
-import csv
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
@@ -16,11 +15,12 @@ from urllib.parse import urlsplit
 import jinja2
 from pydantic import ValidationError
 
-from workload import templating
+from workload import credentials_csv, templating
 from workload.errors import Problem, ScenarioError
 from workload.schema import Request, Scenario
+from workload.textfile import DEFAULT_MAX_SCENARIO_BYTES, TextFile, read_text
 from workload.validation import did_you_mean, problems_from
-from workload.yamlsource import Path, Source, interpolate_env, parse
+from workload.yamlsource import Path, Source, interpolate_env, parse, settle_env_problems
 
 DEMO_HOST = "demo"
 
@@ -33,6 +33,12 @@ class LoadedScenario:
     model: Scenario
     credentials: tuple[dict[str, str], ...]
     document: dict[str, Any]
+    lines: dict[Path, int] = field(default_factory=dict, compare=False)  # key path -> line, as parsed
+
+    @property
+    def credential_fields(self) -> tuple[str, ...]:
+        """The fields every credentials row has (a CSV's header), as `user.<field>` in templates."""
+        return credentials_csv.common_fields(self.credentials)
 
     @property
     def name(self) -> str:
@@ -52,14 +58,12 @@ class LoadedScenario:
         return name
 
 
+SCENARIO_FILE = TextFile("the scenario file", "", "check the path (see scenarios/*.yaml)", DEFAULT_MAX_SCENARIO_BYTES)
+
+
 def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     file = os.fspath(path)
-    try:
-        text = FsPath(file).read_text(encoding="utf-8")
-    except OSError as exc:
-        what = f"cannot read the scenario file: {exc.strerror or exc}"
-        raise ScenarioError([Problem(file, None, "", what, "check the path (see scenarios/*.yaml)")]) from exc
-    return load_text(text, file)
+    return load_text(read_text(file, SCENARIO_FILE), file)
 
 
 def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
@@ -73,7 +77,8 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     try:
         model = Scenario.model_validate(source.data)
     except ValidationError as exc:
-        raise ScenarioError(_in_order(earlier + problems_from(exc, source, Scenario))) from exc
+        found = settle_env_problems(earlier + problems_from(exc, source, Scenario), earlier, source)
+        raise ScenarioError(_in_order(found)) from exc
     base = FsPath(source.file).parent
     problems: list[Problem] = list(earlier)
     credentials = _read_credentials(model, source, base, problems)
@@ -82,8 +87,8 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     problems += _check_templates(model, source, credentials)
     problems += _check_policy_names(model, source)
     if problems:
-        raise ScenarioError(_in_order(problems))
-    return LoadedScenario(source.file, model, credentials, source.data)
+        raise ScenarioError(_in_order(settle_env_problems(problems, earlier, source)))
+    return LoadedScenario(source.file, model, credentials, source.data, source.lines)
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:
@@ -100,20 +105,7 @@ def _read_credentials(model: Scenario, source: Source, base: FsPath,
             problems.append(source.problem(("credentials", "inline"), "the credentials list is empty",
                                            "add at least one '- {username: ..., password: ...}'"))
         return tuple(creds.inline)
-    csv_path = base / creds.csv if creds.csv else base
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = tuple(dict(row) for row in csv.DictReader(handle))
-    except OSError as exc:
-        what = f"cannot read the credentials CSV '{csv_path}': {exc.strerror or exc}"
-        fix = "create it (a header line such as 'username,password', then one row per user); " \
-              "the path is relative to the scenario file"
-        problems.append(source.problem(("credentials", "csv"), what, fix))
-        return ()
-    if not rows:
-        problems.append(source.problem(("credentials", "csv"), f"'{csv_path}' has no user rows",
-                                       "add a header line and one row per user"))
-    return rows
+    return credentials_csv.read(base / creds.csv if creds.csv else base, source, problems)
 
 
 def _check_hosts(model: Scenario, source: Source) -> list[Problem]:
@@ -191,7 +183,7 @@ def _requests(model: Scenario) -> list[tuple[Path, Request]]:
 def _check_templates(model: Scenario, source: Source, credentials: tuple[dict[str, str], ...]) -> list[Problem]:
     defined = set(model.variables) | templating.BUILTIN_NAMES
     defined |= {name for _, req in _requests(model) for name in req.capture}
-    if credentials:
+    if model.credentials is not None:  # even when unreadable: that is reported once, on its own
         defined.add("user")
     problems: list[Problem] = []
     for path, value in _templated_values(source.data):

@@ -7,9 +7,10 @@ only describe and check the document; compiling it into Locust users happens in
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
 from workload.timespan import seconds
@@ -30,9 +31,11 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
 
-def problem(what: str, fix: str) -> PydanticCustomError:
-    """A validation error that carries its own fix hint (rendered by `workload.loader`)."""
-    return PydanticCustomError("workload", what, {"fix": fix})
+def problem(what: str, fix: str, at: tuple[str, ...] = ()) -> PydanticCustomError:
+    """A validation error that carries its own fix hint (rendered by `workload.validation`).
+
+    `at` is the key (under the model) the error is located at, e.g. `("policies",)`."""
+    return PydanticCustomError("workload", what, {"fix": fix, "at": at})
 
 
 def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
@@ -42,6 +45,11 @@ def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
     if len(given) != 1:
         names = ", ".join(keys)
         raise problem(f"{where} needs exactly one of {names}; got {len(given)}", f"keep one of: {names}")
+
+
+def as_bool_word(value: Any) -> bool:
+    """Whether `value` is the text true or false (any case): a boolean, where a field takes one."""
+    return isinstance(value, str) and value.strip().lower() in ("true", "false")
 
 
 class Model(BaseModel):
@@ -148,6 +156,12 @@ class Target(Model):
     def _shorthand(cls, data: Any) -> Any:
         # `target: http://...` is the common case; expand it to `target: {host: ...}`.
         return {"host": data} if isinstance(data, str) else data
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_word(cls, value: Any) -> Any:
+        # `verify: ${VERIFY:-true}` arrives as text: "true"/"false" (any case) is the switch, not a CA file.
+        return value.strip().lower() == "true" if as_bool_word(value) else value
 
     @model_validator(mode="after")
     def _some_host(self) -> Target:
@@ -285,19 +299,24 @@ class Wait(Model):
 
 def check_span(value: str | float, what: str = "duration") -> None:
     """A positive time span (`workload.timespan`), or a validation problem saying how to write one."""
+    at = (what,)  # the problem is located at the span's own key
+    if isinstance(value, str) and value.strip().startswith("-"):
+        raise problem(f"the {what} must be positive", "write e.g. 30s", at)
     try:
         span = seconds(value)
+        if not math.isfinite(span):  # `.inf` / `.nan` in YAML
+            raise ValueError(span)
     except ValueError as exc:
-        raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m") from exc
+        raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m", at) from exc
     if span <= 0:
-        raise problem(f"the {what} must be positive", "write e.g. 30s")
+        raise problem(f"the {what} must be positive", "write e.g. 30s", at)
 
 
 class Spike(Model):
     """A burst: `users` started within about a second, held for `duration`, then back down."""
 
     users: PositiveInt
-    duration: str | PositiveFloat
+    duration: str | float  # positive: checked by check_span, with one message
 
     @model_validator(mode="after")
     def _duration_parses(self) -> Spike:
@@ -312,7 +331,7 @@ class Stage(Model):
     that rate and then hold (a step).  `{spike: {users, duration}}` is the shorthand for a burst.
     """
 
-    duration: str | PositiveFloat | None = None
+    duration: str | float | None = None
     users: Annotated[int, Field(ge=0)] | None = None
     spawn_rate: PositiveFloat | None = None
     spike: Spike | None = None
@@ -335,7 +354,7 @@ class Load(Model):
 
     users: PositiveInt = DEFAULT_USERS
     spawn_rate: PositiveFloat = DEFAULT_SPAWN_RATE
-    duration: str | PositiveFloat = DEFAULT_DURATION
+    duration: str | float = DEFAULT_DURATION
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
     rps: PositiveFloat | None = None
 
@@ -350,12 +369,7 @@ class Load(Model):
 
     @model_validator(mode="after")
     def _duration_parses(self) -> Load:
-        try:
-            span = seconds(self.duration)
-        except ValueError as exc:
-            raise problem(f"invalid duration {self.duration!r}", "write e.g. 30s, 2m, 1h30m") from exc
-        if span <= 0:
-            raise problem("the duration must be positive", "write e.g. 30s")
+        check_span(self.duration)
         return self
 
 
@@ -397,7 +411,7 @@ class Scenario(Model):
             raise problem("the scenario has no endpoints and no flows",
                           "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
         if not self.policies:
-            raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'")
+            raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'", at=("policies",))
         return self
 
     @model_validator(mode="after")
@@ -405,5 +419,5 @@ class Scenario(Model):
         # load.rps sets every user's wait time; a wait given as well would be silently replaced.
         if self.load.rps is not None and "wait" in self.model_fields_set:
             raise problem("load.rps paces the users itself, so 'wait:' would be ignored",
-                          "remove 'wait:' (or remove load.rps to keep the wait)")
+                          "remove 'wait:' (or remove load.rps to keep the wait)", at=("load", "rps"))
         return self
