@@ -19,6 +19,7 @@ from typing import Any
 from locust import HttpUser, between, constant, constant_pacing, constant_throughput
 
 from workload.checks import ParsedResponse, run_captures
+from workload.faults import install_error_cap
 from workload.loader import LoadedScenario
 from workload.login import LoginFlow, compile_login
 from workload.pacing import rate_wait_time
@@ -125,6 +126,7 @@ class WorkloadUser(HttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        install_error_cap(environment.stats)  # normalised, bounded error rows (workload.faults)
         self.transport.install(self.client)
         self.index = next(self.user_numbers)
         self.vars: dict[str, Any] = self._initial_vars()
