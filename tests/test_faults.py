@@ -161,7 +161,7 @@ def test_a_truncated_body_is_a_protocol_fault(extra):
 def test_distinct_errors_are_capped_with_an_overflow_row():
     # Each answer differs in a way normalisation keeps (a short word): only the cap bounds the rows.
     words = [f"w{chr(97 + n % 26)}{chr(97 + n // 26 % 26)}" for n in range(200)]
-    with raw_server(lambda n: http_response(('{"v": "%s"}' % words[n]).encode())) as server:
+    with raw_server(lambda n: http_response(json.dumps({"v": words[n]}).encode())) as server:
         h = harness(_raw_scenario(server.url, ", expect: {json: [{path: v, equals: x}]}"), "close", None)
         run_tasks(h.users(1), iterations=120, login=False)
     rows = _rows(h)
