@@ -26,7 +26,7 @@ from requests.adapters import HTTPAdapter
 from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
-from workload.connstats import COUNTING_POOL_CLASSES, install_pool_discard_counter
+from workload.connstats import COUNTING_POOL_CLASSES
 from workload.errors import TargetError
 from workload.schema import Policy, RetrySpec, TimeoutSpec
 
@@ -124,7 +124,6 @@ class PolicyTransport:
     """Per-policy connection behaviour, shared by all users of one compiled class."""
 
     def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert):
-        install_pool_discard_counter()
         if verify is False:
             # The scenario chose not to verify (a self-signed test target): say it once in the
             # docs, not once per request in the log.
