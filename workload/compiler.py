@@ -27,7 +27,7 @@ from workload.plan import Step, compile_step
 from workload.schema import Scenario, Wait
 from workload.targets import ResolvedTarget
 from workload.templating import TemplateRenderError, Value
-from workload.transport import PolicyTransport, RecycleState
+from workload.transport import PolicyTransport, RecycleState, make_gate
 
 Judge = Callable[[Any, ParsedResponse], str | None]
 
@@ -69,7 +69,8 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         "wait_time": rate_wait_time(model) or wait_time_of(model.wait),  # load.rps paces users
         "tasks": compile_tasks(model, target.hosts),
         "plan": plan,
-        "transport": PolicyTransport(policy_name, policy, target.verify, target.cert),
+        "transport": PolicyTransport(policy_name, policy, target.verify, target.cert,
+                                     make_gate(target.urls(), model.target.follow_offsite_redirects)),
         "user_numbers": itertools.count(),
         "__module__": __name__,
     }

@@ -142,6 +142,7 @@ class Target(Model):
     verify: bool | str = True
     cert: str | list[str] | None = None
     cookies: list[PresetCookie] = []
+    follow_offsite_redirects: bool = False  # redirects to undeclared hosts fail (redirect_offsite)
 
     @model_validator(mode="before")
     @classmethod
