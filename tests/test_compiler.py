@@ -171,3 +171,31 @@ def test_preset_cookies_are_sent_with_templated_values(demo_target):
         run_tasks([user], iterations=1, login=False)
         assert not h.errors(), h.errors()
         assert user.vars["tenant"] == "green"
+
+
+def test_unnamed_requests_are_named_by_their_text_not_by_secrets_or_ids(demo_target, monkeypatch):
+    monkeypatch.setenv("H3_API_KEY", "k-3f9a-secret")
+    text = """
+    target: demo
+    credentials: {inline: [{username: erin, password: erin-pw}]}
+    login:
+      form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    endpoints:
+      - {path: "/echo?key=${H3_API_KEY}", capture: {sent: {json: args.key}}}
+    flows:
+      - name: crud
+        steps:
+          - {method: POST, path: /api/items, json: {name: x}, capture: {item_id: {json: id}}}
+          - {path: "/api/items/{{ item_id }}"}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    [user] = h.users(1)
+    user.on_start()
+    for _ in range(3):
+        for task in dict.fromkeys(user.tasks):  # each task, in a fixed order
+            task(user)
+    assert not h.errors(), h.errors()
+    assert user.vars["sent"] == "k-3f9a-secret"  # the secret is sent, but is never a stats name
+    assert sorted(name for name, _ in h.env.stats.entries) == [
+        "GET /echo?key=${H3_API_KEY}", "crud: GET /api/items/{{ item_id }}", "crud: POST /api/items", "login"]

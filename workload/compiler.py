@@ -67,7 +67,7 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         # HttpUser insists on a base host; with only named hosts, any of them will do.
         "host": target.default_host or next(iter(target.hosts.values()), None),
         "wait_time": rate_wait_time(model) or wait_time_of(model.wait),  # load.rps paces users
-        "tasks": compile_tasks(model, target.hosts),
+        "tasks": compile_tasks(model, target.hosts, loaded.raw),
         "plan": plan,
         "transport": PolicyTransport(policy_name, policy, target.verify, target.cert,
                                      make_gate(target.urls(), model.target.follow_offsite_redirects)),
@@ -87,16 +87,30 @@ def wait_time_of(wait: Wait) -> Callable[..., float]:
     return constant(wait.constant or 0)
 
 
-def compile_tasks(model: Scenario, hosts: dict[str, str]) -> dict[Callable[[Any], None], int]:
+def compile_tasks(model: Scenario, hosts: dict[str, str],
+                  raw: dict[str, Any] | None = None) -> dict[Callable[[Any], None], int]:
     tasks: dict[Callable[[Any], None], int] = {}
-    for endpoint in model.endpoints:
+    for i, endpoint in enumerate(model.endpoints):
         if endpoint.weight:
-            tasks[_single(compile_step(endpoint, hosts))] = endpoint.weight
-    for flow in model.flows:
+            name = f"{endpoint.method} {raw_text(raw, ('endpoints', i, 'path'), endpoint.path)}"
+            tasks[_single(compile_step(endpoint, hosts, name))] = endpoint.weight
+    for f, flow in enumerate(model.flows):
         if flow.weight:
-            steps = tuple(compile_step(s, hosts, f"{flow.name}: {s.method} {s.path}") for s in flow.steps)
+            steps = tuple(compile_step(s, hosts, f"{flow.name}: {s.method} "
+                                       f"{raw_text(raw, ('flows', f, 'steps', i, 'path'), s.path)}")
+                          for i, s in enumerate(flow.steps))
             tasks[_flow(steps)] = flow.weight
     return tasks
+
+
+def raw_text(raw: Any, path: tuple[str | int, ...], resolved: str) -> str:
+    """The text as written in the file (`${API_KEY}` unexpanded), so no secret becomes a stats name."""
+    for key in path:
+        try:
+            raw = raw[key]
+        except (KeyError, IndexError, TypeError):
+            return resolved
+    return raw if isinstance(raw, str) else resolved
 
 
 def _single(step: Step) -> Callable[[Any], None]:

@@ -7,6 +7,7 @@ found is reported at once (not just the first) with file, line, key path and a f
 from __future__ import annotations
 
 import csv
+import dataclasses
 import os
 from dataclasses import dataclass
 from pathlib import Path as FsPath
@@ -33,6 +34,7 @@ class LoadedScenario:
     model: Scenario
     credentials: tuple[dict[str, str], ...]
     document: dict[str, Any]
+    raw: dict[str, Any] | None = None  # the document before ${ENV} substitution (names stats rows)
 
     @property
     def name(self) -> str:
@@ -63,8 +65,9 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
 
 
 def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
-    source, env_problems = interpolate_env(parse(text, file))
-    return load_document(source, env_problems)
+    parsed = parse(text, file)
+    source, env_problems = interpolate_env(parsed)
+    return dataclasses.replace(load_document(source, env_problems), raw=parsed.data)
 
 
 def load_document(source: Source, earlier: list[Problem] | None = None) -> LoadedScenario:
