@@ -211,7 +211,7 @@ class WorkloadUser(HttpUser):
 
     def _judge(self, step: Step, resp: Any, judge: Judge | None) -> ParsedResponse | None:
         parsed = ParsedResponse(resp)
-        problem = step.expect.problem(parsed) if step.expect else _default_problem(resp)
+        problem = step.expect.problem(parsed, self.vars) if step.expect else _default_problem(resp)
         if problem is None and step.captures:
             problem = run_captures(step.captures, parsed, self.client.cookies, self.vars)
         if problem is None and judge is not None:

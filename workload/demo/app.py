@@ -162,9 +162,11 @@ def _authenticate(state: DemoState) -> tuple[str, str] | None:
 
 
 def _register_login_routes(app: Flask, state: DemoState) -> None:
-    @app.post("/login")
+    @app.route("/login", methods=["GET", "POST"])
     def login() -> Response:
-        username, password = request.form.get("username"), request.form.get("password")
+        # GET takes the fields from the query string (a login by a method other than POST).
+        fields = request.args if request.method == "GET" else request.form
+        username, password = fields.get("username"), fields.get("password")
         if not valid_credentials(username, password):
             return _error(401, "bad credentials")
         response = jsonify(user=username)
@@ -178,7 +180,7 @@ def _register_login_routes(app: Flask, state: DemoState) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @app.post("/api/token")
+    @app.route("/api/token", methods=["POST", "PUT"])
     def token() -> Response:
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
