@@ -281,3 +281,18 @@ def test_login_by_another_method_than_post(demo_target, login, how):
     assert sorted(u.vars["me"] for u in users) == ["alice", "bob"]
     method = "GET" if how == "cookie" else "PUT"
     assert h.env.stats.get("login", method).num_requests == 2
+
+
+def test_an_undefined_name_in_an_expected_value_is_a_validation_error():
+    from workload.errors import ScenarioError
+    from workload.loader import load_text
+
+    text = ("target: demo\nvariables: {kind: json}\nendpoints:\n  - path: /echo\n"
+            "    expect: {json: [{path: user, equals: '{{ knd }}'}]}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_text(text, "s.yaml")
+    assert str(caught.value) == (
+        "1 problem in scenario:\ns.yaml:5: ==> At key: endpoints[0].expect.json[0].equals\n"
+        "    error: template variable 'knd' is not defined\n"
+        "    fix: define it under 'variables:' or capture it from an earlier response; did you mean 'kind'? "
+        "(allowed names: choice, kind, now, randint, user_index, uuid4)")

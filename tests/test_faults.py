@@ -206,3 +206,14 @@ def test_normalise(raw, normal):
 
 def test_normalise_is_bounded():
     assert len(normalise("x" * 1_000_000)) <= 300
+
+
+def test_the_demo_targets_truncated_body_is_a_protocol_fault(demo_target):
+    h = harness("""
+    target: demo
+    endpoints: [{name: cut, path: /truncated}]
+    policies: {shared: {}}
+    """, "shared", demo_target)
+    run_tasks(h.users(1), iterations=5, login=False)
+    [row] = _rows(h)
+    assert (row["name"], row["cause"], row["occurrences"]) == ("cut", "protocol", 5)

@@ -231,7 +231,7 @@ def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 walk(v, (*path, i))
-        elif templating.is_template(value) and "capture" not in path and "expect" not in path:
+        elif templating.is_template(value) and "capture" not in path:  # expect values are templates too
             found.append((path, value))
 
     for section in TEMPLATED_SECTIONS:
