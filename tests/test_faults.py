@@ -30,7 +30,7 @@ FAULTS = """
 name: faults
 target:
   host: demo
-  hosts: {nowhere: "http://127.0.0.1:%d"}
+  hosts: {nowhere: "http://127.0.0.1:%d", garbage: "%s"}
   headers: {Authorization: "Bearer top-secret-token"}
 credentials: {inline: [{username: gina, password: gina-pw}]}
 login:
@@ -41,6 +41,7 @@ endpoints:
   - {name: reset, path: /reset}
   - {name: timeout, path: "/slow?ms=2000"}
   - {name: unavailable, path: /status/503}
+  - {name: garbage, host: garbage, path: "/{{ user_index }}"}
 wait: {constant: 0.01}
 policies:
   shared: {timeout: {connect: 1, read: 0.3}}
@@ -49,18 +50,23 @@ policies:
 
 def test_run_goes_on_and_failures_are_grouped_by_cause(tmp_path, demo_target):
     scenario = tmp_path / "faults.yaml"
-    scenario.write_text(FAULTS % _closed_port())
-    done = subprocess.run(
-        [sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
-         "--scenario", str(scenario), "-u", "3", "-r", "3", "-t", "4s", "--results-dir", str(tmp_path),
-         "--run-id", "faults", "--only-summary"],
-        cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
-        capture_output=True, text=True, timeout=90)
+    with raw_server(lambda n: os.urandom(64) + b"\r\n\r\n") as garbage:
+        scenario.write_text(FAULTS % (_closed_port(), garbage.url))
+        done = subprocess.run(
+            [sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
+             "--scenario", str(scenario), "-u", "3", "-r", "3", "-t", "4s", "--results-dir", str(tmp_path),
+             "--run-id", "faults", "--only-summary"],
+            cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
+            capture_output=True, text=True, timeout=90)
     assert done.returncode == 1, done.stderr[-2000:]  # Locust's "requests failed" code
     text = (tmp_path / "faults" / "run.json").read_text()
     run = json.loads(text)
     causes = {e["name"]: e["cause"] for e in run["stats"]["errors"]}
-    assert causes == {"refused": "refused", "reset": "reset", "timeout": "timeout", "unavailable": "http_status"}
+    assert causes == {"refused": "refused", "reset": "reset", "timeout": "timeout", "unavailable": "http_status",
+                      "garbage": "protocol"}
+    # Every garbage answer differs, yet they make one row (normalised), not one per response.
+    assert [e["occurrences"] > 5 for e in run["stats"]["errors"] if e["name"] == "garbage"] == [True]
+    assert garbage.connections > 5
     ok = next(e for e in run["stats"]["endpoints"] if e["name"] == "ok")
     assert ok["requests"] > 20 and ok["failures"] == 0
     for secret in ("top-secret-token", "gina-pw"):
