@@ -65,8 +65,8 @@ def test_run_goes_on_and_failures_are_grouped_by_cause(tmp_path, demo_target):
     assert causes == {"refused": "refused", "reset": "reset", "timeout": "timeout", "unavailable": "http_status",
                       "garbage": "protocol"}
     # Every garbage answer differs, yet they make one row (normalised), not one per response.
-    assert [e["occurrences"] > 5 for e in run["stats"]["errors"] if e["name"] == "garbage"] == [True]
-    assert garbage.connections > 5
+    [row] = [e for e in run["stats"]["errors"] if e["name"] == "garbage"]
+    assert row["occurrences"] == garbage.connections >= 2
     ok = next(e for e in run["stats"]["endpoints"] if e["name"] == "ok")
     assert ok["requests"] > 20 and ok["failures"] == 0
     for secret in ("top-secret-token", "gina-pw"):
