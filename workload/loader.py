@@ -6,6 +6,7 @@ found is reported at once (not just the first) with file, line, key path and a f
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
@@ -34,6 +35,7 @@ class LoadedScenario:
     credentials: tuple[dict[str, str], ...]
     document: dict[str, Any]
     lines: dict[Path, int] = field(default_factory=dict, compare=False)  # key path -> line, as parsed
+    raw: dict[str, Any] | None = None  # the document before ${ENV} substitution (names stats rows)
 
     @property
     def credential_fields(self) -> tuple[str, ...]:
@@ -67,8 +69,9 @@ def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
 
 
 def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
-    source, env_problems = interpolate_env(parse(text, file))
-    return load_document(source, env_problems)
+    parsed = parse(text, file)
+    source, env_problems = interpolate_env(parsed)
+    return dataclasses.replace(load_document(source, env_problems), raw=parsed.data)
 
 
 def load_document(source: Source, earlier: list[Problem] | None = None) -> LoadedScenario:
@@ -220,7 +223,7 @@ def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
         elif isinstance(value, list):
             for i, v in enumerate(value):
                 walk(v, (*path, i))
-        elif templating.is_template(value) and "capture" not in path and "expect" not in path:
+        elif templating.is_template(value) and "capture" not in path:  # expect values are templates too
             found.append((path, value))
 
     for section in TEMPLATED_SECTIONS:

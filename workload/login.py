@@ -20,6 +20,7 @@ from workload.schema import Expect, Login, Request
 from workload.templating import Value
 
 FORM_LOGIN_EXPECT = Expect(status=[200, 201, 204, 302, 303])
+QUERY_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -58,12 +59,17 @@ def compile_login(login: Login | None, hosts: dict[str, str]) -> LoginFlow | Non
         return LoginFlow("basic", basic=(Value(login.basic.username), Value(login.basic.password)))
     if login.form is not None:
         form = login.form
-        request = Request(method="POST", path=form.path, host=form.host, form=form.fields,
+        # A GET (or HEAD) login sends its fields as the query string, as an HTML form would.
+        as_query = form.method in QUERY_METHODS
+        request = Request(method=form.method, path=form.path, host=form.host,
+                          query=form.fields if as_query else {}, form=None if as_query else form.fields,
                           expect=form.expect or FORM_LOGIN_EXPECT)
         return LoginFlow("form", step=compile_step(request, hosts, "login"))
     token = login.token
     assert token is not None
-    request = Request(method="POST", path=token.path, host=token.host, json=token.json_, form=token.form,
+    as_query = token.method in QUERY_METHODS and token.form is not None
+    request = Request(method=token.method, path=token.path, host=token.host, json=token.json_,
+                      query=token.form if as_query else {}, form=None if as_query else token.form,
                       expect=Expect(status=[200, 201]))
     return LoginFlow("token", step=compile_step(request, hosts, "login"),
                      token_query=jmespath.compile(token.token), token_header=token.header,

@@ -150,6 +150,7 @@ class Target(Model):
     verify: bool | str = True
     cert: str | list[str] | None = None
     cookies: list[PresetCookie] = []
+    follow_offsite_redirects: bool = False  # redirects to undeclared hosts fail (redirect_offsite)
 
     @model_validator(mode="before")
     @classmethod
@@ -176,10 +177,26 @@ class JsonExpect(Model):
     exists: bool | None = None
 
 
+class HeaderExpect(Model):
+    """A check on one response header (name matched case-insensitively); values may be templates."""
+
+    equals: str | None = None
+    contains: str | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> HeaderExpect:
+        if not self.model_fields_set:
+            raise problem("a header expectation needs equals, contains or exists",
+                          "write e.g. 'Content-Type: {contains: json}'")
+        return self
+
+
 class Expect(Model):
     status: int | list[int] | None = None
     json_: list[JsonExpect] | None = Field(None, alias="json")
     contains: str | None = None
+    headers: dict[str, HeaderExpect] | None = None
 
 
 class Capture(Model):
@@ -207,13 +224,12 @@ class Request(Model):
     expect: Expect | None = None
     capture: dict[str, Capture] = {}
     thresholds: EndpointThresholds | None = None
+    follow_redirects: bool = True  # false: the 3xx itself is the response (check Location, cookies)
 
     @model_validator(mode="before")
     @classmethod
     def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
+        return upper_method(data)
 
     @model_validator(mode="after")
     def _one_body(self) -> Request:
@@ -221,6 +237,12 @@ class Request(Model):
         if len(bodies) > 1:
             raise problem("a request can have only one of json, form, body", "keep one body kind")
         return self
+
+
+def upper_method(data: Any) -> Any:
+    if isinstance(data, dict) and isinstance(data.get("method"), str):
+        return {**data, "method": data["method"].upper()}
+    return data
 
 
 class Endpoint(Request):
@@ -244,13 +266,20 @@ class Credentials(Model):
 
 
 class FormLogin(Model):
+    method: Method = "POST"  # GET/HEAD send the fields as the query string
     path: str
     host: str | None = None
     fields: dict[str, str]
     expect: Expect | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        return upper_method(data)
+
 
 class TokenLogin(Model):
+    method: Method = "POST"
     path: str
     host: str | None = None
     json_: dict[str, Any] | None = Field(None, alias="json")
@@ -259,6 +288,11 @@ class TokenLogin(Model):
     header: str = "Authorization"
     scheme: str = DEFAULT_TOKEN_SCHEME
     relogin_on_401: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        return upper_method(data)
 
     @model_validator(mode="after")
     def _one_body(self) -> TokenLogin:
