@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import sys
 import time
 from typing import Any
 
@@ -29,7 +30,7 @@ from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterR
 
 from workload import cluster
 from workload.connstats import STATS
-from workload.errors import TelemetryError
+from workload.errors import TelemetryError, WorkloadError
 from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls
 
 log = logging.getLogger("workload")
@@ -275,3 +276,11 @@ def _finish_when_settled(collector: ClusterTelemetry, controller: Any, recorder:
     collector.wait_settled()
     if controller.recorder is recorder:  # not already replaced by the next run
         controller.finish(complete=True)
+
+
+def leave_cluster(environment: Any, exc: WorkloadError) -> None:
+    """A worker that cannot run the master's scenario (e.g. without the cluster key) says why,
+    leaves the cluster (Locust's quit tells the master) and exits with the error's code."""
+    print(f"workload: {exc}", file=sys.stderr, flush=True)
+    environment.process_exit_code = exc.exit_code
+    gevent.spawn(environment.runner.quit)  # not from this greenlet: quit kills the runner's greenlets
