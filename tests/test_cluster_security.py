@@ -12,13 +12,12 @@ import os
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import pytest
 from cryptography.fernet import Fernet
 
-from tests.helpers import free_port, stop_process
+from tests.helpers import free_port, listening_addresses, stop_process
 from workload import clusterkey
 from workload.activation import activate, activate_bundle
 from workload.loader import load_scenario
@@ -245,22 +244,6 @@ def test_workers_without_the_right_key_stop_with_a_clear_message(tmp_path, demo_
 
 
 # -- loopback binds --------------------------------------------------------------------------------------
-def _listening(pid: int) -> list[str]:
-    """Local addresses of the TCP sockets `pid` listens on, from the kernel (ss)."""
-    out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=10).stdout
-    return [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
-
-
-def wait_listening(pid: int, port: int, timeout: float = 40) -> list[str]:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        addresses = _listening(pid)
-        if any(a.endswith(f":{port}") for a in addresses):
-            return addresses
-        time.sleep(0.2)
-    raise AssertionError(f"pid {pid} never listened on port {port}: {_listening(pid)}")
-
-
 @pytest.mark.slow
 def test_processes_master_listens_on_loopback_only(tmp_path, demo_target):
     port = free_port()
@@ -271,7 +254,7 @@ def test_processes_master_listens_on_loopback_only(tmp_path, demo_target):
         cwd=ROOT, env=_clean_env(WORKLOAD_DEMO_TARGET=demo_target.to_env()), stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True)
     try:
-        addresses = wait_listening(proc.pid, port)
+        addresses = listening_addresses(proc.pid, port)
         assert f"127.0.0.1:{port}" in addresses
         assert all(a.startswith("127.0.0.1:") for a in addresses), addresses
         assert proc.wait(timeout=60) == 0, proc.stderr.read()[-2000:] if proc.stderr else ""
