@@ -14,6 +14,7 @@ import sys
 import textwrap
 from pathlib import Path
 
+import gevent
 import pytest
 from cryptography.fernet import Fernet
 
@@ -160,6 +161,23 @@ def test_beyond_loopback_secrets_need_the_key_and_host_passwords_are_refused(tmp
         activate(str(scenario), None, "http://agent:pw@127.0.0.1:9")
 
 
+def test_leaving_the_cluster_says_why_tells_the_master_and_sets_exit_code_2(capsys):
+    from locust.env import Environment
+
+    from workload.clusterjoin import LEFT, leave_cluster
+
+    env = Environment(user_classes=[])
+    runner = env.create_local_runner()  # its send_message calls the local listener, as a master's would
+    told: list[str] = []
+    assert len(runner.greenlet) == 1  # Locust's own greenlet, until the runner quits
+    runner.register_message(LEFT, lambda environment, msg, **_kw: told.append(msg.data))
+    leave_cluster(env, clusterkey.ClusterKeyError("no key here", "set one"))
+    gevent.sleep(0.1)  # the runner's quit runs in its own greenlet
+    assert env.process_exit_code == 2 and told == ["error: no key here\n    fix: set one"]
+    assert capsys.readouterr().err == "workload: error: no key here\n    fix: set one\n"
+    assert len(runner.greenlet) == 0
+
+
 def test_cluster_key_verb_prints_a_fresh_fernet_key():
     keys = [subprocess.run([sys.executable, "-m", "workload.cli", "cluster-key"], cwd=ROOT, env=_clean_env(),
                            capture_output=True, text=True, timeout=30).stdout.strip() for _ in range(2)]
@@ -235,6 +253,9 @@ def test_workers_without_the_right_key_stop_with_a_clear_message(tmp_path, demo_
         assert {name: w.returncode for name, w in workers.items()} == {"wrong": 2, "none": 2}
     finally:
         stop_process(master)
+    master_log = master.stderr.read() if master.stderr else ""
+    assert master_log.count("left the cluster: error: ") == 2  # the master says which worker left, and why
+    assert "Sending spawn jobs" not in master_log  # they left when they connected, before any run
     for name, what in (("wrong", "WORKLOAD_CLUSTER_KEY on this worker does not open the master's scenario "
                                  "(it is not the master's key)"),
                        ("none", "the master sent an encrypted scenario and WORKLOAD_CLUSTER_KEY is not set on "

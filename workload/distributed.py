@@ -21,16 +21,15 @@ from __future__ import annotations
 import logging
 import os
 import socket
-import sys
 import time
 from typing import Any
 
 import gevent
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from workload import cluster
+from workload import cluster, clusterjoin
 from workload.connstats import STATS
-from workload.errors import TelemetryError, WorkloadError
+from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls
 
 log = logging.getLogger("workload")
@@ -242,6 +241,7 @@ def install(environment: Any, controller: Any) -> None:
 
 
 def _install_worker(environment: Any, controller: Any) -> None:
+    clusterjoin.install_worker(environment)  # proves it holds the master's cluster key, or leaves
     telemetry = WorkerTelemetry(environment)
 
     def on_test_start(**_kw: Any) -> None:
@@ -254,6 +254,7 @@ def _install_worker(environment: Any, controller: Any) -> None:
 
 
 def _install_master(environment: Any, controller: Any) -> None:
+    clusterjoin.install_master(environment)
     collector = ClusterTelemetry(environment)
     controller.cluster = collector
 
@@ -277,10 +278,3 @@ def _finish_when_settled(collector: ClusterTelemetry, controller: Any, recorder:
     if controller.recorder is recorder:  # not already replaced by the next run
         controller.finish(complete=True)
 
-
-def leave_cluster(environment: Any, exc: WorkloadError) -> None:
-    """A worker that cannot run the master's scenario (e.g. without the cluster key) says why,
-    leaves the cluster (Locust's quit tells the master) and exits with the error's code."""
-    print(f"workload: {exc}", file=sys.stderr, flush=True)
-    environment.process_exit_code = exc.exit_code
-    gevent.spawn(environment.runner.quit)  # not from this greenlet: quit kills the runner's greenlets

@@ -19,7 +19,7 @@ from locust import events
 from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner, MasterRunner
 
-from workload import activation, clusterkey, distributed, lint, webui
+from workload import activation, clusterjoin, clusterkey, distributed, lint, webui
 from workload.controller import RunController
 from workload.errors import WorkloadError
 
@@ -147,7 +147,7 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     try:
         controller.on_test_start()
     except clusterkey.ClusterKeyError as exc:  # a worker that cannot open the master's scenario
-        distributed.leave_cluster(environment, exc)
+        clusterjoin.leave_cluster(environment, exc)
 
 
 def _reactivate_if_changed(controller: RunController, options: Any) -> None:
