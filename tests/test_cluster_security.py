@@ -185,6 +185,14 @@ def test_cluster_key_verb_prints_a_fresh_fernet_key():
     assert Fernet(keys[0]).decrypt(Fernet(keys[0]).encrypt(b"x")) == b"x"
 
 
+def test_compare_workers_bind_the_master_to_loopback(tmp_path):
+    from workload.compare import CompareRequest, locust_command, plan_of
+
+    command = locust_command(plan_of(CompareRequest(str(ROOT / "scenarios" / "demo.yaml"), workers=2,
+                                                    out=str(tmp_path))), "shared")
+    assert command[command.index("--master-bind-host") + 1] == "127.0.0.1"
+
+
 # -- real processes ----------------------------------------------------------------------------------
 def _master(scenario: Path, port: int, env: dict[str, str], *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(

@@ -14,6 +14,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +24,9 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.cluster import worker_rows
+from workload.clusterkey import is_loopback
+
+log = logging.getLogger("workload")
 
 TAB_KEY = "workload-connections"
 EXTENSION = {
@@ -95,6 +99,11 @@ def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
 def install(environment: Any, live: Callable[[], dict[str, Any] | None],
             on_swarm: Callable[[str, str, str | None], str | None], field: ScenarioField) -> None:
     """Wire the tab, the CSV route and the swarm hook into `environment.web_ui`."""
+    options = environment.parsed_options
+    web_host = getattr(options, "web_host", None)
+    if web_host is not None and not is_loopback(web_host) and not getattr(options, "web_login", False):
+        log.warning("workload: the web UI listens on %s without authentication: whoever reaches it can start "
+                    "load runs (publish its port on loopback only, as docker-compose.yml does)", web_host or "*")
     web_ui = environment.web_ui
     web_ui.template_args.update(EXTENSION)
     app = web_ui.app
