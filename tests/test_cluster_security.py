@@ -29,6 +29,9 @@ API_KEY, PASSWORD, COOKIE = "planted-api-key-7f3a9c", "planted-password-51be", "
 PLANTED = (API_KEY, PASSWORD, COOKIE)
 NO_KEY_FIX = ("    fix: set WORKLOAD_CLUSTER_KEY on this worker to the master's key "
               "(the one `workload cluster-key` printed)")
+UNSEALED = ("error: this worker has WORKLOAD_CLUSTER_KEY set, but the master sent its scenario unencrypted "
+            "(the master has no key)\n    fix: set the same WORKLOAD_CLUSTER_KEY on the master, or unset it on this "
+            "worker")
 
 ROGUE = textwrap.dedent("""
     # A peer with no workload code: Locust's own RPC client and message type, as its tests use them.
@@ -134,7 +137,12 @@ def test_a_sealed_bundle_opens_only_with_the_masters_key(tmp_path, monkeypatch):
         activate_bundle(bundle)
     assert str(missing.value) == ("error: the master sent an encrypted scenario and WORKLOAD_CLUSTER_KEY is not "
                                   "set on this worker\n" + NO_KEY_FIX)
-    assert json.loads(activate(str(scenario), None).bundle())["credentials"][0]["password"] == PASSWORD  # no key
+    plain = activate(str(scenario), None).bundle()
+    assert json.loads(plain)["credentials"][0]["password"] == PASSWORD  # no key: in clear
+    monkeypatch.setenv(clusterkey.KEY_ENV, key)
+    with pytest.raises(clusterkey.ClusterKeyError) as unsealed:  # a worker with a key takes only sealed ones
+        activate_bundle(plain)
+    assert str(unsealed.value) == UNSEALED
 
 
 def test_a_malformed_key_is_an_error_not_ignored(monkeypatch):
@@ -246,30 +254,45 @@ def test_a_rogue_worker_receives_no_secret_bytes(tmp_path, demo_target, sealed):
         assert found == list(PLANTED)
 
 
-@pytest.mark.slow
-def test_workers_without_the_right_key_stop_with_a_clear_message(tmp_path, demo_target):
-    scenario = _secret_scenario(tmp_path, demo_target.http_url)
+def _workers_leave(tmp_path: Path, target_url: str, master_key: dict[str, str],
+                   workers: dict[str, dict[str, str]]) -> dict[str, str]:
+    """Start a master and workers with these keys; every worker must leave with exit 2 before any
+    run.  Returns each worker's stderr."""
+    scenario = _secret_scenario(tmp_path, target_url)
     port = free_port()
-    master = _master(scenario, port, _clean_env(API_KEY=API_KEY, WORKLOAD_CLUSTER_KEY=clusterkey.generate_key()),
-                     "--expect-workers", "2")
+    master = _master(scenario, port, _clean_env(API_KEY=API_KEY, **master_key), "--expect-workers", str(len(workers)))
     worker_cmd = [sys.executable, "-m", "locust", "-f", MAIN, "--worker", "--master-port", str(port)]
     try:
-        workers = {name: subprocess.Popen(worker_cmd, cwd=tmp_path, env=_clean_env(**env), stdout=subprocess.DEVNULL,
-                                          stderr=subprocess.PIPE, text=True)
-                   for name, env in (("wrong", {clusterkey.KEY_ENV: clusterkey.generate_key()}), ("none", {}))}
-        errors = {name: worker.communicate(timeout=60)[1] for name, worker in workers.items()}
-        assert {name: w.returncode for name, w in workers.items()} == {"wrong": 2, "none": 2}
+        procs = {name: subprocess.Popen(worker_cmd, cwd=tmp_path, env=_clean_env(**env), stdout=subprocess.DEVNULL,
+                                        stderr=subprocess.PIPE, text=True) for name, env in workers.items()}
+        errors = {name: proc.communicate(timeout=60)[1] for name, proc in procs.items()}
+        assert {name: p.returncode for name, p in procs.items()} == {name: 2 for name in workers}
     finally:
         stop_process(master)
     master_log = master.stderr.read() if master.stderr else ""
-    assert master_log.count("left the cluster: error: ") == 2  # the master says which worker left, and why
+    assert master_log.count("left the cluster: error: ") == len(workers)  # the master says who left, and why
     assert "Sending spawn jobs" not in master_log  # they left when they connected, before any run
+    for error in errors.values():
+        assert "Traceback" not in error and "KeyError" not in error
+    return errors
+
+
+@pytest.mark.slow
+def test_workers_without_the_right_key_stop_with_a_clear_message(tmp_path, demo_target):
+    errors = _workers_leave(tmp_path, demo_target.http_url, {clusterkey.KEY_ENV: clusterkey.generate_key()},
+                            {"wrong": {clusterkey.KEY_ENV: clusterkey.generate_key()}, "none": {}})
     for name, what in (("wrong", "WORKLOAD_CLUSTER_KEY on this worker does not open the master's scenario "
                                  "(it is not the master's key)"),
                        ("none", "the master sent an encrypted scenario and WORKLOAD_CLUSTER_KEY is not set on "
                                 "this worker")):
         assert f"workload: error: {what}\n{NO_KEY_FIX}\n" in errors[name]
-        assert "Traceback" not in errors[name] and "KeyError" not in errors[name]
+
+
+@pytest.mark.slow
+def test_a_worker_with_a_key_leaves_a_master_without_one(tmp_path, demo_target):
+    errors = _workers_leave(tmp_path, demo_target.http_url, {},
+                            {"keyed": {clusterkey.KEY_ENV: clusterkey.generate_key()}})
+    assert f"workload: {UNSEALED}\n" in errors["keyed"]
 
 
 # -- loopback binds --------------------------------------------------------------------------------------

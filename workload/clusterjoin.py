@@ -2,8 +2,9 @@
 
 Without this, a worker with a missing or wrong `WORKLOAD_CLUSTER_KEY` would count as ready
 and fail only when the first run's sealed scenario reaches it.  So, right after its `init`,
-a worker says hello; a master with a key answers with a sealed probe; a worker that cannot
-open it says why, tells the master (which logs it) and leaves the cluster, exit code 2.
+a worker says hello; the master answers with a probe, sealed when it has a key; a worker
+that cannot open it (no key, another key) or that has a key and gets it unsealed says why,
+tells the master (which logs it) and leaves the cluster, exit code 2.
 The spawn-time check (`leave_cluster` from the locustfile) remains for a hello that raced
 the master's own start.
 
@@ -30,8 +31,8 @@ def install_master(environment: Any) -> None:
     runner = environment.runner
 
     def on_hello(environment: Any, msg: Any, **_kw: Any) -> None:
-        if clusterkey.key_from_env() is not None:  # without a key, bundles travel unsealed: nothing to prove
-            runner.send_message(PROBE, clusterkey.seal(PROBE_TEXT), client_id=msg.node_id)
+        # Sealed when this master has a key, plain otherwise: the worker checks both ways.
+        runner.send_message(PROBE, clusterkey.seal(PROBE_TEXT), client_id=msg.node_id)
 
     def on_left(environment: Any, msg: Any, **_kw: Any) -> None:
         log.warning("workload: worker %s left the cluster: %s", msg.node_id, msg.data)

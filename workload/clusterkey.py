@@ -152,10 +152,15 @@ def seal(bundle: str) -> str:
 
 # -- the worker: open --------------------------------------------------------------------------
 def open_bundle(bundle: str) -> str:
-    """A bundle's text on a worker; a sealed one needs the master's key."""
-    if not bundle.startswith(SEALED_PREFIX):
-        return bundle
+    """A bundle's text on a worker; a sealed one needs the master's key.  A worker that has a key
+    takes only sealed bundles: the key also proves the bundle comes from a master that holds it."""
     key = key_from_env()
+    if not bundle.startswith(SEALED_PREFIX):
+        if key is not None:
+            raise ClusterKeyError(f"this worker has {KEY_ENV} set, but the master sent its scenario unencrypted "
+                                  "(the master has no key)",
+                                  f"set the same {KEY_ENV} on the master, or unset it on this worker")
+        return bundle
     fix = f"set {KEY_ENV} on this worker to the master's key (the one `workload cluster-key` printed)"
     if key is None:
         raise ClusterKeyError(f"the master sent an encrypted scenario and {KEY_ENV} is not set on this worker",
