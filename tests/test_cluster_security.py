@@ -243,6 +243,8 @@ def test_a_rogue_worker_receives_no_secret_bytes(tmp_path, demo_target, sealed):
     master = _master(scenario, port, _clean_env(API_KEY=API_KEY, **key))
     try:
         assert _rogue(port, tmp_path / "received.bin") == 0, "the rogue never got a spawn message"
+        # `--master` with no --master-bind-host: this machine only (Locust's own default is every interface).
+        assert listening_addresses(master.pid, port) == [f"127.0.0.1:{port}"]
     finally:
         stop_process(master)
     received = (tmp_path / "received.bin").read_bytes()
