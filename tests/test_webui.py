@@ -80,6 +80,8 @@ def test_web_ui_listens_on_loopback_and_refuses_files_outside_the_folder(tmp_pat
     try:
         wait_until_up(ui, proc)
         assert listening_addresses(proc.pid, port) == [f"127.0.0.1:{port}"]
+        page = requests.get(ui, timeout=5).text
+        assert str(inside / "demo.yaml") in page and "scenarios/https.yaml" not in page  # the folder's files
         form = {"user_count": "1", "spawn_rate": "1", "host": "", "policy": "", "run_time": "2s"}
         for value, reason in (("/etc/passwd", "is outside that folder"), ("../x.yaml", "contains '..'"),
                               (str(outside / "evil.yaml"), "is outside that folder"),

@@ -39,7 +39,8 @@ class OpenChoices(list):
 def add_arguments(parser: Any) -> None:
     # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
     group = parser
-    scenarios = OpenChoices(activation.scenario_files() or [DEFAULT_SCENARIO])
+    folder = webui.scenarios_folder(_scenarios_dir_option(), REPO_ROOT, resolve=False)
+    scenarios = OpenChoices(activation.scenario_files(folder) or [DEFAULT_SCENARIO])
     group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
                        env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
     group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
@@ -54,6 +55,13 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR", include_in_web_ui=False,
                        help="The only folder whose scenario files the web UI's scenario field accepts "
                             "(default: scenarios/ in the current directory, else the repository's)")
+
+
+def _scenarios_dir_option() -> str:
+    """--scenarios-dir (or its variable / locust.conf) before parsing: the UI's dropdown lists it."""
+    parser = get_empty_argument_parser(add_help=False)
+    parser.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR")
+    return str(parser.parse_known_args()[0].scenarios_dir)
 
 
 def loopback_defaults(parser: Any) -> None:

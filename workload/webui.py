@@ -40,12 +40,12 @@ EXTENSION = {
 SCENARIO_SUFFIXES = (".yaml", ".yml")
 
 
-def scenarios_folder(configured: str, repo_root: Path) -> Path:
-    """The folder the UI's scenario field reads: the configured one, else ./scenarios, else the repo's."""
-    if configured:
-        return Path(configured).resolve()
+def scenarios_folder(configured: str, repo_root: Path, resolve: bool = True) -> Path:
+    """The folder the UI's scenario field reads: the configured one, else ./scenarios, else the repo's
+    (unresolved: as the dropdown shows it, e.g. `scenarios/demo.yaml`)."""
     local = Path("scenarios")
-    return (local if local.is_dir() else repo_root / "scenarios").resolve()
+    folder = Path(configured) if configured else local if local.is_dir() else repo_root / "scenarios"
+    return folder.resolve() if resolve else folder
 
 
 @dataclass(frozen=True)
