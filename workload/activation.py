@@ -44,9 +44,10 @@ class Activation:
     def bundle(self) -> str:
         """What a worker needs to compile the same class without the scenario file: it carries
         the scenario's secrets, so it is sealed when a cluster key is set (`workload.clusterkey`)."""
-        return clusterkey.seal(json.dumps({"path": self.loaded.path, "document": self.loaded.document,
-                           "credentials": list(self.loaded.credentials), "policy": self.policy,
-                           "target": _target_dict(self.target)}))
+        return clusterkey.seal(json.dumps({
+            "path": self.loaded.path, "document": self.loaded.document,
+            "credentials": list(self.loaded.credentials), "policy": self.policy,
+            "target": _target_dict(self.target)}))
 
 
 def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:

@@ -277,4 +277,3 @@ def _finish_when_settled(collector: ClusterTelemetry, controller: Any, recorder:
     collector.wait_settled()
     if controller.recorder is recorder:  # not already replaced by the next run
         controller.finish(complete=True)
-
