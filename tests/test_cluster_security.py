@@ -167,6 +167,11 @@ def test_beyond_loopback_secrets_need_the_key_and_host_passwords_are_refused(tmp
     activate(str(scenario), None)  # with the key: sealed, so allowed
     with pytest.raises(clusterkey.ClusterKeyError, match="--host carries a password"):
         activate(str(scenario), None, "http://agent:pw@127.0.0.1:9")
+    listening_on("127.0.0.1")  # on loopback too, once a key says secrets must not travel in clear
+    with pytest.raises(clusterkey.ClusterKeyError, match=r"listens on 127\.0\.0\.1\)"):
+        activate(str(scenario), None, "http://agent:pw@127.0.0.1:9")
+    listening_on(None)  # not a master: the host never travels
+    activate(str(scenario), None, "http://agent:pw@127.0.0.1:9")
 
 
 def test_leaving_the_cluster_says_why_tells_the_master_and_sets_exit_code_2(capsys):

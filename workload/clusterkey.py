@@ -125,15 +125,18 @@ def secret_reasons(loaded: Any) -> list[str]:
 def check(loaded: Any, host: str | None = None) -> None:
     """Raise when this master would hand `loaded`'s secrets to whoever connects to its port."""
     key = key_from_env()  # a malformed key fails here, on every kind of run
-    if not exposed():
-        return
     where = _LISTEN["host"]
-    if host and urlsplit(host).password is not None:
+    if where is None:
+        return  # not a master
+    if host and urlsplit(host).password is not None and (exposed() or key is not None):
+        # Locust's spawn message carries the host next to the (sealed) bundle, in clear.
         raise ClusterKeyError(
             f"--host carries a password, and Locust sends the host to workers unencrypted "
-            f"(the master listens on {where}, beyond loopback)",
+            f"(the master listens on {where}{', beyond loopback' if exposed() else ''})",
             "put the credentials in the scenario (login: {basic: ...}) or bind the master to loopback "
-            "(--master-bind-host 127.0.0.1)")
+            f"(--master-bind-host 127.0.0.1) with no {KEY_ENV}")
+    if not exposed():
+        return
     reasons = secret_reasons(loaded)
     if reasons and key is None:
         raise ClusterKeyError(
