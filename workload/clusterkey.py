@@ -129,20 +129,22 @@ def check(loaded: Any, host: str | None = None) -> None:
     if where is None:
         return  # not a master
     if host and urlsplit(host).password is not None and (exposed() or key is not None):
-        # Locust's spawn message carries the host next to the (sealed) bundle, in clear.
-        raise ClusterKeyError(
-            f"--host carries a password, and Locust sends the host to workers unencrypted "
-            f"(the master listens on {where}{', beyond loopback' if exposed() else ''})",
-            "put the credentials in the scenario (login: {basic: ...}) or bind the master to loopback "
-            f"(--master-bind-host 127.0.0.1) with no {KEY_ENV}")
-    if not exposed():
-        return
-    reasons = secret_reasons(loaded)
-    if reasons and key is None:
+        raise _host_password(where)
+    reasons = secret_reasons(loaded) if exposed() and key is None else []
+    if reasons:
         raise ClusterKeyError(
             f"the master listens on {where} (beyond loopback) and scenario '{loaded.path}' carries secrets "
             f"({', '.join(reasons)}): without {KEY_ENV} any process that connects to the master port "
             "would receive them", f"{KEY_FIX}, or bind the master to loopback (--master-bind-host 127.0.0.1)")
+
+
+def _host_password(where: str) -> ClusterKeyError:
+    # Locust's spawn message carries the host next to the (sealed) bundle, in clear.
+    return ClusterKeyError(
+        f"--host carries a password, and Locust sends the host to workers unencrypted "
+        f"(the master listens on {where}{', beyond loopback' if exposed() else ''})",
+        "put the credentials in the scenario (login: {basic: ...}) or bind the master to loopback "
+        f"(--master-bind-host 127.0.0.1) with no {KEY_ENV}")
 
 
 def seal(bundle: str) -> str:
