@@ -35,7 +35,8 @@ def install_master(environment: Any) -> None:
         runner.send_message(PROBE, clusterkey.seal(PROBE_TEXT), client_id=msg.node_id)
 
     def on_left(environment: Any, msg: Any, **_kw: Any) -> None:
-        log.warning("workload: worker %s left the cluster: %s", msg.node_id, msg.data)
+        # A peer's words: bounded, so a rogue one cannot flood the master's log.
+        log.warning("workload: worker %.100s left the cluster: %.1000s", msg.node_id, msg.data)
 
     runner.register_message(HELLO, on_hello)
     runner.register_message(LEFT, on_left)
