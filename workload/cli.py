@@ -1,4 +1,4 @@
-"""Command line: `workload validate | serve | compare | report | check | capacity`.
+"""Command line: `workload validate | serve | compare | report | check | capacity | cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
 child processes started by `workload.compare`.  Every `WorkloadError` becomes its
@@ -118,6 +118,13 @@ RATIO = _number(float, 0, 1)
 PORT = _number(int, 0, 65535)
 
 
+def _cluster_key(_args: argparse.Namespace) -> int:
+    from workload.clusterkey import generate_key
+
+    print(generate_key())
+    return 0
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -177,6 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default=None, help="report directory (default: the first run's parent)")
     p.set_defaults(run=_report)
+
+    p = sub.add_parser("cluster-key", help="print a fresh WORKLOAD_CLUSTER_KEY for a master and its workers")
+    p.set_defaults(run=_cluster_key)
     return parser
 
 

@@ -19,12 +19,13 @@ from locust import events
 from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner, MasterRunner
 
-from workload import activation, distributed, lint, webui
+from workload import activation, clusterjoin, clusterkey, distributed, lint, webui
 from workload.controller import RunController
 from workload.errors import WorkloadError
 
 log = logging.getLogger("workload")
 DEFAULT_SCENARIO = "scenarios/demo.yaml"
+LOOPBACK = "127.0.0.1"  # default bind of the master and the web UI: neither has authentication
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -38,7 +39,8 @@ class OpenChoices(list):
 def add_arguments(parser: Any) -> None:
     # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
     group = parser
-    scenarios = OpenChoices(activation.scenario_files() or [DEFAULT_SCENARIO])
+    folder = webui.scenarios_folder(_scenarios_dir_option(), REPO_ROOT, resolve=False)
+    scenarios = OpenChoices(activation.scenario_files(folder) or [DEFAULT_SCENARIO])
     group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
                        env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
     group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
@@ -50,6 +52,26 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--shape", default="", env_var="WORKLOAD_SHAPE", include_in_web_ui=False,
                        help='Load stages as JSON, replacing the scenario\'s load (used by `workload capacity`), '
                             'e.g. {"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}], "stop_p95_ms": 500}')
+    group.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR", include_in_web_ui=False,
+                       help="The only folder whose scenario files the web UI's scenario field accepts "
+                            "(default: scenarios/ in the current directory, else the repository's)")
+
+
+def _scenarios_dir_option() -> str:
+    """--scenarios-dir (or its variable / locust.conf) before parsing: the UI's dropdown lists it."""
+    parser = get_empty_argument_parser(add_help=False)
+    parser.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR")
+    return str(parser.parse_known_args()[0].scenarios_dir)
+
+
+def loopback_defaults(parser: Any) -> None:
+    """Locust binds the master and the web UI to every interface by default; here both default
+    to loopback (`--master-bind-host` / `--web-host` still choose, e.g. 0.0.0.0 in compose)."""
+    parser.set_defaults(master_bind_host=LOOPBACK, web_host=LOOPBACK)
+    for option in ("--master-bind-host", "--web-host"):
+        action = getattr(parser, "_option_string_actions", {}).get(option)
+        if action is not None:  # Locust's help says "Defaults to *"
+            action.help = f"Address to listen on. workload's default: {LOOPBACK} (this machine only); '*' = all"
 
 
 def _default_scenario() -> str:
@@ -69,6 +91,9 @@ def _preparse() -> Any:
     add_arguments(parser)
     parser.add_argument("-H", "--host", default=None, env_var="LOCUST_HOST")
     parser.add_argument("--worker", action="store_true", default=False)
+    parser.add_argument("--master", action="store_true", default=False, env_var="LOCUST_MODE_MASTER")
+    parser.add_argument("--processes", type=int, default=None, env_var="LOCUST_PROCESSES")
+    parser.add_argument("--master-bind-host", default=LOOPBACK, env_var="LOCUST_MASTER_BIND_HOST")
     options, _ = parser.parse_known_args()
     return options
 
@@ -79,6 +104,8 @@ def _initial_activation() -> activation.Activation | None:
         # A worker always runs the master's scenario, forwarded at test start (so it needs no
         # file, and never starts a demo target of its own).
         return None
+    if options.master or options.processes:  # decided before Locust binds the master port
+        clusterkey.listen_on(options.master_bind_host)
     try:
         return activation.activate(options.scenario, options.policy or None, options.host)
     except WorkloadError as exc:
@@ -87,6 +114,7 @@ def _initial_activation() -> activation.Activation | None:
 
 
 events.init_command_line_parser.add_listener(add_arguments)
+events.init_command_line_parser.add_listener(loopback_defaults)
 _INITIAL = _initial_activation()
 if _INITIAL is not None:
     globals()[_INITIAL.user_class.__name__] = _INITIAL.user_class
@@ -113,7 +141,9 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         if current is not None:  # `workload check` before the run: warnings only, never fatal
             lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy])
     if environment.web_ui is not None:
-        webui.install(environment, controller.live, controller.swarm)
+        folder = webui.scenarios_folder(options.scenarios_dir if options is not None else "", REPO_ROOT)
+        typed = options.scenario if options is not None else ""  # the command line's, before any form
+        webui.install(environment, controller.live, controller.swarm, webui.ScenarioField(folder, typed))
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
 
 
@@ -122,7 +152,10 @@ def _on_test_start(environment: Any, **_kw: Any) -> None:
     controller: RunController = environment.workload
     if isinstance(environment.runner, LocalRunner) and environment.parsed_options is not None:
         _reactivate_if_changed(controller, environment.parsed_options)
-    controller.on_test_start()
+    try:
+        controller.on_test_start()
+    except clusterkey.ClusterKeyError as exc:  # a worker that cannot open the master's scenario
+        clusterjoin.leave_cluster(environment, exc)
 
 
 def _reactivate_if_changed(controller: RunController, options: Any) -> None:
