@@ -45,7 +45,7 @@ class Activation:
         """What a worker needs to compile the same class without the scenario file: it carries
         the scenario's secrets, so it is sealed when a cluster key is set (`workload.clusterkey`)."""
         return clusterkey.seal(json.dumps({
-            "path": self.loaded.path, "document": self.loaded.document,
+            "path": self.loaded.path, "document": self.loaded.document, "raw": self.loaded.raw,
             "credentials": list(self.loaded.credentials), "policy": self.policy,
             "target": _target_dict(self.target)}))
 
@@ -70,7 +70,9 @@ def activate_bundle(text: str) -> Activation:
     data = json.loads(clusterkey.open_bundle(text))
     document = data["document"]
     loaded = load_document(Source(data["path"], document))
-    loaded = LoadedScenario(loaded.path, loaded.model, tuple(data["credentials"]), document)
+    # `raw` (the document before ${ENV} substitution) names unnamed requests' stats rows, so the
+    # workers' rows carry the same secret-free names as a local run's.
+    loaded = LoadedScenario(loaded.path, loaded.model, tuple(data["credentials"]), document, raw=data.get("raw"))
     t = data["target"]
     cert = tuple(t["cert"]) if isinstance(t["cert"], list) else t["cert"]
     target = targets.ResolvedTarget(t["default_host"], t["hosts"], t["headers"], t["verify"], cert, t["demo"])
