@@ -13,12 +13,11 @@ from pathlib import Path as FsPath
 from typing import Any
 from urllib.parse import urlsplit
 
-import jinja2
 from pydantic import ValidationError
 
-from workload import templating
 from workload.errors import Problem, ScenarioError
 from workload.schema import Request, Scenario
+from workload.template_checks import check_templates
 from workload.validation import did_you_mean, problems_from
 from workload.yamlsource import Path, Source, interpolate_env, parse
 
@@ -79,7 +78,7 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     credentials = _read_credentials(model, source, base, problems)
     problems += _check_hosts(model, source)
     problems += _check_tls_files(model, source, base)
-    problems += _check_templates(model, source, credentials)
+    problems += check_templates(model, source, _requests(model), credentials if model.credentials else None)
     problems += _check_policy_names(model, source)
     if problems:
         raise ScenarioError(_in_order(problems))
@@ -185,55 +184,6 @@ def _requests(model: Scenario) -> list[tuple[Path, Request]]:
     found: list[tuple[Path, Request]] = [(("endpoints", i), e) for i, e in enumerate(model.endpoints)]
     for f, flow in enumerate(model.flows):
         found += [(("flows", f, "steps", s), step) for s, step in enumerate(flow.steps)]
-    return found
-
-
-def _check_templates(model: Scenario, source: Source, credentials: tuple[dict[str, str], ...]) -> list[Problem]:
-    defined = set(model.variables) | templating.BUILTIN_NAMES
-    defined |= {name for _, req in _requests(model) for name in req.capture}
-    if credentials:
-        defined.add("user")
-    problems: list[Problem] = []
-    for path, value in _templated_values(source.data):
-        try:
-            missing = sorted(templating.names_in(value) - defined)
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(source.problem(path, f"template syntax error: {exc.message}",
-                                           "write templates as '{{ name }}'"))
-            continue
-        for name in missing:
-            problems.append(source.problem(path, f"template variable '{name}' is not defined",
-                                           _undefined_fix(name, defined)))
-    return problems
-
-
-def _undefined_fix(name: str, defined: set[str]) -> str:
-    if name == "user":
-        return "add a 'credentials:' list (inline or csv) so each user has 'user.<field>'"
-    hint = did_you_mean(name, sorted(defined), noun="name") if defined else ""
-    base = "define it under 'variables:' or capture it from an earlier response"
-    return f"{base}; {hint}" if hint.startswith("did you mean") else base
-
-
-TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")
-
-
-def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
-    found: list[tuple[Path, Any]] = []
-
-    def walk(value: Any, path: Path) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, (*path, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, (*path, i))
-        elif templating.is_template(value) and "capture" not in path and "expect" not in path:
-            found.append((path, value))
-
-    for section in TEMPLATED_SECTIONS:
-        if section in data:
-            walk(data[section], (section,))
     return found
 
 
