@@ -39,8 +39,25 @@ def _now() -> float:
     return time.time()
 
 
-TEMPLATE_GLOBALS: dict[str, Callable[..., Any]] = {"uuid4": _uuid4, "randint": _randint, "choice": _choice,
-                                                   "now": _now}
+class Helper:
+    """A helper as templates see it: it can be called, and nothing else (no text, no attributes)."""
+
+    __slots__ = ("_function",)
+
+    def __init__(self, function: Callable[..., Any]):
+        self._function = function
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._function(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        raise SecurityError("a helper can only be called, e.g. randint(1, 10)")
+
+    __str__ = __format__ = __repr__  # type: ignore[assignment]
+
+
+TEMPLATE_GLOBALS: dict[str, Helper] = {"uuid4": Helper(_uuid4), "randint": Helper(_randint),
+                                       "choice": Helper(_choice), "now": Helper(_now)}
 BUILTIN_NAMES = frozenset({"user_index", *TEMPLATE_GLOBALS})
 _HELPERS = frozenset(TEMPLATE_GLOBALS.values())
 
@@ -114,8 +131,16 @@ class _Sandbox(ImmutableSandboxedEnvironment):
         return super().getattr(obj, attribute)
 
 
+def _no_functions(value: Any) -> Any:
+    """Every `{{ }}` output passes here: a function's repr (addresses, names) is never sent."""
+    if callable(value):
+        raise SecurityError("a template cannot output a function; call a helper instead")
+    return value
+
+
 def _environment() -> _Sandbox:
-    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
+    env = _Sandbox(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True,
+                   finalize=_no_functions)
     env.globals = dict(TEMPLATE_GLOBALS)  # drops range, dict, lipsum, cycler, joiner, namespace
     env.filters = dict(FILTERS)
     env.tests = dict(TESTS)

@@ -1,35 +1,35 @@
 """Templating: `{{ ... }}` values compiled once, rendered per request from a user's variables.
 
-Jinja2 does the work (autoescape off: these are HTTP values, not HTML).  Values without
-`{{` stay plain constants so an untemplated request costs nothing extra per call; a
-template is compiled once when the scenario is compiled, never per request.
+Templates are untrusted: they are checked against the documented surface when compiled
+(`workload.template_rules`) and rendered in the sandbox (`workload.template_sandbox`), with
+every rendered value bounded to `MAX_RENDERED_CHARS`.  Values without `{{` stay plain
+constants, so an untemplated request costs nothing extra per call; a template is compiled
+once when the scenario is compiled, never per request.
 """
 
 from __future__ import annotations
 
-import random
-import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
 import jinja2.meta
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 
-TEMPLATE_GLOBALS: dict[str, Any] = {
-    "uuid4": lambda: str(uuid.uuid4()),
-    "randint": random.randint,
-    "choice": random.choice,
-    "now": time.time,
-}
-BUILTIN_NAMES = frozenset({"user_index", *TEMPLATE_GLOBALS})
+from workload.template_rules import template_problem, walk
+from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, SANDBOX, TEMPLATE_GLOBALS
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_ENV.globals.update(TEMPLATE_GLOBALS)
+__all__ = ["BUILTIN_NAMES", "TEMPLATE_GLOBALS", "TemplateRenderError", "TemplateSecurityError", "Value",
+           "fields_used", "is_template", "names_in", "names_used", "template_problem"]
 
 
 class TemplateRenderError(Exception):
     """A template could not be rendered (e.g. a capture has not happened yet)."""
+
+
+class TemplateSecurityError(TemplateRenderError):
+    """A template reaches outside the documented surface; it is never rendered."""
 
 
 def is_template(value: Any) -> bool:
@@ -38,7 +38,19 @@ def is_template(value: Any) -> bool:
 
 def names_used(text: str) -> set[str]:
     """Variable names a template reads; raises jinja2.TemplateSyntaxError on bad syntax."""
-    return jinja2.meta.find_undeclared_variables(_ENV.parse(text)) - set(TEMPLATE_GLOBALS)
+    return jinja2.meta.find_undeclared_variables(SANDBOX.parse(text)) - set(TEMPLATE_GLOBALS)
+
+
+def fields_used(text: str, name: str = "user") -> set[str]:
+    """The `name.<field>` / `name['field']` fields a template reads (`user.username` → username)."""
+    found = set()
+    for node, _ in walk(SANDBOX.parse(text), None):
+        if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name) \
+                and node.node.name == name:
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(key, str):
+                found.add(key)
+    return found
 
 
 def names_in(value: Any) -> set[str]:
@@ -66,6 +78,10 @@ class Value:
             return self._render(context)
         except jinja2.UndefinedError as exc:
             raise TemplateRenderError(f"template variable not set: {exc.message}") from exc
+        except SecurityError as exc:
+            raise TemplateSecurityError(f"template not allowed: {exc}") from exc
+        except (ArithmeticError, TypeError, ValueError) as exc:
+            raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from exc
 
 
 def names_or_templates(raw: Any) -> bool:
@@ -80,8 +96,7 @@ def names_or_templates(raw: Any) -> bool:
 
 def _compile(raw: Any) -> Any:
     if is_template(raw):
-        template = _ENV.from_string(raw)
-        return template.render
+        return _compile_template(raw)
     if isinstance(raw, dict) and names_or_templates(raw):
         parts = [(_compile(k), _compile(v)) for k, v in raw.items()]
         return lambda ctx: {k(ctx): v(ctx) for k, v in parts}
@@ -89,3 +104,20 @@ def _compile(raw: Any) -> Any:
         items = [_compile(v) for v in raw]
         return lambda ctx: [item(ctx) for item in items]
     return lambda ctx: raw
+
+
+def _compile_template(text: str) -> Callable[[Mapping[str, Any]], str]:
+    # Checked again here, not only by the loader: a plan may be compiled from data that never
+    # went through validation (a worker's bundle, code building a Request).
+    found = template_problem(text)
+    if found:
+        raise TemplateSecurityError(f"template not allowed: {found[0]}")
+    template = SANDBOX.from_string(text)
+
+    def render(ctx: Mapping[str, Any]) -> str:
+        out = template.render(ctx)
+        if len(out) > MAX_RENDERED_CHARS:
+            raise SecurityError(f"the rendered value is over {MAX_RENDERED_CHARS} characters")
+        return out
+
+    return render
