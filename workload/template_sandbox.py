@@ -133,7 +133,7 @@ class _Sandbox(ImmutableSandboxedEnvironment):
 
 def _no_functions(value: Any) -> Any:
     """Every `{{ }}` output passes here: a function's repr (addresses, names) is never sent."""
-    if callable(value):
+    if callable(value) and not isinstance(value, jinja2.Undefined):  # Undefined reports itself
         raise SecurityError("a template cannot output a function; call a helper instead")
     return value
 
