@@ -11,10 +11,10 @@ import os
 from dataclasses import dataclass
 from pathlib import Path as FsPath
 from typing import Any
-from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
+from workload import tls_files, urls
 from workload.errors import Problem, ScenarioError
 from workload.schema import Request, Scenario
 from workload.template_checks import check_templates
@@ -157,27 +157,20 @@ def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Prob
         problems.append(source.problem(("target", "cert"), "cert needs exactly [certificate, key]",
                                        "write 'cert: client.pem' or 'cert: [client.crt, client.key]'"))
     for path, value in files:
-        if not tls_file(value, base).exists():
+        if not value or not tls_file(value, base).exists():
             problems.append(source.problem(path, f"file not found: '{value}'",
                                            "give an existing PEM file (relative paths are relative to the "
                                            "scenario file), or 'verify: true' for the system trust store"))
+        elif why := tls_files.unreadable(tls_file(value, base), allow_dir=path == ("target", "verify")):
+            problems.append(source.problem(path, f"'{value}' {why}", tls_files.READ_FIX))
+    if not problems:  # every file exists: now prove OpenSSL can load them (PEM, matching key)
+        problems += tls_files.load_problems(target.verify, target.cert, base, source)
     return problems
 
 
 def url_problem(url: str) -> tuple[str, str] | None:
     """Why `url` cannot be a target, or None.  `demo` / `http(s)://demo` is the embedded target."""
-    if url == DEMO_HOST:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return (f"invalid URL '{url}'", "write a full URL such as 'http://127.0.0.1:8080' or 'demo'")
-    try:
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError:
-        return (f"invalid port in URL '{url}'", "use a port number between 1 and 65535")
-    if parts.path not in ("", "/") or parts.query:
-        return (f"URL '{url}' has a path or query", "give the base URL only; paths go on endpoints")
-    return None
+    return None if url == DEMO_HOST else urls.url_problem(url)
 
 
 def _requests(model: Scenario) -> list[tuple[Path, Request]]:
