@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from workload import tls_files, urls
 from workload.errors import Problem, ScenarioError
+from workload.request_checks import check_names, check_requests
 from workload.schema import Request, Scenario
 from workload.template_checks import check_templates
 from workload.validation import did_you_mean, problems_from
@@ -80,6 +81,7 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     problems += _check_tls_files(model, source, base)
     problems += check_templates(model, source, _requests(model), credentials if model.credentials else None)
     problems += _check_policy_names(model, source)
+    problems += check_names(model, source) + check_requests(model, source, _requests(model))
     if problems:
         raise ScenarioError(_in_order(problems))
     return LoadedScenario(source.file, model, credentials, source.data)

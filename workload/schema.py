@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
 from pydantic_core import PydanticCustomError
 
 from workload.timespan import seconds
@@ -162,8 +162,17 @@ class JsonExpect(Model):
     exists: bool | None = None
 
 
+def _status_code(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise problem(f"{code} is not an HTTP status code", "use status codes from 100 to 599")
+    return code
+
+
+StatusCode = Annotated[int, AfterValidator(_status_code)]
+
+
 class Expect(Model):
-    status: int | list[int] | None = None
+    status: StatusCode | list[StatusCode] | None = None
     json_: list[JsonExpect] | None = Field(None, alias="json")
     contains: str | None = None
 
