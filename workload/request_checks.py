@@ -128,7 +128,7 @@ def _captures(source: Source, path: Path, req: Request) -> list[Problem]:
 def _path(source: Source, where: Path, path: str) -> list[Problem]:
     if path.startswith(("/", "?", "{")):  # "{{ base }}/x": a template, checked as one
         return []
-    return [source.problem(where, f"path {_shown(path)} does not start with '/'",
+    return [source.problem(where, f"path {_shown(path.split('?', 1)[0])} does not start with '/'",
                            "write the path only, e.g. '/api/items': the scheme and host come from 'target:'")]
 
 
