@@ -67,6 +67,10 @@ SSTI = [
     "{% if page %}{{ page }}{% endif %}",
     "{% with a = 1 %}{{ a }}{% endwith %}",
     "{% filter upper %}{{ page }}{% endfilter %}",
+    "{{ page['__cl' ~ 'ass__'] }}",
+    "{{ colors|tojson(indent=999999999) }}",
+    "{{ randint(1) }}",
+    "{{ " + "(" * 500 + "1" + ")" * 500 + " }}",
 ]
 
 PLACES = {
@@ -116,7 +120,7 @@ def test_the_sandbox_refuses_every_payload_even_without_validation(payload: str,
         Value(payload).render(context)
     try:
         rendered = SANDBOX.from_string(payload).render(context)  # the bare sandbox, no AST check
-    except (SecurityError, jinja2.UndefinedError, jinja2.TemplateError, TypeError):
+    except (SecurityError, jinja2.UndefinedError, jinja2.TemplateError, TypeError, RecursionError):
         rendered = None
     assert rendered is None or "class" not in rendered and "function" not in rendered, rendered
     assert not (tmp_path / "pwned").exists()
@@ -175,6 +179,29 @@ def test_exact_messages() -> None:
         "s.yaml:5: ==> At key: endpoints[0].headers.X-A\n"
         "    error: '%' text formatting is not allowed in templates\n"
         "    fix: join text with '~', e.g. '{{ \"id-\" ~ n }}'")
+
+
+def test_arguments_and_nesting_are_checked_before_a_run() -> None:
+    head = "target: demo\nvariables: {page: 1}\nendpoints:\n  - path: /\n    headers: {X-A: "
+    assert problems(head + "'{{ randint(1) }}'}\n") == (
+        "1 problem in scenario:\n"
+        "s.yaml:5: ==> At key: endpoints[0].headers.X-A\n"
+        "    error: randint() cannot take these arguments: missing a required argument: 'b'\n"
+        "    fix: see the template language in docs/scenario-format.md")
+    assert "error: the filter 'tojson' cannot take these arguments: got an unexpected keyword argument " \
+           "'indent'" in problems(head + "'{{ page|tojson(indent=4) }}'}\n")
+    deep = "(" * 500 + "page" + ")" * 500
+    assert problems(head + f"'{{{{ {deep} }}}}'}}\n") == (
+        "1 problem in scenario:\n"
+        "s.yaml:5: ==> At key: endpoints[0].headers.X-A\n"
+        "    error: template is nested too deeply\n"
+        "    fix: split it into several variables")
+
+
+def test_join_is_bounded() -> None:
+    with pytest.raises(TemplateSecurityError, match="'join' would make a value over"):
+        Value("{{ items | join(sep) }}").render({"items": list(range(100_000)), "sep": "x" * 1000})
+    assert Value("{{ items | join(', ') }}").render({"items": [1, 2]}) == "1, 2"
 
 
 def test_one_message_per_template_no_follow_on() -> None:

@@ -8,13 +8,25 @@ is too large) is a located error before anything is sent.  The sandbox
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import inspect
+from collections.abc import Callable, Iterator
 from typing import Any
 
+import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from workload.template_sandbox import FILTERS, MAX_RENDERED_CHARS, SANDBOX, TEMPLATE_GLOBALS, TESTS, guarded, size_of
+from workload.template_sandbox import (
+    FILTERS,
+    HELPER_FUNCTIONS,
+    MAX_RENDERED_CHARS,
+    SANDBOX,
+    TEMPLATE_GLOBALS,
+    TESTS,
+    guarded,
+    size_of,
+)
 from workload.validation import did_you_mean
 
 SURFACE_FIX = "templates may use variables, captures, user.<field>, user_index, the helpers uuid4(), " \
@@ -27,15 +39,24 @@ _EXPRESSIONS = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Const, n
                 nodes.Pair, nodes.Keyword)
 
 
+@functools.lru_cache(maxsize=4096)
+def compiled(text: str) -> jinja2.Template:
+    """The sandbox's compiled template for `text`; shared, as rendering never changes it."""
+    return SANDBOX.from_string(text)
+
+
+@functools.lru_cache(maxsize=4096)  # validation, then compiling the scenario, ask about the same texts
 def template_problem(text: str) -> tuple[str, str] | None:
     """(what, fix) for the first thing in `text` outside the template surface, or None.
 
     Raises jinja2.TemplateSyntaxError on bad syntax."""
-    root = SANDBOX.parse(text)
-    for node, parent in walk(root, None):
-        found = _node_problem(node, parent)
-        if found:
-            return found
+    try:
+        for node, parent in walk(SANDBOX.parse(text), None):
+            found = _node_problem(node, parent)
+            if found:
+                return found
+    except (RecursionError, SyntaxError, MemoryError):
+        return "template is nested too deeply", "split it into several variables"
     return None
 
 
@@ -81,7 +102,7 @@ def _example(helper: str) -> str:
 
 
 def _access_problem(node: nodes.Getattr | nodes.Getitem) -> tuple[str, str] | None:
-    key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+    key = node.attr if isinstance(node, nodes.Getattr) else _constant_or_none(node.arg)
     if isinstance(key, str) and key.startswith("_"):
         return (f"template reaches the private attribute '{key}'",
                 "use data fields only: names starting with '_' are not available in templates")
@@ -96,7 +117,7 @@ def _call_problem(node: nodes.Call) -> tuple[str, str] | None:
     if isinstance(target, nodes.Name) and target.name in TEMPLATE_GLOBALS:
         if node.dyn_args is not None or node.dyn_kwargs is not None:
             return "'*' and '**' arguments are not allowed in templates", "pass the arguments one by one"
-        return None
+        return _arguments_problem(HELPER_FUNCTIONS[target.name], node, f"{target.name}()", with_value=False)
     if isinstance(target, nodes.Name):
         return f"template calls '{target.name}', which is not a helper", SURFACE_FIX
     if isinstance(target, nodes.Getattr):
@@ -115,6 +136,20 @@ def _filter_problem(node: nodes.Filter | nodes.Test) -> tuple[str, str] | None:
                     "use data fields only: names starting with '_' are not available in templates")
     if node.dyn_args is not None or node.dyn_kwargs is not None:
         return "'*' and '**' arguments are not allowed in templates", "pass the arguments one by one"
+    return _arguments_problem(known[node.name], node, f"the {noun} '{node.name}'", with_value=True)
+
+
+def _arguments_problem(function: Callable[..., Any], node: nodes.Call | nodes.Filter | nodes.Test, what: str,
+                       with_value: bool) -> tuple[str, str] | None:
+    """Arguments that the function cannot take (`randint(1)`, `tojson(indent=4)`) are found before a run."""
+    parameters = list(inspect.signature(function).parameters.values())
+    if getattr(function, "jinja_pass_arg", None) is not None:
+        parameters = parameters[1:]  # Jinja passes its context or environment first
+    given = [None] * (len(node.args) + with_value)
+    try:
+        inspect.Signature(parameters).bind(*given, **{k.key: None for k in node.kwargs})
+    except TypeError as exc:
+        return f"{what} cannot take these arguments: {exc}", "see the template language in docs/scenario-format.md"
     return None
 
 
@@ -133,11 +168,24 @@ class _NotConstant(Exception):
     pass
 
 
+def _constant_or_none(node: nodes.Node) -> Any:
+    """The value of a constant subscript such as `['__cl' ~ 'ass__']`, else None."""
+    try:
+        return _constant(node)
+    except (_NotConstant, SecurityError, ArithmeticError, TypeError, ValueError):
+        return None
+
+
 def _constant(node: nodes.Node) -> Any:
     if isinstance(node, nodes.Const):
         return node.value
     if isinstance(node, nodes.List | nodes.Tuple):
         return [_constant(item) for item in node.items]
+    if isinstance(node, nodes.Concat):
+        parts = [str(_constant(item)) for item in node.nodes]
+        if sum(len(p) for p in parts) > MAX_RENDERED_CHARS:
+            raise SecurityError(f"a value over {MAX_RENDERED_CHARS} characters")
+        return "".join(parts)
     if isinstance(node, nodes.Neg) and isinstance(value := _constant(node.node), int | float):
         return -value
     if isinstance(node, nodes.BinExpr) and node.operator in ("*", "**", "+", "-"):

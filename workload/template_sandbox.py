@@ -4,7 +4,7 @@ Scenario files arrive in pull requests, so a template is untrusted code.  It run
 immutable sandbox narrowed to the documented surface: the helpers in `TEMPLATE_GLOBALS`,
 `FILTERS` and `TESTS` (no `range`, `cycler`, `lipsum`, `namespace`, `attr`, `map`, `format`).
 Only the helpers can be called.  The operators that can multiply size (`*`, `**`, `%` and
-the `replace` filter) are checked before they run, so a template cannot exhaust memory.
+the `replace` and `join` filters) are checked before they run, so a template cannot exhaust memory.
 """
 
 from __future__ import annotations
@@ -56,8 +56,9 @@ class Helper:
     __str__ = __format__ = __repr__  # type: ignore[assignment]
 
 
-TEMPLATE_GLOBALS: dict[str, Helper] = {"uuid4": Helper(_uuid4), "randint": Helper(_randint),
-                                       "choice": Helper(_choice), "now": Helper(_now)}
+HELPER_FUNCTIONS: dict[str, Callable[..., Any]] = {"uuid4": _uuid4, "randint": _randint, "choice": _choice,
+                                                   "now": _now}
+TEMPLATE_GLOBALS: dict[str, Helper] = {name: Helper(f) for name, f in HELPER_FUNCTIONS.items()}
 BUILTIN_NAMES = frozenset({"user_index", *TEMPLATE_GLOBALS})
 _HELPERS = frozenset(TEMPLATE_GLOBALS.values())
 
@@ -97,11 +98,26 @@ def _replace(value: Any, old: str, new: str, count: int | None = None) -> str:
     return text.replace(old, new, -1 if count is None else count)
 
 
-SAFE_FILTERS = ("abs", "capitalize", "count", "d", "default", "first", "float", "int", "items", "join", "last",
+@jinja2.pass_eval_context
+def _join(eval_ctx: Any, value: Any, d: str = "", attribute: Any = None) -> str:
+    items = list(value)
+    if size_of(items) + len(str(d)) * max(len(items) - 1, 0) > MAX_RENDERED_CHARS:
+        raise SecurityError(f"'join' would make a value over {MAX_RENDERED_CHARS} characters")
+    return str(jinja2.filters.do_join(eval_ctx, items, d, attribute))
+
+
+@jinja2.pass_eval_context
+def _tojson(eval_ctx: Any, value: Any) -> Any:
+    # No `indent` argument: tojson(indent=10**9) would repeat a billion spaces per line.
+    return jinja2.filters.do_tojson(eval_ctx, value)
+
+
+SAFE_FILTERS = ("abs", "capitalize", "count", "d", "default", "first", "float", "int", "items", "last",
                 "length", "list", "lower", "max", "min", "reverse", "round", "sort", "string", "sum", "title",
-                "tojson", "trim", "truncate", "unique", "upper", "urlencode", "wordcount")
+                "trim", "truncate", "unique", "upper", "urlencode", "wordcount")
 FILTERS: dict[str, Callable[..., Any]] = {**{n: jinja2.filters.FILTERS[n] for n in SAFE_FILTERS},
-                                          "replace": _replace}
+                                          "replace": _replace, "join": _join, "tojson": _tojson}
+FILTERS = dict(sorted(FILTERS.items()))
 TESTS: dict[str, Callable[..., Any]] = {n: jinja2.tests.TESTS[n] for n in (
     "defined", "undefined", "none", "boolean", "true", "false", "number", "integer", "float", "string",
     "mapping", "sequence", "even", "odd", "divisibleby", "in", "eq", "ne", "lt", "le", "gt", "ge", "lower",

@@ -17,7 +17,7 @@ import jinja2.meta
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from workload.template_rules import template_problem, walk
+from workload.template_rules import compiled, template_problem, walk
 from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, SANDBOX, TEMPLATE_GLOBALS
 
 __all__ = ["BUILTIN_NAMES", "TEMPLATE_GLOBALS", "TemplateRenderError", "TemplateSecurityError", "Value",
@@ -112,7 +112,10 @@ def _compile_template(text: str) -> Callable[[Mapping[str, Any]], str]:
     found = template_problem(text)
     if found:
         raise TemplateSecurityError(f"template not allowed: {found[0]}")
-    template = SANDBOX.from_string(text)
+    try:
+        template = compiled(text)
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # limits of the Python code Jinja generates
+        raise TemplateSecurityError("template not allowed: it is nested too deeply") from exc
 
     def render(ctx: Mapping[str, Any]) -> str:
         out = template.render(ctx)
