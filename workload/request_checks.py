@@ -25,6 +25,7 @@ NAME_FIX = "use letters, digits, '-', '_' and '.', not starting with '-' or '.',
            "(e.g. 'keepalive-8')"
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
+MAX_EXPRESSION_CHARS = 10_000  # JMESPath and regexes: compiling longer ones takes seconds
 LOGIN_NAME = "login"  # the statistics name of the login request (workload.login)
 
 
@@ -132,7 +133,16 @@ def _path(source: Source, where: Path, path: str) -> list[Problem]:
                            "write the path only, e.g. '/api/items': the scheme and host come from 'target:'")]
 
 
+def _too_long(source: Source, where: Path, text: str, what: str) -> list[Problem]:
+    if len(text) <= MAX_EXPRESSION_CHARS:
+        return []
+    return [source.problem(where, f"the {what} is longer than {MAX_EXPRESSION_CHARS} characters",
+                           "shorten it: capture a smaller part of the response")]
+
+
 def _jmespath(source: Source, where: Path, expression: str) -> list[Problem]:
+    if too_long := _too_long(source, where, expression, "JMESPath expression"):
+        return too_long
     try:
         jmespath.compile(expression)
     except jmespath.exceptions.EmptyExpressionError:
@@ -140,6 +150,8 @@ def _jmespath(source: Source, where: Path, expression: str) -> list[Problem]:
     except jmespath.exceptions.JMESPathError as exc:
         return [source.problem(where, f"invalid JMESPath {_shown(expression)}: {_jmespath_reason(exc)}",
                                "see https://jmespath.org (e.g. 'items[0].id', 'data.token')")]
+    except RecursionError:
+        return [source.problem(where, "the JMESPath expression is nested too deeply", "simplify it")]
     return []
 
 
@@ -156,11 +168,16 @@ def _jmespath_reason(exc: jmespath.exceptions.JMESPathError) -> str:
 def _regex(source: Source, where: Path, pattern: str) -> list[Problem]:
     if not pattern:
         return [source.problem(where, "empty regular expression", "write a pattern with a group, e.g. 'id=(\\d+)'")]
+    if too_long := _too_long(source, where, pattern, "regular expression"):
+        return too_long
     try:
         re.compile(pattern)
     except re.error as exc:
         return [source.problem(where, f"invalid regular expression: {exc.msg} at position {exc.pos}",
                                "check brackets and escapes (in YAML, single-quote the pattern)")]
+    except (RecursionError, OverflowError) as exc:
+        what = "nested too deeply" if isinstance(exc, RecursionError) else "a repetition count is too large"
+        return [source.problem(where, f"invalid regular expression: {what}", "simplify it")]
     return []
 
 
