@@ -400,3 +400,24 @@ def test_tls_files_are_loaded_not_just_found(tmp_path):
         "1 problem in scenario:\nT/s.yaml:1: ==> At key: target.verify\n"
         "    error: 'fifo.pem' is not a regular file\n"
         "    fix: give a PEM file (relative paths are relative to the scenario file)")
+
+
+def test_a_bad_capture_name_gives_no_follow_on_about_its_parts():
+    text = "target: demo\nendpoints:\n  - {path: /, capture: {item-id: {json: id}}}\n  - {path: '/{{ item-id }}'}\n"
+    assert problems(text) == (
+        "1 problem in scenario:\n"
+        "s.yaml:3: ==> At key: endpoints[0].capture.item-id\n"
+        "    error: capture name 'item-id' cannot be used in a template\n"
+        "    fix: use letters, digits and '_', not starting with a digit (e.g. item_id)")
+
+
+def test_hostile_expressions_are_bounded_errors():
+    def capture(spec: str) -> str:
+        return problems(f"target: demo\nendpoints:\n  - path: /\n    capture:\n      x: {spec}\n")
+
+    deep = "(" * 3000 + ")" * 3000
+    assert "error: invalid regular expression: nested too deeply\n" in capture(f"{{regex: '{deep}'}}")
+    assert "error: invalid regular expression: a repetition count is too large\n" in capture("{regex: 'a{4294967296}'}")
+    assert "error: the JMESPath expression is nested too deeply\n" in capture("{json: '" + "[" * 3000 + "'}")
+    long = "a." * 6000 + "a"
+    assert "error: the JMESPath expression is longer than 10000 characters\n" in capture(f"{{json: '{long}'}}")

@@ -9,6 +9,7 @@ runs on every string in the document, because a template anywhere could one day 
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import jinja2
@@ -19,6 +20,7 @@ from workload.schema import Request, Scenario
 from workload.validation import did_you_mean
 from workload.yamlsource import Path, Source
 
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")
 UNRENDERED_KEYS = ("capture", "expect")  # read as written, never rendered
 
@@ -28,6 +30,9 @@ def check_templates(model: Scenario, source: Source, requests: list[tuple[Path, 
     """`credentials` None: the scenario has none; empty: they could not be read (already reported)."""
     defined = set(model.variables) | templating.BUILTIN_NAMES
     defined |= {name for _, req in requests for name in req.capture}
+    # `item-id` is reported as a name templates cannot read; `{{ item-id }}` then reads `item`
+    # and `id`, which must not add two follow-on messages for that one mistake.
+    defined |= {part for name in list(defined) if not _IDENTIFIER.fullmatch(name) for part in _IDENTIFIER.findall(name)}
     if credentials is not None:
         defined.add("user")
     fields = _common_fields(credentials) if credentials else None
