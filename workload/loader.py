@@ -19,6 +19,7 @@ from workload.errors import Problem, ScenarioError
 from workload.request_checks import check_names, check_requests
 from workload.schema import Request, Scenario
 from workload.template_checks import check_templates
+from workload.tls_files import tls_file
 from workload.validation import did_you_mean, problems_from
 from workload.yamlsource import Path, Source, interpolate_env, parse
 
@@ -137,12 +138,6 @@ def _host_entries(model: Scenario) -> list[tuple[Path, str]]:
     if model.target.host is not None:
         entries.insert(0, (("host",), model.target.host))
     return entries
-
-
-def tls_file(path: str, base: FsPath) -> FsPath:
-    """A CA bundle or certificate path: as written, else relative to the scenario file."""
-    given = FsPath(path).expanduser()
-    return given if given.is_absolute() or given.exists() else base / given
 
 
 def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Problem]:

@@ -24,6 +24,12 @@ CERT_FIX = "give PEM files: 'cert: both.pem' (certificate and unencrypted key in
            "'cert: [client.crt, client.key]'; the key must belong to the certificate"
 
 
+def tls_file(path: str, base: Path) -> Path:
+    """A CA bundle or certificate path: as written, else relative to the scenario file."""
+    given = Path(path).expanduser()
+    return given if given.is_absolute() or given.exists() else base / given
+
+
 def unreadable(path: Path, allow_dir: bool = False) -> str | None:
     """Why `path` cannot be read as a TLS file, or None."""
     if path.is_dir():
@@ -36,8 +42,6 @@ def unreadable(path: Path, allow_dir: bool = False) -> str | None:
 
 
 def load_problems(verify: Any, cert: Any, base: Path, source: Source) -> list[Problem]:
-    from workload.loader import tls_file  # the loader imports this module
-
     problems = []
     if isinstance(verify, str):
         ca = tls_file(verify, base)
