@@ -7,6 +7,7 @@ bodies, login fields, target headers): validation must reject it with a located 
 
 from __future__ import annotations
 
+import socket
 import subprocess
 import sys
 import textwrap
@@ -22,6 +23,7 @@ from workload.loader import load_text
 from workload.template_sandbox import MAX_RENDERED_CHARS, SANDBOX
 from workload.templating import TemplateRenderError, TemplateSecurityError, Value
 
+ROOT = Path(__file__).resolve().parent.parent
 SSTI = [
     "{{ cycler.__init__.__globals__.os.system('touch pwned') }}",
     "{{ randint.__globals__['_os'].system('touch pwned') }}",
@@ -127,14 +129,40 @@ def test_the_sandbox_refuses_every_payload_even_without_validation(payload: str,
 
 
 def test_validate_command_exits_2_and_runs_nothing(tmp_path: Path) -> None:
+    files = []
     for place in PLACES:
-        (tmp_path / f"{place.replace(' ', '_')}.yaml").write_text(scenario(place, SSTI[0]))
-    files = sorted(p.name for p in tmp_path.glob("*.yaml"))
+        files.append(f"{place.replace(' ', '_')}.yaml")
+        (tmp_path / files[-1]).write_text(scenario(place, SSTI[0]))
+    for number, payload in enumerate(SSTI):
+        files.append(f"payload{number}.yaml")
+        (tmp_path / files[-1]).write_text(scenario("header", payload))
     done = subprocess.run([sys.executable, "-m", "workload.cli", "validate", *files], cwd=tmp_path,
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=120)
     assert done.returncode == 2, done.stdout + done.stderr
-    assert "Traceback" not in done.stderr
-    assert done.stderr.count("error: template calls the method 'system', which is not a helper") == len(files)
+    assert "Traceback" not in done.stderr and " ok (" not in done.stdout
+    # SSTI[0] in every place, plus SSTI[0] and SSTI[1] (both end in .system(...)) as payload files
+    assert done.stderr.count("error: template calls the method 'system', which is not a helper") == len(PLACES) + 2
+    assert done.stderr.count("1 problem in scenario:") == len(files)
+    assert not (tmp_path / "pwned").exists()
+
+
+@pytest.mark.slow
+def test_a_run_with_an_injected_template_sends_nothing(tmp_path: Path) -> None:
+    with socket.socket() as listener:  # the target: a loopback listener that must see no connection
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        listener.setblocking(False)
+        port = listener.getsockname()[1]
+        text = scenario("header", SSTI[0]).replace("host: demo", f"host: 'http://127.0.0.1:{port}'")
+        (tmp_path / "s.yaml").write_text(text)
+        done = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
+                               "--scenario", "s.yaml", "-t", "2s", "-u", "1"], cwd=tmp_path, capture_output=True,
+                              text=True, timeout=120)
+        assert done.returncode == 2, done.stderr[-2000:]
+        assert "error: template calls the method 'system', which is not a helper" in done.stderr
+        assert "Traceback" not in done.stderr
+        with pytest.raises(BlockingIOError):
+            listener.accept()
     assert not (tmp_path / "pwned").exists()
 
 
