@@ -421,3 +421,13 @@ def test_hostile_expressions_are_bounded_errors():
     assert "error: the JMESPath expression is nested too deeply\n" in capture("{json: '" + "[" * 3000 + "'}")
     long = "a." * 6000 + "a"
     assert "error: the JMESPath expression is longer than 10000 characters\n" in capture(f"{{json: '{long}'}}")
+
+
+def test_login_host_name_is_checked():
+    text = ("target: {hosts: {api: 'http://127.0.0.1:8080'}}\ncredentials: {inline: [{username: a, password: b}]}\n"
+            "login: {form: {path: /login, host: apj, fields: {u: x}}}\nendpoints: [{path: /, host: api}]\n")
+    assert problems(text) == (
+        "1 problem in scenario:\n"
+        "s.yaml:3: ==> At key: login.form.host\n"
+        "    error: unknown host name 'apj'\n"
+        "    fix: did you mean 'api'? (allowed host names: api)")

@@ -18,6 +18,7 @@ import jmespath.exceptions
 
 from workload.errors import Problem
 from workload.schema import Request, Scenario
+from workload.validation import did_you_mean
 from workload.yamlsource import Path, Source, key_path
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
@@ -183,14 +184,19 @@ def _regex(source: Source, where: Path, pattern: str) -> list[Problem]:
 
 def _login(model: Scenario, source: Source) -> list[Problem]:
     login = model.login
-    if login is None:
+    if login is None or (login.form is None and login.token is None):
         return []
-    if login.form is not None:
-        return _path(source, ("login", "form", "path"), login.form.path)
+    kind = "form" if login.form is not None else "token"
+    spec = login.form or login.token
+    assert spec is not None
+    problems = _path(source, ("login", kind, "path"), spec.path)
+    if spec.host is not None and spec.host not in model.target.hosts:
+        fix = did_you_mean(spec.host, list(model.target.hosts), noun="host name") if model.target.hosts \
+            else "define it under 'target: {hosts: {name: url}}'"
+        problems.append(source.problem(("login", kind, "host"), f"unknown host name {_shown(spec.host)}", fix))
     if login.token is None:
-        return []
+        return problems
     token = login.token
-    problems = _path(source, ("login", "token", "path"), token.path)
     problems += _jmespath(source, ("login", "token", "token"), token.token)
     if not HEADER_NAME.fullmatch(token.header):
         problems.append(source.problem(("login", "token", "header"), f"header name {_shown(token.header)} is not a "
