@@ -99,7 +99,7 @@ def _headers(source: Source, groups: list[tuple[Path, dict[str, str]]]) -> list[
                 problems.append(source.problem(where, "a Connection header would override the connection policy",
                                                "remove it: the policy under test decides the Connection header "
                                                "(close sends 'Connection: close', shared keeps connections open)"))
-            elif not HEADER_NAME.fullmatch(name):
+            elif not HEADER_NAME.fullmatch(name) and "{{" not in name:  # a templated name is checked as one
                 problems.append(source.problem(where, f"header name {_shown(name)} is not a valid HTTP header name",
                                                "use letters, digits and '-' (e.g. X-Request-Id)"))
             elif "\r" in str(value) or "\n" in str(value):
