@@ -53,7 +53,10 @@ class Helper:
     def __repr__(self) -> str:
         raise SecurityError("a helper can only be called, e.g. randint(1, 10)")
 
-    __str__ = __format__ = __repr__  # type: ignore[assignment]
+    __str__ = __repr__
+
+    def __format__(self, spec: str) -> str:
+        return self.__repr__()
 
 
 HELPER_FUNCTIONS: dict[str, Callable[..., Any]] = {"uuid4": _uuid4, "randint": _randint, "choice": _choice,

@@ -80,7 +80,9 @@ class Value:
             raise TemplateRenderError(f"template variable not set: {exc.message}") from exc
         except SecurityError as exc:
             raise TemplateSecurityError(f"template not allowed: {exc}") from exc
-        except (ArithmeticError, TypeError, ValueError) as exc:
+        except RecursionError as exc:  # e.g. a captured JSON value nested thousands deep
+            raise TemplateRenderError("template failed: a value is nested too deeply") from exc
+        except Exception as exc:  # noqa: BLE001 (whatever a filter raises on odd data: one failed request)
             raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from exc
 
 
