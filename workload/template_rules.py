@@ -40,6 +40,12 @@ _EXPRESSIONS = (nodes.Template, nodes.Output, nodes.TemplateData, nodes.Const, n
 
 
 @functools.lru_cache(maxsize=4096)
+def parsed(text: str) -> nodes.Template:
+    """Jinja's AST of `text`, parsed once for every check that reads it (the checks never change it)."""
+    return SANDBOX.parse(text)
+
+
+@functools.lru_cache(maxsize=4096)
 def compiled(text: str) -> jinja2.Template:
     """The sandbox's compiled template for `text`; shared, as rendering never changes it."""
     return SANDBOX.from_string(text)
@@ -51,7 +57,7 @@ def template_problem(text: str) -> tuple[str, str] | None:
 
     Raises jinja2.TemplateSyntaxError on bad syntax."""
     try:
-        for node, parent in walk(SANDBOX.parse(text), None):
+        for node, parent in walk(parsed(text), None):
             found = _node_problem(node, parent)
             if found:
                 return found

@@ -13,15 +13,14 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-import jinja2.meta
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from workload.template_rules import compiled, template_problem, walk
-from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, SANDBOX, TEMPLATE_GLOBALS
+from workload.template_rules import compiled, parsed, template_problem, walk
+from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, TEMPLATE_GLOBALS
 
 __all__ = ["BUILTIN_NAMES", "TEMPLATE_GLOBALS", "TemplateRenderError", "TemplateSecurityError", "Value",
-           "fields_used", "is_template", "names_in", "names_used", "template_problem"]
+           "fields_used", "is_template", "names_used", "template_problem"]
 
 
 class TemplateRenderError(Exception):
@@ -37,31 +36,23 @@ def is_template(value: Any) -> bool:
 
 
 def names_used(text: str) -> set[str]:
-    """Variable names a template reads; raises jinja2.TemplateSyntaxError on bad syntax."""
-    return jinja2.meta.find_undeclared_variables(SANDBOX.parse(text)) - set(TEMPLATE_GLOBALS)
+    """Variable names a template reads; raises jinja2.TemplateSyntaxError on bad syntax.
+
+    Exact for templates inside the surface, which have no statements that could bind a name."""
+    return {node.name for node, _ in walk(parsed(text), None)
+            if isinstance(node, nodes.Name) and node.ctx == "load"} - set(TEMPLATE_GLOBALS)
 
 
 def fields_used(text: str, name: str = "user") -> set[str]:
     """The `name.<field>` / `name['field']` fields a template reads (`user.username` → username)."""
     found = set()
-    for node, _ in walk(SANDBOX.parse(text), None):
+    for node, _ in walk(parsed(text), None):
         if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name) \
                 and node.node.name == name:
             key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
             if isinstance(key, str):
                 found.add(key)
     return found
-
-
-def names_in(value: Any) -> set[str]:
-    """All names read by templates anywhere inside a nested value."""
-    if is_template(value):
-        return names_used(value)
-    if isinstance(value, dict):
-        return set().union(*(names_in(k) | names_in(v) for k, v in value.items())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(names_in(v) for v in value)) if value else set()
-    return set()
 
 
 class Value:
