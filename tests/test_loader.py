@@ -431,3 +431,145 @@ def test_login_host_name_is_checked():
         "s.yaml:3: ==> At key: login.form.host\n"
         "    error: unknown host name 'apj'\n"
         "    fix: did you mean 'api'? (allowed host names: api)")
+
+
+# -- a corpus of scenarios that fit the schema but mean something wrong ----------------------------
+# Each must give exactly one located problem (no follow-on messages) at the key that is wrong,
+# through the library and through `workload validate` (exit 2, no traceback).
+T = "target: demo\n"
+E = "endpoints: [{path: /}]\n"
+CREDS = "credentials: {inline: [{username: a, password: b}]}\n"
+
+CORPUS: list[tuple[str, str, str, str]] = [
+    # (id, scenario, key path, error text)
+    ("userinfo", "target: 'http://u:p@127.0.0.1:8080'\n" + E, "target.host", "carries a user name or password"),
+    ("userinfo-user-only", "target: 'http://u@127.0.0.1:8080'\n" + E, "target.host", "carries a user name"),
+    ("ipv6-open", "target: 'http://[::1'\n" + E, "target.host", "Invalid IPv6 URL"),
+    ("ipv6-junk", "target: 'http://[zz]:80'\n" + E, "target.host", "invalid URL"),
+    ("port-0", "target: 'http://127.0.0.1:0'\n" + E, "target.host", "invalid port"),
+    ("port-big", "target: 'http://127.0.0.1:65536'\n" + E, "target.host", "invalid port"),
+    ("port-negative", "target: 'http://127.0.0.1:-1'\n" + E, "target.host", "invalid port"),
+    ("port-unicode", "target: 'http://127.0.0.1:８０'\n" + E, "target.host", "invalid port"),
+    ("host-space", "target: 'http://127.0.0 .1:80'\n" + E, "target.host", "contains spaces"),
+    ("host-tab", "target: \"http://127.0.0.1\\t:80\"\n" + E, "target.host", "control characters"),
+    ("host-newline", "target: \"http://127.0.0.1:80\\r\\nX: y\"\n" + E, "target.host", "control characters"),
+    ("host-dollar", "target: 'http://exa$mple:80'\n" + E, "target.host", "invalid host name"),
+    ("host-dash", "target: 'http://-x.test:80'\n" + E, "target.host", "invalid host name"),
+    ("host-empty-label", "target: 'http://a..b:80'\n" + E, "target.host", "invalid host name"),
+    ("fragment", "target: 'http://127.0.0.1:80#x'\n" + E, "target.host", "has a fragment"),
+    ("scheme-ftp", "target: 'ftp://127.0.0.1'\n" + E, "target.host", "invalid URL"),
+    ("scheme-file", "target: 'file:///etc/passwd'\n" + E, "target.host", "invalid URL"),
+    ("scheme-none", "target: '127.0.0.1:8080'\n" + E, "target.host", "invalid URL"),
+    ("path-in-url", "target: 'http://127.0.0.1:80/api'\n" + E, "target.host", "has a path or query"),
+    ("named-host-bad", "target: {hosts: {a: 'http://[::1'}}\nendpoints: [{path: /, host: a}]\n", "target.hosts.a",
+     "Invalid IPv6 URL"),
+    ("policy-dotdot", T + E + "policies: {../x: {type: shared}}\n", "policies.../x", "cannot be used as a file name"),
+    ("policy-dash", T + E + "policies: {-u: {type: shared}}\n", "policies.-u", "cannot be used as a file name"),
+    ("policy-slash", T + E + "policies: {a/b: {type: shared}}\n", "policies.a/b", "cannot be used as a file name"),
+    ("policy-space", T + E + "policies: {a b: {type: shared}}\n", "policies.a b", "cannot be used as a file name"),
+    ("policy-long", T + E + f"policies: {{{'p' * 65}: {{type: shared}}}}\n", f"policies.{'p' * 65}",
+     "cannot be used as a file name"),
+    ("policy-nul", T + E + "policies: {\"a\\0b\": {type: shared}}\n", "policies.a\0b", "cannot be used as a file name"),
+    ("scenario-name", "name: ../../x\n" + T + E, "name", "scenario name '../../x'"),
+    ("status-2000", T + "endpoints: [{path: /, expect: {status: 2000}}]\n", "endpoints[0].expect.status",
+     "2000 is not an HTTP status code"),
+    ("status-negative", T + "endpoints: [{path: /, expect: {status: [200, -1]}}]\n",
+     "endpoints[0].expect.status[1]", "-1 is not an HTTP status code"),
+    ("status-login", T + CREDS + "login: {form: {path: /l, fields: {u: x}, expect: {status: 0}}}\n" + E,
+     "login.form.expect.status", "0 is not an HTTP status code"),
+    ("jmespath-capture", T + "endpoints: [{path: /, capture: {a: {json: 'x[?'}}}]\n", "endpoints[0].capture.a.json",
+     "invalid JMESPath"),
+    ("jmespath-expect", T + "endpoints: [{path: /, expect: {json: [{path: '..', exists: true}]}}]\n",
+     "endpoints[0].expect.json[0].path", "invalid JMESPath"),
+    ("jmespath-token", T + CREDS + "login: {token: {path: /t, json: {a: b}, token: 'a b'}}\n" + E,
+     "login.token.token", "invalid JMESPath"),
+    ("jmespath-empty", T + "endpoints: [{path: /, capture: {a: {json: ''}}}]\n", "endpoints[0].capture.a.json",
+     "empty JMESPath expression"),
+    ("regex-bad", T + "endpoints: [{path: /, capture: {a: {regex: '[z-a]'}}}]\n", "endpoints[0].capture.a.regex",
+     "bad character range"),
+    ("regex-empty", T + "endpoints: [{path: /, capture: {a: {regex: ''}}}]\n", "endpoints[0].capture.a.regex",
+     "empty regular expression"),
+    ("capture-header-empty", T + "endpoints: [{path: /, capture: {a: {header: ''}}}]\n",
+     "endpoints[0].capture.a.header", "the header name to capture is empty"),
+    ("capture-cookie-empty", T + "endpoints: [{path: /, capture: {a: {cookie: ''}}}]\n",
+     "endpoints[0].capture.a.cookie", "the cookie name to capture is empty"),
+    ("capture-name-empty", T + "endpoints: [{path: /, capture: {'': {json: id}}}]\n", "endpoints[0].capture.",
+     "capture name '' cannot be used"),
+    ("capture-name-digit", T + "endpoints: [{path: /, capture: {1st: {json: id}}}]\n", "endpoints[0].capture.1st",
+     "capture name '1st' cannot be used"),
+    ("token-header-empty", T + CREDS + "login: {token: {path: /t, json: {a: b}, header: ''}}\n" + E,
+     "login.token.header", "is not a valid HTTP header name"),
+    ("dup-endpoints", T + "endpoints: [{name: a, path: /x}, {name: a, path: /y}]\n", "endpoints[1]",
+     "request name 'a' is also used by endpoints[0]"),
+    ("dup-unnamed", T + "endpoints: [{path: /x}, {path: /x, query: {a: 1}}]\n", "endpoints[1]",
+     "request name 'GET /x' is also used"),
+    ("dup-flow-endpoint", T + "endpoints: [{name: a, path: /x}]\nflows: [{name: f, steps: [{name: a, path: /y}]}]\n",
+     "flows[0].steps[0]", "request name 'a' is also used by endpoints[0]"),
+    ("dup-login", T + CREDS + "login: {token: {path: /t, json: {a: b}}}\nendpoints: [{name: login, path: /x}]\n",
+     "endpoints[0]", "is also used by the login request"),
+    ("connection-target", "target: {host: demo, headers: {Connection: close}}\n" + E, "target.headers.Connection",
+     "a Connection header would override the connection policy"),
+    ("connection-request", T + "endpoints: [{path: /, headers: {cOnNeCtIoN: keep-alive}}]\n",
+     "endpoints[0].headers.cOnNeCtIoN", "a Connection header would override"),
+    ("connection-step", T + "flows: [{name: f, steps: [{path: /, headers: {connection: close}}]}]\n",
+     "flows[0].steps[0].headers.connection", "a Connection header would override"),
+    ("header-name-space", T + "endpoints: [{path: /, headers: {'A B': x}}]\n", "endpoints[0].headers.A B",
+     "is not a valid HTTP header name"),
+    ("header-name-colon", T + "endpoints: [{path: /, headers: {'A:': x}}]\n", "endpoints[0].headers.A:",
+     "is not a valid HTTP header name"),
+    ("header-crlf", T + "endpoints: [{path: /, headers: {A: \"x\\r\\nHost: evil\"}}]\n", "endpoints[0].headers.A",
+     "line break"),
+    ("path-url", T + "endpoints: [{path: 'http://127.0.0.2/'}]\n", "endpoints[0].path", "does not start with '/'"),
+    ("path-at", T + "endpoints: [{path: '@127.0.0.2/x'}]\n", "endpoints[0].path", "does not start with '/'"),
+    ("path-empty", T + "endpoints: [{path: ''}]\n", "endpoints[0].path", "does not start with '/'"),
+    ("login-path", T + CREDS + "login: {form: {path: login, fields: {u: x}}}\n" + E, "login.form.path",
+     "does not start with '/'"),
+    ("login-host", T + CREDS + "login: {form: {path: /l, host: nope, fields: {u: x}}}\n" + E, "login.form.host",
+     "unknown host name 'nope'"),
+    ("variable-name", T + "variables: {a-b: 1}\n" + E, "variables.a-b", "variable name 'a-b' cannot be used"),
+    ("user-field", T + CREDS + "endpoints: [{path: '/{{ user.usr }}'}]\n", "endpoints[0].path",
+     "the credentials have no field 'usr'"),
+    ("user-field-item", T + CREDS + "endpoints: [{path: \"/{{ user['pw'] }}\"}]\n", "endpoints[0].path",
+     "the credentials have no field 'pw'"),
+    ("user-without-creds", T + "endpoints: [{path: '/{{ user.username }}'}]\n", "endpoints[0].path",
+     "template variable 'user' is not defined"),
+    ("template-self", T + "endpoints: [{path: '/{{ self }}'}]\n", "endpoints[0].path", "'self' is not available"),
+    ("template-dunder-key", T + "variables: {d: {a: 1}}\nendpoints: [{path: \"/{{ d['__class__'] }}\"}]\n",
+     "endpoints[0].path", "private attribute '__class__'"),
+    ("template-key", T + "endpoints: [{path: /, json: {'{{ x.__class__ }}': 1}}]\n",
+     "endpoints[0].json.{{ x.__class__ }}", "private attribute '__class__'"),
+    ("template-cookie", "target: {host: demo, cookies: [{name: a, value: '{{ lipsum.__globals__ }}', "
+     "domain: 127.0.0.1}]}\n" + E, "target.cookies[0].value", "private attribute '__globals__'"),
+    ("template-big-int", T + "endpoints: [{path: '/{{ 7 ** 100000 }}'}]\n", "endpoints[0].path",
+     "template value too large"),
+    ("template-big-list", T + "endpoints: [{path: '/{{ [0] * 999999999 }}'}]\n", "endpoints[0].path",
+     "template value too large"),
+    ("template-big-concat", T + "endpoints: [{path: \"/{{ ('a' * 1000000) ~ ('b' * 1000000) }}\"}]\n",
+     "endpoints[0].path", "template value too large"),
+    ("template-helper-arg", T + "endpoints: [{path: '/{{ uuid4(1) }}'}]\n", "endpoints[0].path",
+     "uuid4() cannot take these arguments"),
+    ("template-unknown-test", T + "endpoints: [{path: '/{{ 1 is callable }}'}]\n", "endpoints[0].path",
+     "unknown template test 'callable'"),
+    ("template-dyn-args", T + "variables: {a: [1, 2]}\nendpoints: [{path: '/{{ randint(*a) }}'}]\n",
+     "endpoints[0].path", "'*' and '**' arguments are not allowed"),
+]
+
+
+@pytest.mark.parametrize(("text", "key", "error"), [c[1:] for c in CORPUS], ids=[c[0] for c in CORPUS])
+def test_semantic_corpus_one_located_problem_each(text: str, key: str, error: str) -> None:
+    message = problems(text)
+    assert message.startswith("1 problem in scenario:\ns.yaml:"), message
+    assert f"==> At key: {key}\n" in message, message
+    assert error in message.split("\n    error: ", 1)[1].split("\n")[0], message
+
+
+def test_semantic_corpus_through_the_command_line(tmp_path: Path) -> None:
+    files = []
+    for name, text, _, _ in CORPUS:
+        files.append(f"{name}.yaml")
+        (tmp_path / files[-1]).write_text(text)
+    done = subprocess.run([sys.executable, "-m", "workload.cli", "validate", *files], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr and " ok (" not in done.stdout
+    assert done.stderr.count("1 problem in scenario:") == len(CORPUS), done.stderr

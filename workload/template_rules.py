@@ -89,7 +89,7 @@ def _node_problem(node: nodes.Node, parent: nodes.Node | None) -> tuple[str, str
         return _filter_problem(node)
     if isinstance(node, nodes.Mod) and isinstance(node.left, nodes.Const) and isinstance(node.left.value, str):
         return ("'%' text formatting is not allowed in templates", "join text with '~', e.g. '{{ \"id-\" ~ n }}'")
-    if isinstance(node, nodes.BinExpr):
+    if isinstance(node, nodes.BinExpr | nodes.Concat):
         return _constant_problem(node)
     return None
 
@@ -159,7 +159,7 @@ def _arguments_problem(function: Callable[..., Any], node: nodes.Call | nodes.Fi
     return None
 
 
-def _constant_problem(node: nodes.BinExpr) -> tuple[str, str] | None:
+def _constant_problem(node: nodes.BinExpr | nodes.Concat) -> tuple[str, str] | None:
     """A constant expression over the size limits (`'a' * 10**9`) is found before any run."""
     try:
         _constant(node)

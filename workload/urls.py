@@ -27,7 +27,7 @@ def shown(url: str) -> str:
     scheme, sep, rest = head.partition("://")
     if "@" in rest.split("/", 1)[0]:
         rest = "…@" + rest.split("@", 1)[1]
-    text = scheme + sep + rest if sep else head
+    text = _UNSAFE.sub(lambda m: repr(m.group())[1:-1], scheme + sep + rest if sep else head)
     return text if len(text) <= 80 else text[:79] + "…"
 
 
