@@ -11,15 +11,16 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
-from urllib.parse import urlsplit
 
-import jinja2
 from pydantic import ValidationError
 
-from workload import credentials_csv, templating
+from workload import credentials_csv, tls_files, urls
 from workload.errors import Problem, ScenarioError
+from workload.request_checks import check_names, check_requests
 from workload.schema import Request, Scenario
+from workload.template_checks import check_templates
 from workload.textfile import DEFAULT_MAX_SCENARIO_BYTES, TextFile, read_text
+from workload.tls_files import tls_file
 from workload.validation import did_you_mean, problems_from
 from workload.yamlsource import Path, Source, interpolate_env, parse, settle_env_problems
 
@@ -87,8 +88,9 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
     credentials = _read_credentials(model, source, base, problems)
     problems += _check_hosts(model, source)
     problems += _check_tls_files(model, source, base)
-    problems += _check_templates(model, source, credentials)
+    problems += check_templates(model, source, _requests(model), credentials if model.credentials else None)
     problems += _check_policy_names(model, source)
+    problems += check_names(model, source) + check_requests(model, source, _requests(model))
     if problems:
         raise ScenarioError(_in_order(settle_env_problems(problems, earlier, source)))
     return LoadedScenario(source.file, model, credentials, source.data, source.lines)
@@ -133,12 +135,6 @@ def _host_entries(model: Scenario) -> list[tuple[Path, str]]:
     return entries
 
 
-def tls_file(path: str, base: FsPath) -> FsPath:
-    """A CA bundle or certificate path: as written, else relative to the scenario file."""
-    given = FsPath(path).expanduser()
-    return given if given.is_absolute() or given.exists() else base / given
-
-
 def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Problem]:
     target = model.target
     files: list[tuple[Path, str]] = []
@@ -153,82 +149,26 @@ def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Prob
         problems.append(source.problem(("target", "cert"), "cert needs exactly [certificate, key]",
                                        "write 'cert: client.pem' or 'cert: [client.crt, client.key]'"))
     for path, value in files:
-        if not tls_file(value, base).exists():
+        if not value or not tls_file(value, base).exists():
             problems.append(source.problem(path, f"file not found: '{value}'",
                                            "give an existing PEM file (relative paths are relative to the "
                                            "scenario file), or 'verify: true' for the system trust store"))
+        elif why := tls_files.unreadable(tls_file(value, base), allow_dir=path == ("target", "verify")):
+            problems.append(source.problem(path, f"'{value}' {why}", tls_files.READ_FIX))
+    if not problems:  # every file exists: now prove OpenSSL can load them (PEM, matching key)
+        problems += tls_files.load_problems(target.verify, target.cert, base, source)
     return problems
 
 
 def url_problem(url: str) -> tuple[str, str] | None:
     """Why `url` cannot be a target, or None.  `demo` / `http(s)://demo` is the embedded target."""
-    if url == DEMO_HOST:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return (f"invalid URL '{url}'", "write a full URL such as 'http://127.0.0.1:8080' or 'demo'")
-    try:
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError:
-        return (f"invalid port in URL '{url}'", "use a port number between 1 and 65535")
-    if parts.path not in ("", "/") or parts.query:
-        return (f"URL '{url}' has a path or query", "give the base URL only; paths go on endpoints")
-    return None
+    return None if url == DEMO_HOST else urls.url_problem(url)
 
 
 def _requests(model: Scenario) -> list[tuple[Path, Request]]:
     found: list[tuple[Path, Request]] = [(("endpoints", i), e) for i, e in enumerate(model.endpoints)]
     for f, flow in enumerate(model.flows):
         found += [(("flows", f, "steps", s), step) for s, step in enumerate(flow.steps)]
-    return found
-
-
-def _check_templates(model: Scenario, source: Source, credentials: tuple[dict[str, str], ...]) -> list[Problem]:
-    defined = set(model.variables) | templating.BUILTIN_NAMES
-    defined |= {name for _, req in _requests(model) for name in req.capture}
-    if model.credentials is not None:  # even when unreadable: that is reported once, on its own
-        defined.add("user")
-    problems: list[Problem] = []
-    for path, value in _templated_values(source.data):
-        try:
-            missing = sorted(templating.names_in(value) - defined)
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(source.problem(path, f"template syntax error: {exc.message}",
-                                           "write templates as '{{ name }}'"))
-            continue
-        for name in missing:
-            problems.append(source.problem(path, f"template variable '{name}' is not defined",
-                                           _undefined_fix(name, defined)))
-    return problems
-
-
-def _undefined_fix(name: str, defined: set[str]) -> str:
-    if name == "user":
-        return "add a 'credentials:' list (inline or csv) so each user has 'user.<field>'"
-    hint = did_you_mean(name, sorted(defined), noun="name") if defined else ""
-    base = "define it under 'variables:' or capture it from an earlier response"
-    return f"{base}; {hint}" if hint.startswith("did you mean") else base
-
-
-TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")
-
-
-def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
-    found: list[tuple[Path, Any]] = []
-
-    def walk(value: Any, path: Path) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, (*path, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, (*path, i))
-        elif templating.is_template(value) and "capture" not in path:  # expect values are templates too
-            found.append((path, value))
-
-    for section in TEMPLATED_SECTIONS:
-        if section in data:
-            walk(data[section], (section,))
     return found
 
 

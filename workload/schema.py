@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator, model_validator
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, field_validator,
+                      model_validator)
 from pydantic_core import PydanticCustomError
 
 from workload.timespan import seconds
@@ -192,8 +193,17 @@ class HeaderExpect(Model):
         return self
 
 
+def _status_code(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise problem(f"{code} is not an HTTP status code", "use status codes from 100 to 599")
+    return code
+
+
+StatusCode = Annotated[int, AfterValidator(_status_code)]
+
+
 class Expect(Model):
-    status: int | list[int] | None = None
+    status: StatusCode | list[StatusCode] | None = None
     json_: list[JsonExpect] | None = Field(None, alias="json")
     contains: str | None = None
     headers: dict[str, HeaderExpect] | None = None
