@@ -9,6 +9,7 @@ including when it was interrupted.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -36,6 +37,9 @@ class RunController:
         self._ticker: gevent.Greenlet | None = None
         self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
         self.interrupted = False  # the process quit while a run was going: that run is incomplete
+        self.run_time: float | None = None  # a headless run's -t, timed here (take_over_run_time)
+        self._timer: gevent.Greenlet | None = None
+        self._timed_out = False  # the run time (ours) ended the run
 
     @property
     def options(self) -> Any:
@@ -72,6 +76,39 @@ class RunController:
         if not opts.run_time and opts.headless and shape is None:  # a shape ends the run by itself
             opts.run_time = int(seconds(load.duration))
 
+    def take_over_run_time(self) -> None:
+        """A headless run's -t is timed from its first moment (test_start) by this controller,
+        not by Locust: Locust arms its timer before the runner has started (0.3 s early on a
+        busy machine), and a timer on gevent's cached loop clock fires early after blocking work."""
+        opts = self.options
+        if opts is None or self.is_worker or not opts.headless or not opts.run_time:
+            return
+        self.run_time, opts.run_time = float(opts.run_time), None
+        log.info("workload: run time limit set to %g seconds, counted from the start of the run", self.run_time)
+
+    def _arm_timer(self) -> None:
+        """Stop the run `run_time` seconds after it started (monotonic clock), also for a web UI
+        run given a run time (whose own timer, armed before the start, is replaced)."""
+        web_ui = self.env.web_ui
+        run_time, stop = self.run_time, self.env.runner.quit
+        if web_ui is not None and getattr(web_ui, "_run_time_greenlet", None) is not None:
+            web_ui._run_time_greenlet.kill(block=False)
+            web_ui._run_time_greenlet = None
+            run_time, stop = self.options.run_time, self.env.runner.stop
+        recorder = self.recorder
+        if run_time and recorder is not None:
+            def on_time() -> None:
+                self._timed_out = True
+                recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
+                stop()
+
+            self._timer = gevent.spawn(_stop_after, recorder.elapsed, float(run_time), on_time)
+
+    def _disarm_timer(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
+
     def swarm(self, scenario: str, policy: str, host: str | None) -> str | None:
         """Web UI start: compile the chosen scenario/policy; an error message or None."""
         try:
@@ -92,10 +129,12 @@ class RunController:
         assert self.current is not None
         if self.recorder is not None and self.recorder.finished is None:
             self.finish(complete=True)  # a master's previous web-UI run, if not yet written
-        self.interrupted = False
+        self.interrupted = self._timed_out = False
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
         self._ticker = gevent.spawn(self._tick)
+        self._disarm_timer()
+        self._arm_timer()
 
     def _run_info(self) -> RunInfo:
         current = self.current
@@ -111,10 +150,11 @@ class RunController:
             urls=[_without_userinfo(u) for u in [self.env.host or u for u in current.target.urls()][:1]
                   + current.target.urls()[1:]],
             local_target=_is_local(current.target.urls()),
-            load={"users": opts.num_users, "spawn_rate": opts.spawn_rate, "duration_s": opts.run_time},
+            load={"users": opts.num_users, "spawn_rate": opts.spawn_rate,
+                  "duration_s": self.run_time or opts.run_time},
             server_stats=demo.stats if demo is not None else None,
             extra=extra,
-            requested_s=_requested_s(extra, opts.run_time),
+            requested_s=_requested_s(extra, self.run_time or opts.run_time),
         )
 
     def _out_dir(self) -> Path:
@@ -142,10 +182,25 @@ class RunController:
             figures = self.cluster.live(figures)
         return {"policy": self.recorder.info.policy, **figures}
 
+    def on_test_stopping(self) -> None:
+        """The load ends here (users then finish their current task): the run's duration.  A
+        headless run may only be ended by its run time or its shape; anything else (a signal,
+        the process quitting, every worker gone) interrupted it."""
+        recorder = self.recorder
+        if self.is_worker or recorder is None or recorder.stopped:
+            return
+        recorder.mark_stopped()
+        runner = self.env.runner
+        by_shape = runner.shape_greenlet is not None and runner.shape_greenlet is gevent.getcurrent()
+        if getattr(self.options, "headless", False) and not (self._timed_out or by_shape):
+            self.interrupted = True
+
     def on_test_stop(self) -> None:
         if self.is_worker or self.recorder is None:
             return
-        self.recorder.mark_stopped()  # the run's end, also on a master that writes it later
+        self._disarm_timer()
+        self.recorder.mark_stopped()  # in case test_stopping did not fire
+        self.recorder.mark_drained()
         if isinstance(self.env.runner, MasterRunner):
             return  # a master's final figures arrive after test_stop: written at quitting
         self.finish(complete=True)
@@ -185,6 +240,15 @@ class RunController:
         log.info("workload: results written to %s", out)
         return out
 
+
+
+def _stop_after(elapsed: Callable[[], float], run_time: float, stop: Callable[[], object]) -> None:
+    """Sleep until `elapsed()` reaches `run_time`, re-checking the monotonic clock (a gevent
+    sleep may end early on a stale loop clock), then stop the run."""
+    while (left := run_time - elapsed()) > 0:
+        gevent.sleep(min(left, 1.0))
+    log.info("workload: run time of %g s reached, stopping", run_time)
+    stop()
 
 
 def results_dir(options: Any) -> Path:

@@ -131,6 +131,7 @@ def _init(environment: Any) -> None:
         current = controller.current
         if current is not None:  # `workload check` before the run: warnings only, never fatal
             lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy])
+        controller.take_over_run_time()
     if environment.web_ui is not None:
         webui.install(environment, controller.live, controller.swarm)
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
@@ -159,6 +160,11 @@ def _reactivate_if_changed(controller: RunController, options: Any) -> None:
     wanted_policy = options.policy or (current.loaded.default_policy() if current else "")
     if current is None or current.loaded.path != options.scenario or current.policy != wanted_policy:
         controller.activate(options.scenario, options.policy or None, controller.env.host)
+
+
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    environment.workload.on_test_stopping()
 
 
 @events.test_stop.add_listener

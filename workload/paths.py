@@ -10,7 +10,9 @@ is opened.  Folders for new results are created exclusively (`os.mkdir`), with a
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+import time
 from pathlib import Path
 
 from workload.errors import ResultsError, UnsafePathError
@@ -65,3 +67,35 @@ def writable_dir(path: Path | str, flag: str = "results folder") -> Path:
 def fallback_dir(name: str) -> Path:
     """A new temporary folder for results that could not be written where they belonged."""
     return Path(tempfile.mkdtemp(prefix=f"workload-{name[:40]}-"))
+
+
+REPLACEABLE = ("runs", "summary.json", "report.md", "report.html", "junit.xml", "summary.md",
+               "capacity.json", "capacity.md", "capacity.html")  # what compare/capacity write in --out
+
+
+def output_dir(out: str | None, root: Path, prefix: str, replace: bool = False) -> Path:
+    """The folder of one compare/capacity: `--out` if given (new or empty, or emptied of an
+    earlier compare's files with `replace`), else a fresh `root/<prefix>-<time>`."""
+    if out is None:
+        return fresh_dir(root, f"{prefix}-{time.strftime('%Y%m%d-%H%M%S')}")
+    folder = writable_dir(out, "--out")
+    leftovers = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".workload-probe-"))
+    if leftovers and not replace:
+        shown = ", ".join(leftovers[:5]) + (", ..." if len(leftovers) > 5 else "")
+        raise ResultsError(f"--out {out} is not empty ({shown}): its results would be mixed with this "
+                           "run's; fix: pass a new or empty folder, or add --replace to delete the earlier "
+                           "results in it")
+    for name in leftovers:
+        _remove_result(folder, name)
+    return folder
+
+
+def _remove_result(folder: Path, name: str) -> None:
+    if name not in REPLACEABLE:
+        raise ResultsError(f"--replace: {folder / name} is not something workload wrote; nothing was "
+                           "deleted; fix: move it away or pass another --out")
+    path = inside(folder, name)
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    else:
+        path.unlink()

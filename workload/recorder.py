@@ -73,9 +73,10 @@ def new_run_id(scenario: str, policy: str) -> str:
 
 class RunRecorder:
     def __init__(self, info: RunInfo, out_dir: Path):
-        self.started_at = time.time()  # first: Locust's run-time timer is already counting
+        self.started_at = time.time()  # set again when start() is done: the run's first moment
         self._started_mono = time.monotonic()
-        self._stopped: tuple[float, float] | None = None  # (wall, monotonic) when the users stopped
+        self._stopped: tuple[float, float] | None = None  # (wall, monotonic) when the load stopped
+        self._drained: float | None = None  # monotonic: when the last user finished its task
         self.info = info
         self.out_dir = out_dir
         self.history: list[dict[str, Any]] = []
@@ -85,9 +86,12 @@ class RunRecorder:
         self.finished: dict[str, Any] | None = None
 
     def start(self) -> None:
+        """Start counting; the run's clock starts when this returns (Locust starts the users
+        right after test_start), so the seconds spent here are not counted as load."""
         STATS.reset()
         self.kernel.start()
         self.sampler.start()
+        self.started_at, self._started_mono = time.time(), time.monotonic()
 
     def tick(self, stats: Any, users: int) -> None:
         """Called about once a second while running: the time series for the report charts."""
@@ -104,10 +108,16 @@ class RunRecorder:
         return {"connections": STATS.snapshot(stats.total.num_requests), "sockets": self.sampler.snapshot()}
 
     def mark_stopped(self) -> None:
-        """The users have stopped: the run's end, even if run.json is written later (a master
-        waits for its workers' last reports).  The first call wins."""
+        """The load stops (Locust's test_stopping): the end of the run's duration, even if
+        run.json is written later (a master waits for its workers' last reports).  The first
+        call wins."""
         if self._stopped is None:
             self._stopped = (time.time(), time.monotonic())
+
+    def mark_drained(self) -> None:
+        """Every user has finished (Locust's test_stop, after --stop-timeout at most)."""
+        if self._drained is None:
+            self._drained = time.monotonic()
 
     @property
     def stopped(self) -> bool:
@@ -125,7 +135,7 @@ class RunRecorder:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
-        sockets = self.sampler.stop()
+        sockets = self._stop_sampler()
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
@@ -145,6 +155,7 @@ class RunRecorder:
             "load": self.info.load,
             "started_at": self.started_at, "ended_at": ended, "duration_s": round(duration, 3),
             "requested_duration_s": self.info.requested_s,
+            "stop_drain_s": round(self._drained - self._stopped[1], 3) if self._drained is not None else None,
             "stats": section,
             "failures_by_cause": by_cause(section["errors"]),
             "connections": connections,
@@ -180,6 +191,13 @@ class RunRecorder:
         if html is not None:
             paths.inside(folder, "report.html").write_text(html, encoding="utf-8")
         return folder
+
+    def _stop_sampler(self) -> dict[str, Any]:
+        try:
+            return self.sampler.stop()
+        except Exception as exc:  # its figures are a part of the run; the run must still be written
+            log.warning("the socket sampler did not stop cleanly: %r", exc)
+            return {"endpoints": [], "samples": 0, "error": f"the socket sampler failed: {exc!r}"}
 
     def _server_stats(self) -> dict[str, Any] | None:
         if self.info.server_stats is None:
