@@ -205,8 +205,7 @@ def run_policies(runs: ChildRuns, demo: DemoTarget | None, interrupted: Interrup
 
 def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Interrupted,
              progress: Progress, task: object) -> Path | None:
-    run_dir = paths.inside(runs.runs_dir, policy)
-    log_path = paths.inside(runs.runs_dir, f"{policy}.log")
+    run_dir, log_path = child_paths(runs.runs_dir, policy)
 
     def show(elapsed: float) -> None:
         progress.update(task, completed=min(elapsed, runs.expected_s), note="running")  # type: ignore[arg-type]
@@ -219,6 +218,12 @@ def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Int
     if code == 2 and not ok:
         raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
     return run_dir if ok else None
+
+
+def child_paths(runs_dir: Path, policy: str) -> tuple[Path, Path]:
+    """A policy's run folder and log, proven inside `runs_dir` (a policy name is not trusted
+    to be a plain name, even after validation)."""
+    return paths.inside(runs_dir, policy), paths.inside(runs_dir, f"{policy}.log")
 
 
 def written_by_child(run_dir: Path, run_id: str, launched: float) -> bool:

@@ -256,8 +256,11 @@ def results_dir(options: Any) -> Path:
 
 
 def check_results_dir(options: Any) -> None:
-    """Before any traffic: the results folder exists (or can be made) and takes new files."""
-    paths.writable_dir(results_dir(options), "--results-dir")
+    """Before any traffic: the results folder exists (or can be made) and takes new files,
+    and `--run-id` names a folder inside it."""
+    base = paths.writable_dir(results_dir(options), "--results-dir")
+    if getattr(options, "run_id", None):
+        paths.inside(base, options.run_id)
 
 
 def _requested_s(extra: dict[str, Any], run_time: Any) -> float | None:
