@@ -88,18 +88,25 @@ class RunController:
 
     def _arm_timer(self) -> None:
         """Stop the run `run_time` seconds after it started (monotonic clock), also for a web UI
-        run given a run time (whose own timer, armed before the start, is replaced)."""
-        web_ui = self.env.web_ui
+        run given a run time (whose own timer, armed before the start, is replaced), and for a
+        headless shape run at its planned end (the shape itself only ticks once a second)."""
+        recorder, web_ui, shape = self.recorder, self.env.web_ui, self.env.shape_class
         run_time, stop = self.run_time, self.env.runner.quit
         if web_ui is not None and getattr(web_ui, "_run_time_greenlet", None) is not None:
             web_ui._run_time_greenlet.kill(block=False)
             web_ui._run_time_greenlet = None
             run_time, stop = self.options.run_time, self.env.runner.stop
-        recorder = self.recorder
-        if run_time and recorder is not None:
+        if recorder is None:
+            return
+        planned = recorder.info.requested_s if shape is not None and self.options.headless else None
+        if planned:
+            run_time = min(float(run_time or planned), planned)
+        if run_time:
             def on_time() -> None:
                 self._timed_out = True
                 recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
+                if shape is not None:
+                    _last_tick(shape)
                 stop()
 
             self._timer = gevent.spawn(_stop_after, recorder.elapsed, float(run_time), on_time)
@@ -132,6 +139,8 @@ class RunController:
         self.interrupted = self._timed_out = False
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
+        if self.env.shape_class is not None:  # its stages count from here, not from before our set-up
+            self.env.shape_class.reset_time()
         self._ticker = gevent.spawn(self._tick)
         self._disarm_timer()
         self._arm_timer()
@@ -240,6 +249,14 @@ class RunController:
         log.info("workload: results written to %s", out)
         return out
 
+
+
+def _last_tick(shape: Any) -> None:
+    """The shape's last tick: its last stage is measured up to this moment."""
+    try:
+        shape.tick()
+    except Exception as exc:  # the stage figures are a detail; stopping on time is not
+        log.warning("workload: the shape's last tick failed: %r", exc)
 
 
 def _stop_after(elapsed: Callable[[], float], run_time: float, stop: Callable[[], object]) -> None:
