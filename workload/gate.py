@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from workload import verdict
+from workload import paths, verdict
 from workload.errors import EXIT_THRESHOLDS
 from workload.gate_outputs import Suite, junit_xml, markdown, print_table
 from workload.schema import Scenario
@@ -39,7 +39,7 @@ def judge_run(scenario: Scenario, run: dict[str, Any], out_dir: Path,
     """Evaluate, store into `run` and run.json, write the CI files, print the table."""
     results = evaluate(scenario, run)
     run["thresholds"] = summary_of(results)
-    write_atomic(out_dir / RUN_FILE, json.dumps(run, indent=2) + "\n")
+    write_atomic(paths.inside(out_dir, RUN_FILE), json.dumps(run, indent=2) + "\n")
     suite = suite_of(run, results)
     title = f"Thresholds of {suite.scenario} ({suite.policy})"
     write_outputs(out_dir, [suite], title)
@@ -109,7 +109,7 @@ def write_outputs(out_dir: Path, suites: list[Suite], title: str) -> tuple[Path,
     """junit.xml and summary.md in `out_dir`; the Markdown also goes to the step summary."""
     out_dir.mkdir(parents=True, exist_ok=True)
     text = markdown(suites, title)
-    junit, summary = out_dir / JUNIT_FILE, out_dir / SUMMARY_FILE
+    junit, summary = paths.inside(out_dir, JUNIT_FILE), paths.inside(out_dir, SUMMARY_FILE)
     write_atomic(junit, junit_xml(suites))
     write_atomic(summary, text)
     append_step_summary(text)
