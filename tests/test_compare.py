@@ -121,3 +121,10 @@ def test_a_killed_compare_takes_its_locust_child_with_it(tmp_path, demo_target):
         assert not _alive(child), f"Locust child {child} still running after its compare was killed"
     finally:
         compare.kill()
+
+
+def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, demo_target):
+    done = _compare("--duration", "2.5s", "--out", str(tmp_path / "out"), env=_env(demo_target), timeout=60)
+    assert done.returncode == EXIT_BAD_INPUT and "Traceback" not in done.stderr
+    assert done.stderr.strip() == "workload: --duration 2.5s is not a whole number of seconds; fix: use e.g. 2s"
+    assert not (tmp_path / "out").exists()

@@ -14,6 +14,7 @@ No locust import here.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -130,7 +131,7 @@ def locust_command(plan: CapacityPlan, policy: str) -> list[str]:
     # -t is only a safety net: the shape ends the run first.
     return [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
             "--scenario", plan.loaded.path, "--policy", policy, "--shape", json.dumps(shape),
-            "-t", f"{plan.shape_s + CHILD_GRACE_S:g}s", "--results-dir", str(plan.out / "runs"),
+            "-t", f"{math.ceil(plan.shape_s + CHILD_GRACE_S)}s", "--results-dir", str(plan.out / "runs"),
             "--run-id", policy, "--stop-timeout", "2"]
 
 

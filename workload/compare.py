@@ -76,6 +76,9 @@ def plan_of(request: CompareRequest) -> Plan:
         duration = seconds(request.duration if request.duration is not None else load.duration)
     except ValueError as exc:
         raise RunError(f"--duration: {exc}") from exc
+    if duration != int(duration):  # Locust's -t takes whole seconds only
+        raise RunError(f"--duration {duration:g}s is not a whole number of seconds; fix: use e.g. "
+                       f"{max(int(duration), 1)}s")
     out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "compare", request.replace)
     return Plan(loaded, policies, request.users or load.users, request.spawn_rate or load.spawn_rate,
                 duration, out, request.workers)

@@ -74,7 +74,7 @@ class RunController:
         if opts.spawn_rate is None:
             opts.spawn_rate = load.spawn_rate
         if not opts.run_time and opts.headless and shape is None:  # a shape ends the run by itself
-            opts.run_time = int(seconds(load.duration))
+            opts.run_time = seconds(load.duration)  # not int(): a 2.5s run lasts 2.5 s (timed here)
 
     def take_over_run_time(self) -> None:
         """A headless run's -t is timed from its first moment (test_start) by this controller,
