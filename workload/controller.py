@@ -1,15 +1,15 @@
 """Run controller: one Locust process's runs, from activation to the written results.
 
 It owns the current `Activation` (scenario + policy → user class), applies the scenario's
-load defaults where the command line left them unset, records each run with a
-`RunRecorder`, and writes `results/<run-id>/` when the run stops or the process quits,
-including when it was interrupted.
+load defaults where the command line left them unset, times each run (`workload.runclock`),
+records it with a `RunRecorder` into a folder created fresh at its start, and writes it when
+the run stops or the process quits.  A headless run stopped by anything but its run time or
+its shape was interrupted: it is written incomplete, after its users have stopped.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -21,6 +21,7 @@ from locust.runners import MasterRunner, WorkerRunner
 from workload import activation, gate, paths, shapes
 from workload.errors import ResultsError, WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
+from workload.runclock import RunClock, refresh_loop_clock
 from workload.timespan import seconds
 
 log = logging.getLogger("workload")
@@ -38,8 +39,7 @@ class RunController:
         self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
         self.interrupted = False  # the process quit while a run was going: that run is incomplete
         self.run_time: float | None = None  # a headless run's -t, timed here (take_over_run_time)
-        self._timer: gevent.Greenlet | None = None
-        self._timed_out = False  # the run time (ours) ended the run
+        self.clock = RunClock(environment)  # stops a run when its time is up
 
     @property
     def options(self) -> Any:
@@ -86,36 +86,6 @@ class RunController:
         self.run_time, opts.run_time = float(opts.run_time), None
         log.info("workload: run time limit set to %g seconds, counted from the start of the run", self.run_time)
 
-    def _arm_timer(self) -> None:
-        """Stop the run `run_time` seconds after it started (monotonic clock), also for a web UI
-        run given a run time (whose own timer, armed before the start, is replaced), and for a
-        headless shape run at its planned end (the shape itself only ticks once a second)."""
-        recorder, web_ui, shape = self.recorder, self.env.web_ui, self.env.shape_class
-        run_time, stop = self.run_time, self.env.runner.quit
-        if web_ui is not None and getattr(web_ui, "_run_time_greenlet", None) is not None:
-            web_ui._run_time_greenlet.kill(block=False)
-            web_ui._run_time_greenlet = None
-            run_time, stop = self.options.run_time, self.env.runner.stop
-        if recorder is None:
-            return
-        planned = recorder.info.requested_s if shape is not None and self.options.headless else None
-        if planned:
-            run_time = min(float(run_time or planned), planned)
-        if run_time:
-            def on_time() -> None:
-                self._timed_out = True
-                recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
-                if shape is not None:
-                    _last_tick(shape)
-                stop()
-
-            self._timer = gevent.spawn(_stop_after, recorder.elapsed, float(run_time), on_time)
-
-    def _disarm_timer(self) -> None:
-        timer, self._timer = self._timer, None
-        if timer is not None and timer is not gevent.getcurrent():
-            timer.kill(block=False)
-
     def swarm(self, scenario: str, policy: str, host: str | None) -> str | None:
         """Web UI start: compile the chosen scenario/policy; an error message or None."""
         try:
@@ -136,14 +106,13 @@ class RunController:
         assert self.current is not None
         if self.recorder is not None and self.recorder.finished is None:
             self.finish(complete=True)  # a master's previous web-UI run, if not yet written
-        self.interrupted = self._timed_out = False
+        self.interrupted = False
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
         if self.env.shape_class is not None:  # its stages count from here, not from before our set-up
             self.env.shape_class.reset_time()
         self._ticker = gevent.spawn(self._tick)
-        self._disarm_timer()
-        self._arm_timer()
+        self.clock.arm(self.recorder, self.run_time)
 
     def _run_info(self) -> RunInfo:
         current = self.current
@@ -201,13 +170,13 @@ class RunController:
         recorder.mark_stopped()
         runner = self.env.runner
         by_shape = runner.shape_greenlet is not None and runner.shape_greenlet is gevent.getcurrent()
-        if getattr(self.options, "headless", False) and not (self._timed_out or by_shape):
+        if getattr(self.options, "headless", False) and not (self.clock.timed_out or by_shape):
             self.interrupted = True
 
     def on_test_stop(self) -> None:
         if self.is_worker or self.recorder is None:
             return
-        self._disarm_timer()
+        self.clock.disarm()
         self.recorder.mark_stopped()  # in case test_stopping did not fire
         self.recorder.mark_drained()
         if isinstance(self.env.runner, MasterRunner):
@@ -251,23 +220,6 @@ class RunController:
 
 
 
-def _last_tick(shape: Any) -> None:
-    """The shape's last tick: its last stage is measured up to this moment."""
-    try:
-        shape.tick()
-    except Exception as exc:  # the stage figures are a detail; stopping on time is not
-        log.warning("workload: the shape's last tick failed: %r", exc)
-
-
-def _stop_after(elapsed: Callable[[], float], run_time: float, stop: Callable[[], object]) -> None:
-    """Sleep until `elapsed()` reaches `run_time`, re-checking the monotonic clock (a gevent
-    sleep may end early on a stale loop clock), then stop the run."""
-    while (left := run_time - elapsed()) > 0:
-        gevent.sleep(min(left, 1.0))
-    log.info("workload: run time of %g s reached, stopping", run_time)
-    stop()
-
-
 def results_dir(options: Any) -> Path:
     return Path(getattr(options, "results_dir", None) or "results")
 
@@ -286,16 +238,6 @@ def _requested_s(extra: dict[str, Any], run_time: Any) -> float | None:
     if planned:
         return float(planned)
     return float(run_time) if run_time else None
-
-
-def refresh_loop_clock() -> None:
-    """Bring gevent's cached loop time up to date after blocking work.
-
-    libev caches "now" once per loop iteration, and Locust arms `-t` (and the web UI's run
-    time) with `gevent.spawn_later`, which counts from that cached time.  After seconds of
-    blocking import and scenario compilation without a loop iteration, the cache is that
-    many seconds old and the run stops that much early (a 3 s run lasted 2.3 s)."""
-    gevent.get_hub().loop.update_now()
 
 
 def _html(environment: Any) -> str | None:

@@ -22,7 +22,8 @@ from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner
 
 from workload import activation, distributed, lint, webui
-from workload.controller import RunController, check_results_dir, refresh_loop_clock
+from workload.controller import RunController, check_results_dir
+from workload.runclock import refresh_loop_clock
 from workload.errors import EXIT_INTERRUPTED, WorkloadError
 
 log = logging.getLogger("workload")
