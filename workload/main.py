@@ -23,8 +23,8 @@ from locust.runners import LocalRunner
 
 from workload import activation, distributed, lint, webui
 from workload.controller import RunController, check_results_dir
-from workload.runclock import refresh_loop_clock
 from workload.errors import EXIT_INTERRUPTED, WorkloadError
+from workload.runclock import refresh_loop_clock
 
 log = logging.getLogger("workload")
 DEFAULT_SCENARIO = "scenarios/demo.yaml"
