@@ -128,3 +128,15 @@ def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, d
     assert done.returncode == EXIT_BAD_INPUT and "Traceback" not in done.stderr
     assert done.stderr.strip() == "workload: --duration 2.5s is not a whole number of seconds; fix: use e.g. 2s"
     assert not (tmp_path / "out").exists()
+
+
+def test_no_finished_run_is_incomplete_not_bad_input(tmp_path):
+    from workload.compare import run_against_target
+    from workload.errors import EXIT_INCOMPLETE, RunError
+    from workload.loader import load_text
+
+    loaded = load_text("target: {host: 'http://127.0.0.1:9'}\nendpoints: [{name: a, path: /}]\n", "s.yaml")
+    with pytest.raises(RunError) as raised:
+        run_against_target(loaded, tmp_path, lambda demo, flag: [])
+    assert raised.value.exit_code == EXIT_INCOMPLETE
+    assert str(raised.value) == f"no run finished; see the logs in {tmp_path}"

@@ -137,7 +137,9 @@ def run_against_target(loaded: LoadedScenario, runs_dir: Path,
         if demo is not None and getattr(demo, "_process", None) is not None:
             demo.stop()
     if not finished:
-        raise RunError(f"no run finished; see the logs in {runs_dir}")
+        error = RunError(f"{'interrupted: ' if interrupted.flag else ''}no run finished; see the logs in {runs_dir}")
+        error.exit_code = EXIT_INTERRUPTED if interrupted.flag else EXIT_INCOMPLETE  # not bad input (2)
+        raise error
     return finished, interrupted.flag
 
 
