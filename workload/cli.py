@@ -52,7 +52,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     request = CompareRequest(
         scenario=args.scenario, policies=_split(args.policies), users=args.users,
-        spawn_rate=args.spawn_rate, duration=args.duration, out=args.out, workers=args.workers)
+        spawn_rate=args.spawn_rate, duration=args.duration, out=args.out, workers=args.workers,
+        replace=args.replace)
     return run_compare(request)
 
 
@@ -63,7 +64,7 @@ def _capacity(args: argparse.Namespace) -> int:
         scenario=args.scenario, policies=_split(args.policies), target_rps=args.target_rps,
         max_users=args.max_users, step_users=args.step_users, step_duration=args.step_duration,
         max_duration=args.max_duration, slo_p95_ms=args.slo_p95_ms, slo_failure_ratio=args.slo_failure_ratio,
-        out=args.out)
+        out=args.out, replace=args.replace)
     return run_capacity(request)
 
 
@@ -161,7 +162,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spawn-rate", type=POSITIVE, help="users started per second")
     p.add_argument("--duration", type=_span, help="per policy, e.g. 15s (default: the scenario's load.duration)")
     p.add_argument("--workers", type=COUNT, default=0, help="run each policy on a master + N local workers")
-    p.add_argument("--out", help="report directory (default: results/compare-<time>-<scenario>)")
+    p.add_argument("--out", help="report directory, new or empty (default: results/compare-<time>-<scenario>)")
+    p.add_argument("--replace", action="store_true", help="delete an earlier compare's results in --out first")
     p.set_defaults(run=_compare)
 
     p = sub.add_parser("capacity", help="step the load up per policy to find the knee; forecast a target rate")
@@ -177,7 +179,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="p95 limit in ms (default: the scenario's thresholds.p95_ms, else 500)")
     p.add_argument("--slo-failure-ratio", type=RATIO,
                    help="failure ratio limit, 0..1 (default: thresholds.max_failure_ratio, else 0.01)")
-    p.add_argument("--out", help="report directory (default: results/capacity-<time>)")
+    p.add_argument("--out", help="report directory, new or empty (default: results/capacity-<time>)")
+    p.add_argument("--replace", action="store_true", help="delete an earlier capacity's results in --out first")
     p.set_defaults(run=_capacity)
 
     p = sub.add_parser("report", help="build the comparison report from saved runs")

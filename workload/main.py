@@ -11,17 +11,20 @@ import locust  # noqa: F401, I001  (first, before anything imports ssl or reques
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 from typing import Any
 
+import gevent
 from locust import events
 from locust.argument_parser import get_empty_argument_parser
-from locust.runners import LocalRunner, MasterRunner
+from locust.runners import LocalRunner
 
 from workload import activation, clusterjoin, clusterkey, distributed, lint, webui
-from workload.controller import RunController
-from workload.errors import WorkloadError
+from workload.controller import RunController, check_results_dir
+from workload.errors import EXIT_INTERRUPTED, WorkloadError
+from workload.runclock import refresh_loop_clock
 
 log = logging.getLogger("workload")
 DEFAULT_SCENARIO = "scenarios/demo.yaml"
@@ -85,6 +88,13 @@ def _fail(exc: WorkloadError) -> None:
     sys.exit(exc.exit_code)
 
 
+def _interrupted_before_the_run() -> None:
+    """Ctrl-C while the scenario loads or the demo target starts: no traceback, no traffic."""
+    activation.stop_demo()
+    print("workload: interrupted before the run started; nothing was sent", file=sys.stderr)
+    sys.exit(EXIT_INTERRUPTED)
+
+
 def _preparse() -> Any:
     """Our options before Locust parses them (honours locust.conf, WORKLOAD_* and the CLI)."""
     parser = get_empty_argument_parser(add_help=False)
@@ -110,6 +120,8 @@ def _initial_activation() -> activation.Activation | None:
         return activation.activate(options.scenario, options.policy or None, options.host)
     except WorkloadError as exc:
         _fail(exc)
+    except KeyboardInterrupt:
+        _interrupted_before_the_run()
     return None
 
 
@@ -128,11 +140,19 @@ else:
 
 @events.init.add_listener
 def _on_init(environment: Any, **_kw: Any) -> None:
+    try:
+        _init(environment)
+    except KeyboardInterrupt:
+        _interrupted_before_the_run()
+
+
+def _init(environment: Any) -> None:
     controller = RunController(environment, _INITIAL)
     environment.workload = controller
     options = environment.parsed_options
     if not controller.is_worker and options is not None:
         try:
+            check_results_dir(options)  # before any traffic: a run must not be lost at its end
             controller.activate(options.scenario, options.policy or None, environment.host)
         except WorkloadError as exc:
             _fail(exc)
@@ -140,11 +160,22 @@ def _on_init(environment: Any, **_kw: Any) -> None:
         current = controller.current
         if current is not None:  # `workload check` before the run: warnings only, never fatal
             lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy])
+        controller.take_over_run_time()
     if environment.web_ui is not None:
         folder = webui.scenarios_folder(options.scenarios_dir if options is not None else "", REPO_ROOT)
         typed = options.scenario if options is not None else ""  # the command line's, before any form
         webui.install(environment, controller.live, controller.swarm, webui.ScenarioField(folder, typed))
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
+    gevent.signal_handler(signal.SIGINT, _interrupt_main)
+    refresh_loop_clock()  # last: Locust arms `-t` right after init, against the loop's cached time
+
+
+def _interrupt_main() -> None:
+    """Ctrl-C as a KeyboardInterrupt in the main greenlet only, where Locust expects it and
+    shuts down cleanly.  Python's own handler raises it in whatever greenlet runs at that
+    moment, often a user's mid-request: a traceback, and a user killed outside Locust's stop."""
+    hub = gevent.get_hub()
+    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
 
 
 @events.test_start.add_listener
@@ -165,6 +196,11 @@ def _reactivate_if_changed(controller: RunController, options: Any) -> None:
         controller.activate(options.scenario, options.policy or None, controller.env.host)
 
 
+@events.test_stopping.add_listener
+def _on_test_stopping(environment: Any, **_kw: Any) -> None:
+    environment.workload.on_test_stopping()
+
+
 @events.test_stop.add_listener
 def _on_test_stop(environment: Any, **_kw: Any) -> None:
     environment.workload.on_test_stop()
@@ -172,10 +208,8 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
-    controller: RunController = environment.workload
-    if isinstance(environment.runner, MasterRunner) or controller.recorder is not None:
-        controller.finish(complete=False)
-    activation.stop_demo()
+    environment.workload.quit()  # an interrupted run: its users stop, then it is written
+    activation.stop_demo()  # only now: users still running would record refused connections
 
 
 if os.environ.get("WORKLOAD_DEBUG_IMPORT"):
