@@ -9,4 +9,7 @@ RUN pip install --no-cache-dir . && mkdir -p scenarios results
 
 # 8089: Locust web UI (master); 5557: master <- workers; 8080/8081: demo target http/admin.
 EXPOSE 8089 5557 8080 8081
-CMD ["locust", "-f", "workload/main.py"]
+# workload binds the web UI to 127.0.0.1 by default, which inside a container no one can reach:
+# the image's default command says 0.0.0.0; publish it on the host's loopback
+# (`docker run -p 127.0.0.1:8089:8089 workload:local`), the UI has no authentication.
+CMD ["locust", "-f", "workload/main.py", "--web-host", "0.0.0.0"]

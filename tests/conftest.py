@@ -17,3 +17,19 @@ def demo_target() -> Iterator[DemoTarget]:
         yield target
     finally:
         target.stop()
+
+
+# Variables a developer's shell or CI may carry that would change what a run under test does or
+# where it writes: a child run would append to a real GitHub step summary, or pick another scenario.
+_LEAKY_PREFIXES = ("WORKLOAD_", "LOCUST_")
+_LEAKY_NAMES = ("GITHUB_STEP_SUMMARY",)
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every test (and every child process it starts) sees none of the leaky variables."""
+    import os
+
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES) or name in _LEAKY_NAMES:
+            monkeypatch.delenv(name)

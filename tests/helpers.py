@@ -96,3 +96,16 @@ def stop_process(proc: subprocess.Popen, timeout: float = 20.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout=5)
+
+
+def listening_addresses(pid: int, port: int, timeout: float = 40.0) -> list[str]:
+    """The local addresses `pid` listens on (TCP, from the kernel via `ss`), once `port` is among them."""
+    deadline = time.monotonic() + timeout
+    addresses: list[str] = []
+    while time.monotonic() < deadline:
+        out = subprocess.run(["ss", "-Hltnp"], capture_output=True, text=True, timeout=10).stdout
+        addresses = [line.split()[3] for line in out.splitlines() if f"pid={pid}," in line]
+        if any(a.endswith(f":{port}") for a in addresses):
+            return addresses
+        time.sleep(0.2)
+    raise AssertionError(f"pid {pid} never listened on port {port}: {addresses}")

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from types import SimpleNamespace
@@ -13,8 +15,9 @@ from typing import Any
 
 import pytest
 
+from tests.helpers import free_port
 from workload import gate
-from workload.errors import EXIT_THRESHOLDS
+from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, EXIT_THRESHOLDS
 from workload.gate_outputs import Suite, junit_xml, markdown
 from workload.loader import load_scenario, load_text
 from workload.thresholds import ThresholdResult
@@ -156,3 +159,73 @@ def test_ci_scenario_passes_and_a_tightened_copy_exits_3(tmp_path, demo_target):
     assert "❌ **fail**" in (failed / "summary.md").read_text()
     assert "Shutting down (exit code 3)" in logs["tight"]
     assert (tmp_path / "step.md").read_text().count("### ") == 2  # both runs appended their summary
+
+
+# -- runs that cannot pass: incomplete and empty ------------------------------------------------------
+def test_an_incomplete_run_never_reads_as_passed(tmp_path, monkeypatch):
+    monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
+    reason = "interrupted after 1.20 s of the requested 4 s"
+    run = {**canned_run(p95=40), "complete": False, "incomplete_reason": reason}
+    results = gate.judge_run(SCENARIO, run, tmp_path)
+    assert all(r.passed for r in results)  # the figures alone would pass...
+    summary = (tmp_path / "summary.md").read_text()
+    assert summary.startswith("### ❌ Thresholds of s (shared): INCOMPLETE: 1 of 1 run cannot pass "
+                              "(0 of 3 thresholds failed on partial figures)\n\n- **shared**: INCOMPLETE run: "
+                              "interrupted after 1.20 s of the requested 4 s; its figures cannot pass a gate\n")
+    assert "thresholds passed" not in summary
+    root = ET.parse(tmp_path / "junit.xml").getroot()
+    assert (root.get("tests"), root.get("failures")) == ("4", "1")
+    first = next(root.iter("testcase"))
+    assert (first.get("name"), first.find("failure").get("type")) == ("run: incomplete", "incomplete")
+    assert gate.exit_code(results, run) == EXIT_INCOMPLETE  # ...the run does not
+
+
+@pytest.mark.parametrize(("headless", "expected"), [(True, EXIT_NO_REQUESTS), (False, None)])
+def test_after_run_fails_an_empty_run(tmp_path, monkeypatch, headless, expected):
+    monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
+    run = canned_run()
+    run["stats"]["total"] = {**run["stats"]["total"], "requests": 0, "rps": 0.0}
+    environment = SimpleNamespace(parsed_options=SimpleNamespace(headless=headless, autostart=False),
+                                  process_exit_code=None)
+    gate.after_run(environment, load_text("target: demo\nendpoints: [{name: list, path: /l}]\n", "e.yaml").model,
+                   run, tmp_path)
+    assert environment.process_exit_code == expected
+    assert (tmp_path / "summary.md").read_text() == (
+        "### ❌ Thresholds of s (shared): EMPTY: 1 of 1 run cannot pass (0 of 0 thresholds failed on partial "
+        "figures)\n\n- **shared**: EMPTY run: no request completed (the target never answered within the run)\n")
+
+
+def test_compare_gate_fails_when_one_run_is_incomplete(tmp_path, monkeypatch):
+    monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
+    dirs = []
+    for policy, complete in (("shared", True), ("fresh", False)):
+        run_dir = tmp_path / "runs" / policy
+        run_dir.mkdir(parents=True)
+        (run_dir / "run.json").write_text(json.dumps({**canned_run(policy), "complete": complete}))
+        dirs.append(run_dir)
+    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == EXIT_INCOMPLETE
+    assert "INCOMPLETE: 1 of 2 runs cannot pass" in (tmp_path / "summary.md").read_text()
+
+
+@pytest.mark.slow
+def test_an_interrupted_run_with_processes_fails_the_gate(tmp_path, demo_target):
+    port = str(free_port())
+    command = [sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
+               "--only-summary", "--scenario", str(CI_SCENARIO), "-u", "4", "-r", "4", "-t", "30s",
+               "--results-dir", str(tmp_path), "--run-id", "cut", "--stop-timeout", "2", "--processes", "2",
+               "--master-bind-host", "127.0.0.1", "--master-bind-port", port, "--master-host", "127.0.0.1",
+               "--master-port", port]
+    log = tmp_path / "master.log"
+    env = {**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()}
+    with open(log, "wb") as sink:
+        master = subprocess.Popen(command, cwd=ROOT, env=env, stdout=sink, stderr=subprocess.STDOUT)
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    while time.monotonic() < deadline and "Sending spawn jobs" not in log.read_text(errors="replace"):
+        time.sleep(0.2)
+    time.sleep(3)
+    master.send_signal(signal.SIGTERM)
+    assert master.wait(timeout=RUN_TIMEOUT_S) == EXIT_INCOMPLETE, log.read_text(errors="replace")[-3000:]
+    run = json.loads((tmp_path / "cut" / "run.json").read_text())
+    assert run["complete"] is False and run["incomplete_reason"].startswith("interrupted after ")
+    summary = (tmp_path / "cut" / "summary.md").read_text()
+    assert "INCOMPLETE" in summary.splitlines()[0] and "thresholds passed" not in summary

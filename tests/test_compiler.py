@@ -171,3 +171,128 @@ def test_preset_cookies_are_sent_with_templated_values(demo_target):
         run_tasks([user], iterations=1, login=False)
         assert not h.errors(), h.errors()
         assert user.vars["tenant"] == "green"
+
+
+def test_unnamed_requests_are_named_by_their_text_not_by_secrets_or_ids(demo_target, monkeypatch):
+    monkeypatch.setenv("H3_API_KEY", "k-3f9a-secret")
+    text = """
+    target: demo
+    credentials: {inline: [{username: erin, password: erin-pw}]}
+    login:
+      form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    endpoints:
+      - {path: "/echo?key=${H3_API_KEY}", capture: {sent: {json: args.key}}}
+    flows:
+      - name: crud
+        steps:
+          - {method: POST, path: /api/items, json: {name: x}, capture: {item_id: {json: id}}}
+          - {path: "/api/items/{{ item_id }}"}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    [user] = h.users(1)
+    user.on_start()
+    for _ in range(3):
+        for task in dict.fromkeys(user.tasks):  # each task, in a fixed order
+            task(user)
+    assert not h.errors(), h.errors()
+    assert user.vars["sent"] == "k-3f9a-secret"  # the secret is sent, but is never a stats name
+    assert sorted(name for name, _ in h.env.stats.entries) == [
+        "GET /echo?key=${H3_API_KEY}", "crud: GET /api/items/{{ item_id }}", "crud: POST /api/items", "login"]
+
+
+def test_header_expectations(demo_target):
+    text = """
+    target: demo
+    variables: {kind: json}
+    endpoints:
+      - name: typed
+        path: /echo
+        expect: {headers: {content-type: {contains: "{{ kind }}"}, X-Nope: {exists: false}}}
+      - {name: xml, path: /echo, expect: {headers: {Content-Type: {contains: xml}}}}
+      - {name: exact, path: /echo, expect: {headers: {Content-Type: {equals: text/plain}}}}
+      - {name: missing, path: /echo, expect: {headers: {X-Request-Id: {exists: true}}}}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    [user] = h.users(1)
+    for task in dict.fromkeys(user.tasks):
+        task(user)
+    assert sorted(h.errors()) == [
+        "exact: expected header 'Content-Type' == 'text/plain', got 'application/json'",
+        "missing: expected header 'X-Request-Id' to exist, got None",
+        "xml: expected header 'Content-Type' to contain 'xml', got 'application/json'"]
+
+
+def test_expected_values_are_templates_rendered_per_user(demo_target):
+    text = "    target: demo\n" + CREDENTIALS + LOGINS["cookie"] + """
+    endpoints:
+      - {name: mine, path: /api/me, expect: {json: [{path: user, equals: "{{ user.username }}"}],
+                                              contains: '"{{ user.username }}"'}}
+      - {name: wrong, path: /api/me, expect: {json: [{path: user, equals: "{{ user.password }}"}]}}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    users = h.users(3)
+    for user in users:
+        user.on_start()
+        for task in dict.fromkeys(user.tasks):
+            task(user)
+    expected = [f"wrong: expected JSON 'user' == '{u}-pw', got '{u}'" for u in ("alice", "bob", "carol")]
+    assert sorted(h.errors()) == expected
+    assert h.env.stats.get("mine", "GET").num_requests == 3
+
+
+def test_follow_redirects_false_checks_the_redirect_itself(demo_target):
+    text = """
+    target: demo
+    flows:
+      - name: hop
+        steps:
+          - name: redirect
+            path: "/redirect?to=/echo"
+            follow_redirects: false
+            expect: {status: 302, headers: {Location: {equals: /echo}}}
+            capture: {where: {header: Location}, flag: {cookie: redirected}}
+          - {name: followed, path: "/redirect?to=/echo", expect: {status: 200, json: [{path: path, equals: /echo}]}}
+    policies: {shared: {}, fresh: {}}
+    """
+    for policy in ("shared", "fresh"):
+        h = harness(text, policy, demo_target)
+        [user] = h.users(1)
+        run_tasks([user], iterations=2, login=False)
+        assert not h.errors(), h.errors()
+        assert (user.vars["where"], user.vars["flag"]) == ("/echo", "yes")
+        assert h.env.stats.get("redirect", "GET").num_requests == 2
+
+
+@pytest.mark.parametrize(("login", "how"), [
+    ("form: {method: get, path: /login, fields: {username: '{{ user.username }}', password: '{{ user.password }}'}}",
+     "cookie"),
+    ("token: {method: PUT, path: /api/token, json: {username: '{{ user.username }}', password: '{{ user.password }}'}}",
+     "token"),
+])
+def test_login_by_another_method_than_post(demo_target, login, how):
+    text = "    target: demo\n" + CREDENTIALS + f"    login:\n      {login}\n" + ME % how + POLICY_BLOCK
+    h = harness(text, "shared", demo_target)
+    users = h.users(2)
+    run_tasks(users, iterations=2)
+    assert not h.errors(), h.errors()
+    assert sorted(u.vars["me"] for u in users) == ["alice", "bob"]
+    method = "GET" if how == "cookie" else "PUT"
+    assert h.env.stats.get("login", method).num_requests == 2
+
+
+def test_an_undefined_name_in_an_expected_value_is_a_validation_error():
+    from workload.errors import ScenarioError
+    from workload.loader import load_text
+
+    text = ("target: demo\nvariables: {kind: json}\nendpoints:\n  - path: /echo\n"
+            "    expect: {json: [{path: user, equals: '{{ knd }}'}]}\n")
+    with pytest.raises(ScenarioError) as caught:
+        load_text(text, "s.yaml")
+    assert str(caught.value) == (
+        "1 problem in scenario:\ns.yaml:5: ==> At key: endpoints[0].expect.json[0].equals\n"
+        "    error: template variable 'knd' is not defined\n"
+        "    fix: define it under 'variables:' or capture it from an earlier response; did you mean 'kind'? "
+        "(allowed names: choice, kind, now, randint, user_index, uuid4)")

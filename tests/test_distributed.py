@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -18,7 +19,7 @@ import pytest
 import yaml
 
 from tests.helpers import free_port, stop_process, wait_until_up
-from workload import cluster
+from workload import cluster, clusterkey
 from workload.demo.launcher import DemoTarget
 from workload.report import build_report
 from workload.webui import connection_rows
@@ -42,6 +43,14 @@ def _local(command: list[str], program: str) -> list[str]:
 
 def _replaced(command: list[str], mapping: dict[str, str]) -> list[str]:
     return [mapping.get(arg, arg) for arg in command]
+
+
+def _interpolated(environment: dict[str, str | None], shell: dict[str, str]) -> dict[str, str]:
+    """A service's environment as compose passes it: `${NAME:?message}` from the shell, unset values dropped."""
+    def value(text: str) -> str:
+        return re.sub(r"\$\{(\w+)(?::\?[^}]*)?\}", lambda m: shell[m.group(1)], text)
+
+    return {k: value(v) for k, v in environment.items() if v is not None}
 
 
 def _clean_env(**extra: str) -> dict[str, str]:
@@ -137,7 +146,13 @@ def test_report_has_a_workers_table(tmp_path):
 def test_compose_file_describes_target_master_and_scalable_workers():
     services = _services()
     assert set(services) == {"target", "master", "worker"}
-    assert services["master"]["command"] == ["locust", "-f", "workload/main.py", "--master"]
+    # workload binds the master and the web UI to loopback by default: compose says 0.0.0.0 explicitly.
+    assert services["master"]["command"] == ["locust", "-f", "workload/main.py", "--master",
+                                             "--master-bind-host", "0.0.0.0", "--web-host", "0.0.0.0"]
+    # One cluster key for the master and the workers, required from the shell (compose fails without it).
+    key_ref = services["master"]["environment"]["WORKLOAD_CLUSTER_KEY"]
+    assert key_ref.startswith("${WORKLOAD_CLUSTER_KEY:?") and "workload cluster-key" in key_ref
+    assert services["worker"]["environment"] == {"WORKLOAD_CLUSTER_KEY": key_ref}
     assert services["worker"]["command"] == ["locust", "-f", "workload/main.py", "--worker",
                                              "--master-host", "master"]
     assert "container_name" not in services["worker"]  # `--scale worker=4` needs distinct names
@@ -171,7 +186,8 @@ def test_compose_commands_run_as_local_processes(tmp_path):
                                   {"0.0.0.0": "127.0.0.1", "8080": str(http), "8081": str(admin)}), "workload")
     demo = {"http_url": f"http://127.0.0.1:{http}", "https_url": None,
             "admin_url": f"http://127.0.0.1:{admin}", "ca_path": None, "pid": 0}
-    compose_env = {k: v for k, v in services["master"]["environment"].items() if v is not None}
+    shell = {"WORKLOAD_CLUSTER_KEY": clusterkey.generate_key()}  # as the compose comment says to export
+    compose_env = _interpolated(services["master"]["environment"], shell)
     # The headless variant documented in docker-compose.yml, with loopback ports.
     master_env = _clean_env(**{**compose_env, "WORKLOAD_DEMO_TARGET": json.dumps(demo)}, WORKLOAD_POLICY="fresh",
                             LOCUST_HEADLESS="true", LOCUST_EXPECT_WORKERS="2", LOCUST_RUN_TIME="6s",
@@ -185,7 +201,8 @@ def test_compose_commands_run_as_local_processes(tmp_path):
     shutil.copytree(ROOT / "workload", image_dir / "workload", ignore=shutil.ignore_patterns("__pycache__"))
     empty_dir.mkdir()
     stdin_cmd = _replaced(worker_cmd, {"workload/main.py": "-"})
-    worker_env = _clean_env(TMPDIR=str(empty_dir))  # where `-f -` writes the downloaded locustfile
+    worker_env = _clean_env(**_interpolated(services["worker"]["environment"], shell),
+                            TMPDIR=str(empty_dir))  # where `-f -` writes the downloaded locustfile
 
     processes = []
     try:

@@ -55,7 +55,7 @@ def make_run(policy: str, policy_type: str, *, requests: int, rps: float, latenc
             "errors": errors or [],
             "history": _history(rps),
         },
-        "connections": {"tcp_connects": connects, "tls_handshakes": tls, "pool_discards": discards,
+        "connections": {"tcp_connects": connects, "tls_handshakes": tls, "tls_failures": 0, "pool_discards": discards,
                         "requests_per_connection": round(requests / connects, 1),
                         "setup_ms": {"count": connects, "avg": 0.3, "p50": 0.2, "p95": 0.6, "max": 2.1}},
         "sockets": {
@@ -121,7 +121,7 @@ def _policy(summary: dict[str, Any], label: str) -> dict[str, Any]:
 
 
 SUMMARY_KEYS = {"policy", "policy_type", "requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms",
-                "connections_opened", "requests_per_connection", "tls_handshakes", "pool_discards",
+                "connections_opened", "requests_per_connection", "tls_handshakes", "tls_failures", "pool_discards",
                 "connection_setup_ms", "time_wait_client_peak", "time_wait_client_end",
                 "time_wait_server_peak", "time_wait_server_end", "established_client_peak", "kernel",
                 "ended_by", "failures_by_cause", "ports", "server", "complete", "workers"}
@@ -220,7 +220,7 @@ def test_markdown_report(demo_report: ReportPaths) -> None:
     assert text.startswith("# Connection policy comparison: demo")
     assert "- shared: 38× the throughput of fresh" in text
     assert "| fresh | 2,298 | 3 | 76.6 | 11 | 25 | 41 |" in text
-    assert "| close | 2,310 | 1.0 | 0 | 0 | 0.3 | 2,310 | server TIME_WAIT |" in text
+    assert "| close | 2,310 | 1.0 | 0 | 0 | 0 | 0.3 | 2,310 | server TIME_WAIT |" in text
     assert "| close | 0 | 0 | 2,310 | 2,310 | 10 | does not apply | does not apply |" in text
     assert "| fresh | 2,298 | 2,298 | 0 | 0 | 10 | 4,596 | 16% |" in text
     assert "TIME_WAIT is not a connection count" in text

@@ -131,3 +131,94 @@ def test_missing_tls_files_are_reported_before_any_request(tmp_path):
         f"{where}:1: ==> At key: target.cert[0]\n    error: file not found: 'a.crt'\n{fix}\n"
         f"{where}:1: ==> At key: target.cert[1]\n    error: file not found: 'b.key'\n{fix}\n"
         f"{where}:1: ==> At key: target.verify\n    error: file not found: 'nope.pem'\n{fix}")
+
+
+def _with_headers(step, headers):
+    import dataclasses
+
+    from workload.templating import Value
+
+    # Built past validation on purpose: whatever reaches the session, the policy must win.
+    return dataclasses.replace(step, headers=Value(headers))
+
+
+@pytest.mark.parametrize(("policy", "sent", "expected_connections"), [
+    ("close", "keep-alive", 30),  # close: one connection per request although keep-alive was asked
+    ("shared", "close", 1),  # shared: one kept connection although close was asked
+])
+def test_the_policy_owns_the_connection_header(demo_target, policy, sent, expected_connections):
+    h = harness(_scenario(), policy, demo_target)
+    [user] = h.users(1)
+    user.client.headers["Connection"] = sent  # as target.headers would put it on the session
+    plain = user.tasks[0]
+    echo = _with_headers(_echo_step(h), {"Connection": sent})
+    before = accepted(demo_target)
+    for _ in range(10):
+        plain(user)
+        parsed = user.send(echo)
+        assert parsed is not None
+        assert parsed.json()["headers"]["Connection"].lower() == ("close" if policy == "close" else "keep-alive")
+        plain(user)
+    assert h.requests() == 30 and not h.errors()
+    assert accepted(demo_target) - before == expected_connections
+
+
+def _echo_step(h):
+    from workload.plan import compile_step
+    from workload.schema import Request
+
+    return compile_step(Request(name="echo", path="/echo", capture={"seen": {"json": "headers"}}),
+                        h.user_class.plan.target.hosts)
+
+
+OFFSITE = """
+    target:
+      host: demo
+      headers: {X-Api-Key: key-not-for-strangers}
+      follow_offsite_redirects: %(follow)s
+    credentials: {inline: [{username: olga, password: olga-pw}]}
+    login:
+      form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
+    endpoints:
+      - {name: away, path: "/redirect?to=%(url)s/landing"}
+    policies: {shared: {}, fresh: {}}
+"""
+
+
+@pytest.mark.parametrize("policy", ["shared", "fresh"])
+def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
+    from tests.rawserver import http_response, raw_server
+    from workload.recorder import stats_section
+
+    with raw_server(lambda n: http_response(b"landed"), host="127.0.0.2") as other:
+        h = harness(OFFSITE % {"follow": "false", "url": other.url}, policy, demo_target)
+        run_tasks(h.users(1), iterations=5)
+    assert other.connections == 0
+    [row] = stats_section(h.env.stats, [])["errors"]
+    assert row["cause"] == "redirect_offsite" and row["occurrences"] == 5
+    port = other.url.rsplit(":", 1)[1]
+    assert row["error"] == (f"redirect_offsite: not following a redirect to 127.0.0.2:{port}, a host the scenario "
+                            "does not declare (declare it in target.hosts, or set target.follow_offsite_redirects: "
+                            "true)")
+
+
+@pytest.mark.parametrize("other_host", ["127.0.0.2", "127.0.0.1"])  # same IP, other port: cookies would match
+def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_target, other_host):
+    from tests.rawserver import http_response, raw_server
+    from workload.plan import compile_step
+    from workload.schema import Request
+
+    with raw_server(lambda n: http_response(b"landed"), host=other_host) as other:
+        h = harness(OFFSITE % {"follow": "true", "url": other.url}, "shared", demo_target)
+        [user] = h.users(1)
+        run_tasks([user], iterations=3)
+        home = compile_step(Request(name="home", path="/redirect?to=/echo",
+                                    capture={"key": {"json": 'headers."X-Api-Key"'}}), {})
+        assert user.send(home) is not None  # an on-site redirect keeps them
+    assert other.connections == 3 and not h.errors(), h.errors()
+    seen = other.headers_seen()
+    assert "get /landing http/1.1" in seen
+    for secret in ("key-not-for-strangers", "x-api-key", "cookie", "session=", "authorization"):
+        assert secret not in seen
+    assert user.vars["key"] == "key-not-for-strangers"
+

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workload import targets
+from workload import clusterkey, targets
 from workload.compiler import compile_user
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.loader import LoadedScenario, load_document, load_scenario
@@ -42,10 +42,12 @@ class Activation:
         return self.loaded.model.policies[self.policy]
 
     def bundle(self) -> str:
-        """What a worker needs to compile the same class without the scenario file."""
-        return json.dumps({"path": self.loaded.path, "document": self.loaded.document,
-                           "credentials": list(self.loaded.credentials), "policy": self.policy,
-                           "target": _target_dict(self.target)})
+        """What a worker needs to compile the same class without the scenario file: it carries
+        the scenario's secrets, so it is sealed when a cluster key is set (`workload.clusterkey`)."""
+        return clusterkey.seal(json.dumps({
+            "path": self.loaded.path, "document": self.loaded.document, "raw": self.loaded.raw,
+            "credentials": list(self.loaded.credentials), "policy": self.policy,
+            "target": _target_dict(self.target)}))
 
 
 def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
@@ -55,6 +57,7 @@ def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
 
 def activate(scenario_path: str, policy: str | None, host_override: str | None = None) -> Activation:
     loaded = load_scenario(scenario_path)
+    clusterkey.check(loaded, host_override)  # a master beyond loopback: secrets need the cluster key
     chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
     demo = demo_target() if targets.needs_demo(loaded, host_override) else None
     target = targets.resolve(loaded, demo, host_override)
@@ -62,11 +65,14 @@ def activate(scenario_path: str, policy: str | None, host_override: str | None =
 
 
 def activate_bundle(text: str) -> Activation:
-    """A worker's activation from the master's bundle (already validated on the master)."""
-    data = json.loads(text)
+    """A worker's activation from the master's bundle (already validated on the master); a
+    sealed bundle needs the master's cluster key (`ClusterKeyError` otherwise)."""
+    data = json.loads(clusterkey.open_bundle(text))
     document = data["document"]
     loaded = load_document(Source(data["path"], document))
-    loaded = LoadedScenario(loaded.path, loaded.model, tuple(data["credentials"]), document)
+    # `raw` (the document before ${ENV} substitution) names unnamed requests' stats rows, so the
+    # workers' rows carry the same secret-free names as a local run's.
+    loaded = LoadedScenario(loaded.path, loaded.model, tuple(data["credentials"]), document, raw=data.get("raw"))
     t = data["target"]
     cert = tuple(t["cert"]) if isinstance(t["cert"], list) else t["cert"]
     target = targets.ResolvedTarget(t["default_host"], t["hosts"], t["headers"], t["verify"], cert, t["demo"])

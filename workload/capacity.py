@@ -14,6 +14,7 @@ No locust import here.
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -22,9 +23,9 @@ from typing import Any
 
 from rich.console import Console
 
-from workload import scrub
+from workload import paths, scrub, verdict
 from workload.compare import MAIN, ChildRuns, run_against_target, run_policies
-from workload.errors import RunError
+from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
 from workload.knee import Slo, analyse
 from workload.loader import LoadedScenario, load_scenario
 from workload.report.capacity import CAPACITY_SCHEMA, describe, write_capacity
@@ -57,6 +58,7 @@ class CapacityRequest:
     slo_p95_ms: float | None = None
     slo_failure_ratio: float | None = None
     out: str | None = None
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -116,7 +118,7 @@ def plan_of(request: CapacityRequest) -> CapacityPlan:
         raise RunError("--slo-failure-ratio must be between 0 and 1; fix: e.g. 0.01 for 1%")
     step_users = request.step_users or DEFAULT_STEP_USERS
     max_users = max(request.max_users or DEFAULT_MAX_USERS, step_users)
-    out = Path(request.out) if request.out else DEFAULT_OUT_ROOT / f"capacity-{time.strftime('%Y%m%d-%H%M%S')}"
+    out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "capacity", request.replace)
     return CapacityPlan(loaded, policies, ladder(step_users, step_s, max_users, max_s, STEP_RISE_S), step_users,
                         step_s, max_users, max_s, {p: slo_for(loaded, p, request) for p in policies},
                         request.target_rps, out)
@@ -129,7 +131,7 @@ def locust_command(plan: CapacityPlan, policy: str) -> list[str]:
     # -t is only a safety net: the shape ends the run first.
     return [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
             "--scenario", plan.loaded.path, "--policy", policy, "--shape", json.dumps(shape),
-            "-t", f"{plan.shape_s + CHILD_GRACE_S:g}s", "--results-dir", str(plan.out / "runs"),
+            "-t", f"{math.ceil(plan.shape_s + CHILD_GRACE_S)}s", "--results-dir", str(plan.out / "runs"),
             "--run-id", policy, "--stop-timeout", "2"]
 
 
@@ -137,7 +139,7 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
     scrub.install_console()
     console = console or Console(stderr=True)
     plan = plan_of(request)
-    plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
+    paths.fresh_dir(plan.out, "runs")
     runs = ChildRuns(plan.policies, lambda policy: locust_command(plan, policy), plan.out / "runs", plan.shape_s,
                      deadline_s=plan.shape_s + 2 * CHILD_GRACE_S)
     finished, interrupted = run_against_target(
@@ -145,7 +147,12 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
     result = build_result(plan, finished, incomplete=interrupted or len(finished) < len(plan.policies))
     print(describe(result, write_capacity(result, plan.out)))
     scrub.scrub_tree(plan.out)  # capacity.json, reports, logs and every child's files
-    return 130 if interrupted else 0
+    if interrupted:
+        return EXIT_INTERRUPTED
+    codes = [c for c in (verdict.exit_code(load_run(path)) for path in finished) if c is not None]
+    if result["incomplete"]:
+        return min(codes, default=EXIT_INCOMPLETE)
+    return min(codes, default=0)  # an empty run (5) is no capacity figure either
 
 
 def build_result(plan: CapacityPlan, run_dirs: list[Path], incomplete: bool = False) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """Checks: response expectations and captures, compiled once per scenario.
 
-Expectations (status codes, a JSON field, body text) turn a response into a Locust
-failure with a message saying what was expected and what came back.  Captures (JMESPath
+Expectations (status codes, a JSON field, a response header, body text) turn a response
+into a Locust failure with a message saying what was expected and what came back; their
+values may be templates, rendered per user (`equals: "{{ user.username }}"`).  Captures (JMESPath
 on JSON, header, cookie, regex) store values that later requests use in templates.
 Pure logic over response objects: no locust import, unit-testable on canned responses.
 """
@@ -9,14 +10,16 @@ Pure logic over response objects: no locust import, unit-testable on canned resp
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jmespath
 import jmespath.parser
 
-from workload.schema import Capture, Expect
-from workload.secrets import register_capture
+from workload.redaction import register_capture
+from workload.schema import Capture, Expect, HeaderExpect
+from workload.templating import TemplateRenderError, Value
 
 _MISSING = object()
 
@@ -48,20 +51,41 @@ class ParsedResponse:
         return self._json
 
 
+Context = Mapping[str, Any]
+
+
 @dataclass(frozen=True)
 class JsonCheck:
     expression: jmespath.parser.ParsedResult
     source: str
-    equals: Any
+    equals: Value
     exists: bool | None
     has_equals: bool
 
-    def problem(self, data: Any) -> str | None:
+    def problem(self, data: Any, context: Context) -> str | None:
         found = self.expression.search(data) if data is not None else None
         if self.exists is not None and (found is not None) != self.exists:
             return f"expected JSON '{self.source}' to {'exist' if self.exists else 'be absent'}, got {found!r}"
-        if self.has_equals and found != self.equals:
-            return f"expected JSON '{self.source}' == {self.equals!r}, got {found!r}"
+        if self.has_equals and found != (want := self.equals.render(context)):
+            return f"expected JSON '{self.source}' == {want!r}, got {found!r}"
+        return None
+
+
+@dataclass(frozen=True)
+class HeaderCheck:
+    name: str
+    equals: Value | None
+    contains: Value | None
+    exists: bool | None
+
+    def problem(self, headers: Any, context: Context) -> str | None:
+        found = headers.get(self.name)  # requests' headers are case-insensitive
+        if self.exists is not None and (found is not None) != self.exists:
+            return f"expected header '{self.name}' to {'exist' if self.exists else 'be absent'}, got {found!r}"
+        if self.equals is not None and found != (want := str(self.equals.render(context))):
+            return f"expected header '{self.name}' == {want!r}, got {found!r}"
+        if self.contains is not None and (want := str(self.contains.render(context))) not in (found or ""):
+            return f"expected header '{self.name}' to contain {want!r}, got {found!r}"
         return None
 
 
@@ -69,20 +93,30 @@ class JsonCheck:
 class Expectation:
     statuses: frozenset[int] | None
     json_checks: tuple[JsonCheck, ...]
-    contains: str | None
+    contains: Value | None
+    header_checks: tuple[HeaderCheck, ...] = ()
 
-    def problem(self, parsed: ParsedResponse) -> str | None:
+    def problem(self, parsed: ParsedResponse, context: Context | None = None) -> str | None:
         """None when the response meets every expectation, else a failure message."""
+        try:
+            return self._problem(parsed, context or {})
+        except TemplateRenderError as exc:
+            return str(exc)  # e.g. a capture the expected value uses has not happened yet
+
+    def _problem(self, parsed: ParsedResponse, context: Context) -> str | None:
         status = parsed.response.status_code
         if self.statuses is not None:
             if status not in self.statuses:
                 return f"expected status {_list(self.statuses)}, got {status}"
         elif status >= 400 or status == 0:
             return f"HTTP {status}"
-        if self.contains is not None and self.contains not in parsed.response.text:
-            return f"expected the body to contain {self.contains!r}"
+        if self.contains is not None and (want := str(self.contains.render(context))) not in parsed.response.text:
+            return f"expected the body to contain {want!r}"
+        for header in self.header_checks:
+            if (found := header.problem(parsed.response.headers, context)) is not None:
+                return found
         for check in self.json_checks:
-            if (found := check.problem(parsed.json())) is not None:
+            if (found := check.problem(parsed.json(), context)) is not None:
                 return found
         return None
 
@@ -96,9 +130,16 @@ def compile_expect(spec: Expect | None) -> Expectation | None:
         return None
     statuses = None if spec.status is None else frozenset(
         [spec.status] if isinstance(spec.status, int) else spec.status)
-    checks = tuple(JsonCheck(jmespath.compile(j.path), j.path, j.equals, j.exists, "equals" in j.model_fields_set)
-                   for j in spec.json_ or ())
-    return Expectation(statuses, checks, spec.contains)
+    checks = tuple(JsonCheck(jmespath.compile(j.path), j.path, Value(j.equals), j.exists,
+                             "equals" in j.model_fields_set) for j in spec.json_ or ())
+    headers = tuple(_header_check(name, h) for name, h in (spec.headers or {}).items())
+    contains = None if spec.contains is None else Value(spec.contains)
+    return Expectation(statuses, checks, contains, headers)
+
+
+def _header_check(name: str, spec: HeaderExpect) -> HeaderCheck:
+    return HeaderCheck(name, None if spec.equals is None else Value(spec.equals),
+                       None if spec.contains is None else Value(spec.contains), spec.exists)
 
 
 @dataclass(frozen=True)

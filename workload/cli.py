@@ -1,4 +1,4 @@
-"""Command line: `workload validate | serve | compare | report | check | capacity`.
+"""Command line: `workload validate | serve | compare | report | check | capacity | cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
 child processes started by `workload.compare`.  Every `WorkloadError` becomes its
@@ -8,6 +8,7 @@ message on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import argparse
+import math
 import sys
 from collections.abc import Callable, Sequence
 
@@ -51,7 +52,8 @@ def _compare(args: argparse.Namespace) -> int:
 
     request = CompareRequest(
         scenario=args.scenario, policies=_split(args.policies), users=args.users,
-        spawn_rate=args.spawn_rate, duration=args.duration, out=args.out, workers=args.workers)
+        spawn_rate=args.spawn_rate, duration=args.duration, out=args.out, workers=args.workers,
+        replace=args.replace)
     return run_compare(request)
 
 
@@ -62,7 +64,7 @@ def _capacity(args: argparse.Namespace) -> int:
         scenario=args.scenario, policies=_split(args.policies), target_rps=args.target_rps,
         max_users=args.max_users, step_users=args.step_users, step_duration=args.step_duration,
         max_duration=args.max_duration, slo_p95_ms=args.slo_p95_ms, slo_failure_ratio=args.slo_failure_ratio,
-        out=args.out)
+        out=args.out, replace=args.replace)
     return run_capacity(request)
 
 
@@ -74,6 +76,53 @@ def _report(args: argparse.Namespace) -> int:
     out = args.out or f"results/report-{time.strftime('%Y%m%d-%H%M%S')}"
     paths = build_report(args.run_dirs, out)
     print(describe(paths))
+    return 0
+
+
+def _number(kind: type[int] | type[float], low: float, high: float | None = None,
+            low_included: bool = True) -> Callable[[str], int | float]:
+    """An argparse type: a number of `kind` in [low, high] (or above `low`), else a clear error."""
+    relation = f"between {low:g} and {high:g}" if high is not None else \
+        (f"at least {low:g}" if low_included else f"greater than {low:g}")
+    noun = "a whole number" if kind is int else "a number"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {noun}, got {text!r}") from None
+        too_low = value < low if low_included else value <= low
+        if too_low or (high is not None and value > high) or not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"must be {relation}, got {text!r}")
+        return value
+
+    return parse
+
+
+def _span(text: str) -> str:
+    """An argparse type: a positive time span (`30s`, `2m`, `90`), kept as written."""
+    from workload.timespan import seconds
+
+    try:
+        positive = seconds(text) > 0
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a time span such as 30s, 2m or 1h30m, got {text!r}") from None
+    if not positive:
+        raise argparse.ArgumentTypeError(f"must be a positive time span such as 30s, got {text!r}")
+    return text
+
+
+USERS = _number(int, 1)
+COUNT = _number(int, 0)
+POSITIVE = _number(float, 0, low_included=False)
+RATIO = _number(float, 0, 1)
+PORT = _number(int, 0, 65535)
+
+
+def _cluster_key(_args: argparse.Namespace) -> int:
+    from workload.clusterkey import generate_key
+
+    print(generate_key())
     return 0
 
 
@@ -99,9 +148,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--port", type=int, default=8080)
+    p.add_argument("--port", type=PORT, default=8080, help="0..65535 (0: any free port)")
     p.add_argument("--tls", action="store_true", help="also serve HTTPS (on by default)")
-    p.add_argument("--admin-port", type=int, default=0, help="port of /__stats (default: any free port)")
+    p.add_argument("--admin-port", type=PORT, default=0, help="port of /__stats (default: any free port)")
     p.add_argument("--allow-external-bind", action="store_true",
                    help="allow a non-loopback --host, e.g. 0.0.0.0 in docker-compose (no authentication!)")
     p.set_defaults(run=_serve)
@@ -109,32 +158,38 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("compare", help="run a scenario once per policy and write one report")
     p.add_argument("scenario")
     p.add_argument("--policies", help="comma-separated policy names (default: all in the scenario)")
-    p.add_argument("--users", type=int, help="simulated users (default: the scenario's load.users)")
-    p.add_argument("--spawn-rate", type=float, help="users started per second")
-    p.add_argument("--duration", help="per policy, e.g. 15s (default: the scenario's load.duration)")
-    p.add_argument("--workers", type=int, default=0, help="run each policy on a master + N local workers")
-    p.add_argument("--out", help="report directory (default: results/compare-<time>-<scenario>)")
+    p.add_argument("--users", type=USERS, help="simulated users (default: the scenario's load.users)")
+    p.add_argument("--spawn-rate", type=POSITIVE, help="users started per second")
+    p.add_argument("--duration", type=_span, help="per policy, e.g. 15s (default: the scenario's load.duration)")
+    p.add_argument("--workers", type=COUNT, default=0, help="run each policy on a master + N local workers")
+    p.add_argument("--out", help="report directory, new or empty (default: results/compare-<time>-<scenario>)")
+    p.add_argument("--replace", action="store_true", help="delete an earlier compare's results in --out first")
     p.set_defaults(run=_compare)
 
     p = sub.add_parser("capacity", help="step the load up per policy to find the knee; forecast a target rate")
     p.add_argument("scenario")
     p.add_argument("--policies", help="comma-separated policy names (default: all in the scenario)")
-    p.add_argument("--target-rps", type=float, help="forecast connections, TIME_WAIT, ports, fds, pools at this rate")
-    p.add_argument("--max-users", type=int, help="stop stepping at this many users (default: 120)")
-    p.add_argument("--step-users", type=int, help="users added per step (default: 10)")
-    p.add_argument("--step-duration", help="length of one step, e.g. 5s (default: 5s)")
-    p.add_argument("--max-duration", help="bound per policy, e.g. 60s (default: 60s)")
-    p.add_argument("--slo-p95-ms", type=float,
+    p.add_argument("--target-rps", type=POSITIVE,
+                   help="forecast connections, TIME_WAIT, ports, fds, pools at this rate")
+    p.add_argument("--max-users", type=USERS, help="stop stepping at this many users (default: 120)")
+    p.add_argument("--step-users", type=USERS, help="users added per step (default: 10)")
+    p.add_argument("--step-duration", type=_span, help="length of one step, e.g. 5s (default: 5s)")
+    p.add_argument("--max-duration", type=_span, help="bound per policy, e.g. 60s (default: 60s)")
+    p.add_argument("--slo-p95-ms", type=POSITIVE,
                    help="p95 limit in ms (default: the scenario's thresholds.p95_ms, else 500)")
-    p.add_argument("--slo-failure-ratio", type=float,
+    p.add_argument("--slo-failure-ratio", type=RATIO,
                    help="failure ratio limit, 0..1 (default: thresholds.max_failure_ratio, else 0.01)")
-    p.add_argument("--out", help="report directory (default: results/capacity-<time>)")
+    p.add_argument("--out", help="report directory, new or empty (default: results/capacity-<time>)")
+    p.add_argument("--replace", action="store_true", help="delete an earlier capacity's results in --out first")
     p.set_defaults(run=_capacity)
 
     p = sub.add_parser("report", help="build the comparison report from saved runs")
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default=None, help="report directory (default: the first run's parent)")
     p.set_defaults(run=_report)
+
+    p = sub.add_parser("cluster-key", help="print a fresh WORKLOAD_CLUSTER_KEY for a master and its workers")
+    p.set_defaults(run=_cluster_key)
     return parser
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 Report = dict[str, Any]
 
-COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "pool_discards", "connect_errors")
+COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors")
 SOCKET_SECTIONS = ("time_wait_client", "time_wait_server", "established_client", "established_server")
 SERIES_FIELDS = ("tw_client", "tw_server", "est_client", "est_server")
 
@@ -185,7 +185,8 @@ def worker_rows(workers: list[dict[str, Any]]) -> list[dict[str, Any]]:
         conns, sockets = entry.get("connections") or {}, entry.get("sockets") or {}
         name = f"worker {entry.get('index')} ({entry.get('host')}, pid {entry.get('pid')})"
         value = (f"requests {entry.get('requests')}, connections {conns.get('tcp_connects')}, "
-                 f"TLS {conns.get('tls_handshakes')}, discards {conns.get('pool_discards')}; "
+                 f"TLS {conns.get('tls_handshakes')} (failed {conns.get('tls_failures', 0)}), "
+                 f"discards {conns.get('pool_discards')}; "
                  f"TIME_WAIT client {_figure(sockets.get('time_wait_client'))} (host view)"
                  + ("" if entry.get("final") else "; final report pending"))
         rows.append({"metric": name, "value": value})

@@ -5,11 +5,16 @@ policy inherits another's pools, SSL contexts or counters.  The demo target, whe
 scenario asks for it, is started once here and shared with every run through
 `WORKLOAD_DEMO_TARGET`, so the server-side counters cover all runs.  Ctrl-C or SIGTERM
 stops the current run (which still writes what it measured) and reports what finished,
-marked incomplete.
+marked incomplete.  Results are never stale: `--out` must be new or empty (or `--replace`),
+each child writes a folder it creates, and only a run.json written by that very child
+counts.  A child dies with this process (SIGTERM from the kernel, `PR_SET_PDEATHSIG`), so a
+killed compare leaves no load running.
 """
 
 from __future__ import annotations
 
+import ctypes
+import json
 import os
 import signal
 import socket
@@ -24,9 +29,9 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from workload import gate, lint, scrub, targets
+from workload import gate, lint, paths, scrub, targets
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
-from workload.errors import RunError
+from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
 from workload.loader import LoadedScenario, load_scenario
 from workload.report import build_report, describe
 from workload.timespan import seconds
@@ -35,7 +40,9 @@ MAIN = str(Path(__file__).with_name("main.py"))
 DEFAULT_OUT_ROOT = Path("results")
 STOP_GRACE_S = 20.0
 POLL_S = 0.25
-EXIT_CODES_WITH_RESULTS = (0, 1, 3)  # ok, requests failed, thresholds breached
+EXIT_CODES_WITH_RESULTS = (0, 1, 3, 4, 5)  # ok, requests failed, thresholds, incomplete, empty
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+CLOCK_SLACK_S = 1.0  # a child's run may not start before the child was launched (wall clocks)
 
 
 @dataclass(frozen=True)
@@ -47,6 +54,7 @@ class CompareRequest:
     duration: str | None = None
     out: str | None = None
     workers: int = 0
+    replace: bool = False
 
 
 @dataclass(frozen=True)
@@ -68,7 +76,10 @@ def plan_of(request: CompareRequest) -> Plan:
         duration = seconds(request.duration if request.duration is not None else load.duration)
     except ValueError as exc:
         raise RunError(f"--duration: {exc}") from exc
-    out = Path(request.out) if request.out else DEFAULT_OUT_ROOT / f"compare-{time.strftime('%Y%m%d-%H%M%S')}"
+    if duration != int(duration):  # Locust's -t takes whole seconds only
+        raise RunError(f"--duration {duration:g}s is not a whole number of seconds; fix: use e.g. "
+                       f"{max(int(duration), 1)}s")
+    out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "compare", request.replace)
     return Plan(loaded, policies, request.users or load.users, request.spawn_rate or load.spawn_rate,
                 duration, out, request.workers)
 
@@ -126,7 +137,9 @@ def run_against_target(loaded: LoadedScenario, runs_dir: Path,
         if demo is not None and getattr(demo, "_process", None) is not None:
             demo.stop()
     if not finished:
-        raise RunError(f"no run finished; see the logs in {runs_dir}")
+        error = RunError(f"{'interrupted: ' if interrupted.flag else ''}no run finished; see the logs in {runs_dir}")
+        error.exit_code = EXIT_INTERRUPTED if interrupted.flag else EXIT_INCOMPLETE  # not bad input (2)
+        raise error
     return finished, interrupted.flag
 
 
@@ -135,15 +148,21 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     console = console or Console(stderr=True)
     plan = plan_of(request)
     lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies)  # workload check
-    plan.out.joinpath("runs").mkdir(parents=True, exist_ok=True)
+    paths.fresh_dir(plan.out, "runs")
     finished, interrupted = run_against_target(
         plan.loaded, plan.out / "runs", lambda demo, flag: _run_all(plan, demo, flag, console))
-    incomplete = interrupted or len(finished) < len(plan.policies)
-    paths = build_report(finished, plan.out, incomplete=incomplete)
-    print(describe(paths))
-    code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # thresholds: 0 or 3
+    missing = len(finished) < len(plan.policies)
+    report = build_report(finished, plan.out, incomplete=interrupted or missing)
+    print(describe(report))
+    code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # 0, 3, 4 or 5
     scrub.scrub_tree(plan.out)  # reports, logs and every child's files: no secret left
-    return 130 if interrupted else code
+    if interrupted:
+        return EXIT_INTERRUPTED
+    if missing:
+        console.print(f"[bold red]INCOMPLETE[/bold red]: {len(plan.policies) - len(finished)} of "
+                      f"{len(plan.policies)} policies have no run; see the logs in {plan.out / 'runs'}")
+        return EXIT_INCOMPLETE
+    return code
 
 
 def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
@@ -193,20 +212,50 @@ def run_policies(runs: ChildRuns, demo: DemoTarget | None, interrupted: Interrup
 
 def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Interrupted,
              progress: Progress, task: object) -> Path | None:
-    run_dir = runs.runs_dir / policy
-    log_path = runs.runs_dir / f"{policy}.log"
+    run_dir, log_path = child_paths(runs.runs_dir, policy)
 
     def show(elapsed: float) -> None:
         progress.update(task, completed=min(elapsed, runs.expected_s), note="running")  # type: ignore[arg-type]
 
+    launched = time.time()
     code = run_child(runs.command(policy), log_path, env, interrupted, show, runs.deadline_s)
     scrub.scrub_file(log_path)  # the child masks what it logs; this catches anything else
-    ok = (run_dir / "run.json").exists()
+    ok = written_by_child(run_dir, policy, launched)
     note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
     progress.update(task, completed=runs.expected_s, note=note)  # type: ignore[arg-type]
     if code == 2 and not ok:
         raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
     return run_dir if ok else None
+
+
+def child_paths(runs_dir: Path, policy: str) -> tuple[Path, Path]:
+    """A policy's run folder and log, proven inside `runs_dir` (a policy name is not trusted
+    to be a plain name, even after validation)."""
+    return paths.inside(runs_dir, policy), paths.inside(runs_dir, f"{policy}.log")
+
+
+def written_by_child(run_dir: Path, run_id: str, launched: float) -> bool:
+    """Whether `run_dir` holds a run.json that the child launched at `launched` wrote: its
+    run id, started after the launch.  Anything else (an earlier run's file) is not this run."""
+    try:
+        run = json.loads(paths.inside(run_dir, "run.json").read_text(encoding="utf-8"))
+        return bool(run.get("run_id") == run_id and float(run.get("started_at", 0)) >= launched - CLOCK_SLACK_S)
+    except (OSError, ValueError, TypeError, AttributeError):
+        return False
+
+
+def _die_with_parent(parent: int) -> Callable[[], None]:
+    """preexec_fn: the kernel sends the child SIGTERM when this process dies (even SIGKILLed),
+    so Locust stops its users and writes what it measured.  prctl is looked up here, before
+    the fork: the child only makes the call."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+
+    def arm() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the parent died before the call: nobody would signal us
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return arm
 
 
 def run_child(command: list[str], log_path: Path, env: dict[str, str], interrupted: Interrupted,
@@ -216,8 +265,9 @@ def run_child(command: list[str], log_path: Path, env: dict[str, str], interrupt
     It is stopped (SIGTERM, then SIGKILL) when interrupted or once it runs past `deadline_s`
     seconds; `on_poll` gets the seconds elapsed, a few times a second.
     """
-    with open(log_path, "wb") as log:
-        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env)
+    with open(log_path, "xb") as log:  # exclusive: never truncates a file that is already there
+        child = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=env,
+                                 preexec_fn=_die_with_parent(os.getpid()))
         started = time.monotonic()
         while child.poll() is None:
             elapsed = time.monotonic() - started

@@ -19,6 +19,7 @@ from typing import Any
 from locust import HttpUser, between, constant, constant_pacing, constant_throughput
 
 from workload.checks import ParsedResponse, run_captures
+from workload.faults import install_error_cap
 from workload.loader import LoadedScenario
 from workload.login import LoginFlow, compile_login
 from workload.pacing import rate_wait_time
@@ -26,7 +27,7 @@ from workload.plan import Step, compile_step
 from workload.schema import Scenario, Wait
 from workload.targets import ResolvedTarget
 from workload.templating import TemplateRenderError, Value
-from workload.transport import PolicyTransport, RecycleState
+from workload.transport import PolicyTransport, RecycleState, make_gate
 
 Judge = Callable[[Any, ParsedResponse], str | None]
 
@@ -66,9 +67,10 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
         # HttpUser insists on a base host; with only named hosts, any of them will do.
         "host": target.default_host or next(iter(target.hosts.values()), None),
         "wait_time": rate_wait_time(model) or wait_time_of(model.wait),  # load.rps paces users
-        "tasks": compile_tasks(model, target.hosts),
+        "tasks": compile_tasks(model, target.hosts, loaded.raw),
         "plan": plan,
-        "transport": PolicyTransport(policy_name, policy, target.verify, target.cert),
+        "transport": PolicyTransport(policy_name, policy, target.verify, target.cert,
+                                     make_gate(target.urls(), model.target.follow_offsite_redirects)),
         "user_numbers": itertools.count(),
         "__module__": __name__,
     }
@@ -85,16 +87,30 @@ def wait_time_of(wait: Wait) -> Callable[..., float]:
     return constant(wait.constant or 0)
 
 
-def compile_tasks(model: Scenario, hosts: dict[str, str]) -> dict[Callable[[Any], None], int]:
+def compile_tasks(model: Scenario, hosts: dict[str, str],
+                  raw: dict[str, Any] | None = None) -> dict[Callable[[Any], None], int]:
     tasks: dict[Callable[[Any], None], int] = {}
-    for endpoint in model.endpoints:
+    for i, endpoint in enumerate(model.endpoints):
         if endpoint.weight:
-            tasks[_single(compile_step(endpoint, hosts))] = endpoint.weight
-    for flow in model.flows:
+            name = f"{endpoint.method} {raw_text(raw, ('endpoints', i, 'path'), endpoint.path)}"
+            tasks[_single(compile_step(endpoint, hosts, name))] = endpoint.weight
+    for f, flow in enumerate(model.flows):
         if flow.weight:
-            steps = tuple(compile_step(s, hosts, f"{flow.name}: {s.method} {s.path}") for s in flow.steps)
+            steps = tuple(compile_step(s, hosts, f"{flow.name}: {s.method} "
+                                       f"{raw_text(raw, ('flows', f, 'steps', i, 'path'), s.path)}")
+                          for i, s in enumerate(flow.steps))
             tasks[_flow(steps)] = flow.weight
     return tasks
+
+
+def raw_text(raw: Any, path: tuple[str | int, ...], resolved: str) -> str:
+    """The text as written in the file (`${API_KEY}` unexpanded), so no secret becomes a stats name."""
+    for key in path:
+        try:
+            raw = raw[key]
+        except (KeyError, IndexError, TypeError):
+            return resolved
+    return raw if isinstance(raw, str) else resolved
 
 
 def _single(step: Step) -> Callable[[Any], None]:
@@ -125,6 +141,7 @@ class WorkloadUser(HttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        install_error_cap(environment.stats)  # normalised, bounded error rows (workload.faults)
         self.transport.install(self.client)
         self.index = next(self.user_numbers)
         self.vars: dict[str, Any] = self._initial_vars()
@@ -194,7 +211,7 @@ class WorkloadUser(HttpUser):
 
     def _judge(self, step: Step, resp: Any, judge: Judge | None) -> ParsedResponse | None:
         parsed = ParsedResponse(resp)
-        problem = step.expect.problem(parsed) if step.expect else _default_problem(resp)
+        problem = step.expect.problem(parsed, self.vars) if step.expect else _default_problem(resp)
         if problem is None and step.captures:
             problem = run_captures(step.captures, parsed, self.client.cookies, self.vars)
         if problem is None and judge is not None:

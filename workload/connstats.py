@@ -2,9 +2,11 @@
 
 urllib3 counts connection *objects* per pool (`num_connections`), which misses reconnects
 of a kept object and vanishes when a pool is evicted; so the connection classes used by
-`workload.transport` count every real `connect()` here, and time it (TCP + TLS setup).
-Pool discards are urllib3 WARNING log records ("Connection pool is full, discarding
-connection"), counted by a logging filter instead of only being printed.
+`workload.transport` count every real TCP connect (`_new_conn`) here, every TLS handshake
+as completed or failed, and time each `connect()` (TCP + TLS setup).  A pool discard is
+counted when the pool really drops a connection that had connected because it is full;
+urllib3's "pool is full" log line is not used, as it is also written when an errored
+request puts back `None` (no connection at all).
 
 One process runs one policy at a time, so the counters are process-global.  Locust runs
 users as greenlets on one thread; the sampler thread only reads.
@@ -12,7 +14,6 @@ users as greenlets on one thread; the sampler thread only reads.
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
@@ -20,7 +21,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 DEFAULT_SETUP_SAMPLES = 100_000  # bounded memory for setup-time percentiles
-POOL_FULL_PREFIX = "Connection pool is full"
+COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors")
 
 
 class ConnectionStats:
@@ -31,15 +32,13 @@ class ConnectionStats:
 
     def reset(self) -> None:
         self.tcp_connects = 0
-        self.tls_handshakes = 0
+        self.tls_handshakes = 0  # completed handshakes only
+        self.tls_failures = 0  # handshakes that failed after the TCP connect (certificate, protocol)
         self.pool_discards = 0
         self.connect_errors = 0
         self._setup_ms: list[float] = []
 
-    def record_connect(self, seconds: float, tls: bool) -> None:
-        self.tcp_connects += 1
-        if tls:
-            self.tls_handshakes += 1
+    def record_setup(self, seconds: float) -> None:
         if len(self._setup_ms) < DEFAULT_SETUP_SAMPLES:
             self._setup_ms.append(seconds * 1000.0)
 
@@ -49,6 +48,7 @@ class ConnectionStats:
         return {
             "tcp_connects": self.tcp_connects,
             "tls_handshakes": self.tls_handshakes,
+            "tls_failures": self.tls_failures,
             "pool_discards": self.pool_discards,
             "connect_errors": self.connect_errors,
             "requests_per_connection": per_conn,
@@ -71,24 +71,37 @@ STATS = ConnectionStats()
 
 
 class _CountingConnect:
-    """Mixin for urllib3 connection classes: count and time every real connect()."""
+    """Mixin for urllib3 connection classes: count TCP connects and TLS handshakes, time connect()."""
 
     TLS = False
+    workload_connected = False  # set once this object's socket connected: only then can it be discarded
+    workload_tcp_done = False  # this connect() call got past TCP (per object: greenlets interleave)
+
+    def _new_conn(self) -> object:
+        try:
+            sock = super()._new_conn()  # type: ignore[misc]
+        except Exception:
+            STATS.connect_errors += 1
+            raise
+        # Counted as soon as the socket is connected, as the server counts it, even if the
+        # TLS handshake then fails or the user is stopped (GreenletExit) mid-handshake.
+        STATS.tcp_connects += 1
+        self.workload_connected = self.workload_tcp_done = True
+        return sock
 
     def connect(self) -> None:
         # urllib3 2.x performs the TLS handshake inside connect(), so this times TCP + TLS.
         start = time.perf_counter()
+        self.workload_tcp_done = False
         try:
             super().connect()  # type: ignore[misc]
-        except BaseException as exc:
-            # A user stopped mid-connect (GreenletExit) may already hold a connected socket
-            # that the server counted: count it too, so both sides' figures agree.
-            if getattr(self, "sock", None) is not None:
-                STATS.record_connect(time.perf_counter() - start, tls=self.TLS)
-            elif isinstance(exc, Exception):
-                STATS.connect_errors += 1
+        except Exception:
+            if self.TLS and self.workload_tcp_done:
+                STATS.tls_failures += 1  # TCP connected, the handshake did not complete
             raise
-        STATS.record_connect(time.perf_counter() - start, tls=self.TLS)
+        if self.TLS:
+            STATS.tls_handshakes += 1
+        STATS.record_setup(time.perf_counter() - start)
 
 
 class CountingHTTPConnection(_CountingConnect, HTTPConnection):
@@ -99,32 +112,27 @@ class CountingHTTPSConnection(_CountingConnect, HTTPSConnection):
     TLS = True
 
 
-class CountingHTTPConnectionPool(HTTPConnectionPool):
+class _CountingDiscards:
+    """Mixin for urllib3 pools: count a connection dropped because the pool is full."""
+
+    pool: Any
+    block: bool
+
+    def _put_conn(self, conn: Any) -> None:
+        # urllib3 closes and drops `conn` when the queue is full (and, with block=False, logs
+        # it, also for `None`).  Greenlets do not switch between this check and the put.
+        if getattr(conn, "workload_connected", False) and self.pool is not None and self.pool.full() \
+                and not self.block:
+            STATS.pool_discards += 1
+        super()._put_conn(conn)  # type: ignore[misc]
+
+
+class CountingHTTPConnectionPool(_CountingDiscards, HTTPConnectionPool):
     ConnectionCls = CountingHTTPConnection
 
 
-class CountingHTTPSConnectionPool(HTTPSConnectionPool):
+class CountingHTTPSConnectionPool(_CountingDiscards, HTTPSConnectionPool):
     ConnectionCls = CountingHTTPSConnection
 
 
 COUNTING_POOL_CLASSES = {"http": CountingHTTPConnectionPool, "https": CountingHTTPSConnectionPool}
-
-
-class _PoolFullFilter(logging.Filter):
-    def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and record.msg.startswith(POOL_FULL_PREFIX):
-            STATS.pool_discards += 1
-        return True
-
-
-_FILTER = _PoolFullFilter()
-
-
-def install_pool_discard_counter() -> None:
-    """Count urllib3's pool-full discards (idempotent)."""
-    logger = logging.getLogger("urllib3.connectionpool")
-    # Logger filters run only for enabled records: keep WARNING enabled even under --loglevel ERROR.
-    if logger.getEffectiveLevel() > logging.WARNING:
-        logger.setLevel(logging.WARNING)
-    if _FILTER not in logger.filters:
-        logger.addFilter(_FILTER)

@@ -1,15 +1,15 @@
 """Run controller: one Locust process's runs, from activation to the written results.
 
 It owns the current `Activation` (scenario + policy → user class), applies the scenario's
-load defaults where the command line left them unset, records each run with a
-`RunRecorder`, and writes `results/<run-id>/` when the run stops or the process quits,
-including when it was interrupted.
+load defaults where the command line left them unset, times each run (`workload.runclock`),
+records it with a `RunRecorder` into a folder created fresh at its start, and writes it when
+the run stops or the process quits.  A headless run stopped by anything but its run time or
+its shape was interrupted: it is written incomplete, after its users have stopped.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -18,13 +18,15 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import activation, gate, scrub, shapes
-from workload.errors import WorkloadError
+from workload import activation, gate, paths, scrub, shapes
+from workload.errors import ResultsError, WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
+from workload.runclock import RunClock, refresh_loop_clock
 from workload.timespan import seconds
 
 log = logging.getLogger("workload")
 HISTORY_INTERVAL_S = 1.0
+STOP_WAIT_S = 10.0  # an interrupted run's users get this long (plus --stop-timeout) to stop
 
 
 class RunController:
@@ -36,6 +38,9 @@ class RunController:
         self._ticker: gevent.Greenlet | None = None
         self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
         scrub.install(environment)  # console, worker reports; logging is set up by now (before `init`)
+        self.interrupted = False  # the process quit while a run was going: that run is incomplete
+        self.run_time: float | None = None  # a headless run's -t, timed here (take_over_run_time)
+        self.clock = RunClock(environment)  # stops a run when its time is up
 
     @property
     def options(self) -> Any:
@@ -49,6 +54,7 @@ class RunController:
     def activate(self, scenario: str, policy: str | None, host: str | None = None) -> None:
         self.current = activation.activate(scenario, policy, host)
         self._install(self.current)
+        refresh_loop_clock()  # the web UI arms its run-time timer right after this
 
     def _install(self, current: activation.Activation) -> None:
         self.env.user_classes[:] = [current.user_class]
@@ -69,7 +75,17 @@ class RunController:
         if opts.spawn_rate is None:
             opts.spawn_rate = load.spawn_rate
         if not opts.run_time and opts.headless and shape is None:  # a shape ends the run by itself
-            opts.run_time = int(seconds(load.duration))
+            opts.run_time = seconds(load.duration)  # not int(): a 2.5s run lasts 2.5 s (timed here)
+
+    def take_over_run_time(self) -> None:
+        """A headless run's -t is timed from its first moment (test_start) by this controller,
+        not by Locust: Locust arms its timer before the runner has started (0.3 s early on a
+        busy machine), and a timer on gevent's cached loop clock fires early after blocking work."""
+        opts = self.options
+        if opts is None or self.is_worker or not opts.headless or not opts.run_time:
+            return
+        self.run_time, opts.run_time = float(opts.run_time), None
+        log.info("workload: run time limit set to %g seconds, counted from the start of the run", self.run_time)
 
     def swarm(self, scenario: str, policy: str, host: str | None) -> str | None:
         """Web UI start: compile the chosen scenario/policy; an error message or None."""
@@ -91,9 +107,13 @@ class RunController:
         assert self.current is not None
         if self.recorder is not None and self.recorder.finished is None:
             self.finish(complete=True)  # a master's previous web-UI run, if not yet written
+        self.interrupted = False
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
+        if self.env.shape_class is not None:  # its stages count from here, not from before our set-up
+            self.env.shape_class.reset_time()
         self._ticker = gevent.spawn(self._tick)
+        self.clock.arm(self.recorder, self.run_time)
 
     def _run_info(self) -> RunInfo:
         current = self.current
@@ -101,6 +121,7 @@ class RunController:
         policy = current.policy_model
         demo = current.demo
         opts = self.options
+        extra = shapes.run_figures(self.env)  # a shape run: its stages, planned and measured
         return RunInfo(
             scenario=current.loaded.name, scenario_path=current.loaded.path,
             policy=current.policy, policy_type=policy.type,
@@ -108,16 +129,23 @@ class RunController:
             urls=[_without_userinfo(u) for u in [self.env.host or u for u in current.target.urls()][:1]
                   + current.target.urls()[1:]],
             local_target=_is_local(current.target.urls()),
-            load={"users": opts.num_users, "spawn_rate": opts.spawn_rate, "duration_s": opts.run_time},
+            load={"users": opts.num_users, "spawn_rate": opts.spawn_rate,
+                  "duration_s": self.run_time or opts.run_time},
             server_stats=demo.stats if demo is not None else None,
-            extra=shapes.run_figures(self.env),  # a shape run: its stages, planned and measured
+            extra=extra,
+            requested_s=_requested_s(extra, self.run_time or opts.run_time),
         )
 
     def _out_dir(self) -> Path:
+        """A fresh folder for this run: never an earlier run's (a `-2` suffix if the id is taken)."""
         assert self.current is not None
-        base = Path(getattr(self.options, "results_dir", None) or "results")
         run_id = getattr(self.options, "run_id", None) or new_run_id(self.current.loaded.name, self.current.policy)
-        return base / run_id
+        try:
+            return paths.fresh_dir(results_dir(self.options), run_id)
+        except ResultsError as exc:  # checked at start-up; lost since: keep the run somewhere
+            fallback = paths.fallback_dir(run_id)
+            log.error("workload: %s; this run's results go to %s", exc, fallback)
+            return fallback
 
     def _tick(self) -> None:
         while self.recorder is not None and self.recorder.finished is None:
@@ -133,19 +161,55 @@ class RunController:
             figures = self.cluster.live(figures)
         return {"policy": self.recorder.info.policy, **figures}
 
+    def on_test_stopping(self) -> None:
+        """The load ends here (users then finish their current task): the run's duration.  A
+        headless run may only be ended by its run time or its shape; anything else (a signal,
+        the process quitting, every worker gone) interrupted it."""
+        recorder = self.recorder
+        if self.is_worker or recorder is None or recorder.stopped:
+            return
+        recorder.mark_stopped()
+        runner = self.env.runner
+        by_shape = runner.shape_greenlet is not None and runner.shape_greenlet is gevent.getcurrent()
+        if getattr(self.options, "headless", False) and not (self.clock.timed_out or by_shape):
+            self.interrupted = True
+
     def on_test_stop(self) -> None:
-        if self.is_worker or isinstance(self.env.runner, MasterRunner):
+        if self.is_worker or self.recorder is None:
+            return
+        self.clock.disarm()
+        self.recorder.mark_stopped()  # in case test_stopping did not fire
+        self.recorder.mark_drained()
+        if isinstance(self.env.runner, MasterRunner):
             return  # a master's final figures arrive after test_stop: written at quitting
         self.finish(complete=True)
+
+    def quit(self) -> None:
+        """The process is quitting.  A run still going was interrupted: its users stop first
+        (before the demo target does, so they record no refused connections), then it is
+        written, marked incomplete."""
+        recorder = self.recorder
+        if self.is_worker or recorder is None or recorder.finished is not None:
+            return
+        if not recorder.stopped:
+            self.interrupted = True
+            self._stop_users()
+        self.finish(complete=not self.interrupted)
+
+    def _stop_users(self) -> None:
+        runner = self.env.runner
+        try:
+            with gevent.Timeout(STOP_WAIT_S + float(self.env.stop_timeout or 0)):
+                runner.quit()  # a master also waits here for its workers' last reports
+        except (Exception, gevent.Timeout) as exc:  # writing what was measured matters more
+            log.warning("workload: the users did not stop cleanly: %r", exc)
 
     def finish(self, complete: bool) -> Path | None:
         recorder = self.recorder
         if recorder is None or recorder.finished is not None:
             return None
-        if not complete and self._ran_full_time(recorder):
-            complete = True
         workers = self.cluster.worker_entries() if self.cluster is not None else None
-        recorder.finish(self.env.stats, complete, workers=workers)
+        recorder.finish(self.env.stats, complete and not self.interrupted, workers=workers)
         if self.cluster is not None and recorder.finished is not None:
             self.cluster.merge_into(recorder.finished)  # per-host sockets, summed counters
         out = recorder.write(self.env.stats, html=_html(self.env))
@@ -156,9 +220,26 @@ class RunController:
         log.info("workload: results written to %s", out)
         return out
 
-    def _ran_full_time(self, recorder: RunRecorder) -> bool:
-        run_time = self.options.run_time if self.options is not None else None
-        return bool(run_time) and time.time() - recorder.started_at >= 0.95 * float(run_time)
+
+
+def results_dir(options: Any) -> Path:
+    return Path(getattr(options, "results_dir", None) or "results")
+
+
+def check_results_dir(options: Any) -> None:
+    """Before any traffic: the results folder exists (or can be made) and takes new files,
+    and `--run-id` names a folder inside it."""
+    base = paths.writable_dir(results_dir(options), "--results-dir")
+    if getattr(options, "run_id", None):
+        paths.inside(base, options.run_id)
+
+
+def _requested_s(extra: dict[str, Any], run_time: Any) -> float | None:
+    """What the run was asked to last: a shape's planned length, else -t / the UI's run time."""
+    planned = (extra.get("load") or {}).get("duration_s")
+    if planned:
+        return float(planned)
+    return float(run_time) if run_time else None
 
 
 def _html(environment: Any) -> str | None:

@@ -27,7 +27,7 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from workload import cluster
+from workload import cluster, clusterjoin
 from workload.connstats import STATS
 from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls
@@ -241,6 +241,7 @@ def install(environment: Any, controller: Any) -> None:
 
 
 def _install_worker(environment: Any, controller: Any) -> None:
+    clusterjoin.install_worker(environment)  # proves it holds the master's cluster key, or leaves
     telemetry = WorkerTelemetry(environment)
 
     def on_test_start(**_kw: Any) -> None:
@@ -253,6 +254,7 @@ def _install_worker(environment: Any, controller: Any) -> None:
 
 
 def _install_master(environment: Any, controller: Any) -> None:
+    clusterjoin.install_master(environment)
     collector = ClusterTelemetry(environment)
     controller.cluster = collector
 

@@ -10,10 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from workload.secrets import redact
+from workload.redaction import redact
 
 EXIT_BAD_INPUT = 2
 EXIT_THRESHOLDS = 3  # a run finished but breached a threshold (Locust's own error code is 1)
+EXIT_INCOMPLETE = 4  # interrupted, or ended more than 5% short of its requested duration
+EXIT_NO_REQUESTS = 5  # the run ended without one completed request (nothing to judge)
+EXIT_INTERRUPTED = 130  # compare/capacity stopped by Ctrl-C/SIGTERM, or a run before it started
 
 
 @dataclass(frozen=True)
@@ -61,7 +64,11 @@ class RunError(WorkloadError):
 
 
 class ResultsError(WorkloadError):
-    """Saved run results are missing or unreadable."""
+    """Saved run results are missing or unreadable, or a results folder cannot be written."""
+
+
+class UnsafePathError(ResultsError):
+    """A path the tool was about to write resolves outside its results folder."""
 
 
 class TelemetryError(WorkloadError):

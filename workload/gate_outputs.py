@@ -3,7 +3,9 @@
 One `Suite` is one run of one policy.  JUnit gets one `<testsuite>` per suite and one
 `<testcase>` per threshold (classname = the policy, name = `scope: metric`, stable across
 runs so CI can track a test's history); Markdown is for `$GITHUB_STEP_SUMMARY` and pull
-requests.  Pure rendering: nothing here reads run.json or writes files.
+requests.  A run that cannot be judged (incomplete, or empty) says so first everywhere: the
+verdict reads INCOMPLETE / EMPTY, never "N of N thresholds passed", and JUnit gets a failed
+`run` test case.  Pure rendering: nothing here reads run.json or writes files.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from dataclasses import dataclass, field
 from rich.console import Console
 from rich.table import Table
 
-from workload.secrets import redact
+from workload.redaction import redact
 from workload.thresholds import ThresholdResult, show
 
 JUNIT_SUITES_NAME = "workload thresholds"
@@ -34,6 +36,7 @@ class Suite:
     results: list[ThresholdResult]
     duration_s: float = 0.0
     properties: dict[str, str] = field(default_factory=dict)
+    problem: str | None = None  # why this run cannot pass (workload.verdict.problem), or None
 
     @property
     def failed(self) -> list[ThresholdResult]:
@@ -51,6 +54,11 @@ def limit_text(result: ThresholdResult) -> str:
 def verdict(suites: list[Suite]) -> str:
     total = sum(len(s.results) for s in suites)
     failed = sum(len(s.failed) for s in suites)
+    unjudged = [s for s in suites if s.problem]
+    if unjudged:
+        kinds = sorted({s.problem.split(" ", 1)[0] for s in unjudged if s.problem})
+        return (f"{' and '.join(kinds)}: {len(unjudged)} of {len(suites)} run{'s' if len(suites) != 1 else ''} "
+                f"cannot pass ({failed} of {total} thresholds failed on partial figures)")
     if total == 0:
         return "no thresholds defined"
     return f"{total - failed} of {total} thresholds passed" + (f", {failed} failed" if failed else "")
@@ -73,11 +81,19 @@ def print_table(suites: list[Suite], console: Console | None = None) -> None:
         console = Console(file=console.file if console else sys.stderr, width=DEFAULT_LOG_WIDTH)
     if not any(s.results for s in suites):
         console.print("Thresholds: none defined in the scenario (nothing to gate on)")
+        _print_problems(suites, console)
         return
     console.print(table(suites))
     for suite in suites:
         for r in suite.failed:
             console.print(f"[red]FAIL[/red] {r.policy}: {r.message}", highlight=False)
+    _print_problems(suites, console)
+
+
+def _print_problems(suites: list[Suite], console: Console) -> None:
+    for suite in suites:
+        if suite.problem:
+            console.print(f"[bold red]FAIL[/bold red] {suite.policy}: {suite.problem}", highlight=False)
 
 
 # -- JUnit XML --------------------------------------------------------------------------------
@@ -90,8 +106,9 @@ def junit_xml(suites: list[Suite]) -> str:
 
 
 def _counts(suites: list[Suite]) -> dict[str, str]:
-    return {"tests": str(sum(len(s.results) for s in suites)),
-            "failures": str(sum(len(s.failed) for s in suites)), "errors": "0",
+    unjudged = sum(1 for s in suites if s.problem)
+    return {"tests": str(sum(len(s.results) for s in suites) + unjudged),
+            "failures": str(sum(len(s.failed) for s in suites) + unjudged), "errors": "0",
             "time": f"{sum(s.duration_s for s in suites):.3f}"}
 
 
@@ -102,6 +119,10 @@ def _testsuite(suite: Suite) -> ET.Element:
         properties = ET.SubElement(element, "properties")
         for key, value in suite.properties.items():
             ET.SubElement(properties, "property", name=key, value=value)
+    if suite.problem:  # first, and failed: CI must not read this run as passing
+        kind = suite.problem.split(" ", 1)[0].lower()
+        case = ET.SubElement(element, "testcase", classname=suite.policy, name=f"run: {kind}", time="0")
+        ET.SubElement(case, "failure", type=kind, message=suite.problem).text = suite.problem
     for result in suite.results:
         case = ET.SubElement(element, "testcase", classname=suite.policy, name=case_name(result), time="0")
         if not result.passed:
@@ -113,8 +134,11 @@ def _testsuite(suite: Suite) -> ET.Element:
 
 # -- Markdown ---------------------------------------------------------------------------------
 def markdown(suites: list[Suite], title: str) -> str:
-    failed = any(s.failed for s in suites)
+    failed = any(s.failed or s.problem for s in suites)
     head = f"### {FAIL_MARK if failed else PASS_MARK} {title}: {verdict(suites)}\n"
+    problems = [f"- **{_cell(s.policy)}**: {_cell(s.problem)}" for s in suites if s.problem]
+    if problems:
+        head += "\n" + "\n".join(problems) + "\n"
     if not any(s.results for s in suites):
         return head
     lines = [head, "| policy | scope | threshold | actual | result |", "|---|---|---|---:|---|"]

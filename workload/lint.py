@@ -12,15 +12,14 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
-from pathlib import Path as FsPath
 
 from workload import lint_rules
-from workload.errors import EXIT_BAD_INPUT, Problem, ScenarioError, WorkloadError
+from workload.errors import EXIT_BAD_INPUT, Problem, WorkloadError
 from workload.lint_rules import LintContext
 from workload.loader import LoadedScenario, load_scenario
 from workload.schema import Scenario
 from workload.timespan import seconds
-from workload.yamlsource import Source, parse
+from workload.yamlsource import Source
 
 
 def lint(loaded: LoadedScenario, users: int | None = None, duration_s: float | None = None,
@@ -54,11 +53,8 @@ def lint_file(path: str) -> list[Problem]:
 
 
 def source_of(loaded: LoadedScenario) -> Source:
-    """The scenario's key lines: re-read from its file, or none (a worker's forwarded copy)."""
-    try:
-        return parse(FsPath(loaded.path).read_text(encoding="utf-8"), loaded.path)
-    except (OSError, ScenarioError):
-        return Source(loaded.path, loaded.document)
+    """The scenario's key lines, as the loader parsed them (none for a worker's forwarded copy)."""
+    return Source(loaded.path, loaded.document, loaded.lines)
 
 
 def render(problems: list[Problem], file: str) -> str:

@@ -6,21 +6,23 @@ found is reported at once (not just the first) with file, line, key path and a f
 
 from __future__ import annotations
 
-import csv
+import dataclasses
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
-from urllib.parse import urlsplit
 
-import jinja2
 from pydantic import ValidationError
 
-from workload import secrets, templating
+from workload import credentials_csv, redaction, tls_files, urls
 from workload.errors import Problem, ScenarioError
+from workload.request_checks import check_names, check_requests
 from workload.schema import Request, Scenario
+from workload.template_checks import check_templates
+from workload.textfile import DEFAULT_MAX_SCENARIO_BYTES, TextFile, read_text
+from workload.tls_files import tls_file
 from workload.validation import did_you_mean, problems_from
-from workload.yamlsource import Path, Source, interpolate_env, parse
+from workload.yamlsource import Path, Source, interpolate_env, parse, settle_env_problems
 
 DEMO_HOST = "demo"
 
@@ -33,6 +35,13 @@ class LoadedScenario:
     model: Scenario
     credentials: tuple[dict[str, str], ...]
     document: dict[str, Any]
+    lines: dict[Path, int] = field(default_factory=dict, compare=False)  # key path -> line, as parsed
+    raw: dict[str, Any] | None = None  # the document before ${ENV} substitution (names stats rows)
+
+    @property
+    def credential_fields(self) -> tuple[str, ...]:
+        """The fields every credentials row has (a CSV's header), as `user.<field>` in templates."""
+        return credentials_csv.common_fields(self.credentials)
 
     @property
     def name(self) -> str:
@@ -52,40 +61,41 @@ class LoadedScenario:
         return name
 
 
+SCENARIO_FILE = TextFile("the scenario file", "", "check the path (see scenarios/*.yaml)", DEFAULT_MAX_SCENARIO_BYTES)
+
+
 def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     file = os.fspath(path)
-    try:
-        text = FsPath(file).read_text(encoding="utf-8")
-    except OSError as exc:
-        what = f"cannot read the scenario file: {exc.strerror or exc}"
-        raise ScenarioError([Problem(file, None, "", what, "check the path (see scenarios/*.yaml)")]) from exc
-    return load_text(text, file)
+    return load_text(read_text(file, SCENARIO_FILE), file)
 
 
 def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
-    source, env_problems = interpolate_env(parse(text, file))
-    return load_document(source, env_problems)
+    parsed = parse(text, file)
+    source, env_problems = interpolate_env(parsed)
+    return dataclasses.replace(load_document(source, env_problems), raw=parsed.data)
 
 
 def load_document(source: Source, earlier: list[Problem] | None = None) -> LoadedScenario:
     """Validate parsed data; `earlier` problems (e.g. missing env vars) are reported with the rest."""
     earlier = earlier or []
-    secrets.register_document(source.data)  # before any message can echo a value
+    redaction.register_document(source.data)  # before any message can echo a value
     try:
         model = Scenario.model_validate(source.data)
     except ValidationError as exc:
-        raise ScenarioError(_in_order(earlier + problems_from(exc, source, Scenario))) from exc
+        found = settle_env_problems(earlier + problems_from(exc, source, Scenario), earlier, source)
+        raise ScenarioError(_in_order(found)) from exc
     base = FsPath(source.file).parent
     problems: list[Problem] = list(earlier)
     credentials = _read_credentials(model, source, base, problems)
-    secrets.register_credentials(credentials)
+    redaction.register_credentials(credentials)
     problems += _check_hosts(model, source)
     problems += _check_tls_files(model, source, base)
-    problems += _check_templates(model, source, credentials)
+    problems += check_templates(model, source, _requests(model), credentials if model.credentials else None)
     problems += _check_policy_names(model, source)
+    problems += check_names(model, source) + check_requests(model, source, _requests(model))
     if problems:
-        raise ScenarioError(_in_order(problems))
-    return LoadedScenario(source.file, model, credentials, source.data)
+        raise ScenarioError(_in_order(settle_env_problems(problems, earlier, source)))
+    return LoadedScenario(source.file, model, credentials, source.data, source.lines)
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:
@@ -102,20 +112,7 @@ def _read_credentials(model: Scenario, source: Source, base: FsPath,
             problems.append(source.problem(("credentials", "inline"), "the credentials list is empty",
                                            "add at least one '- {username: ..., password: ...}'"))
         return tuple(creds.inline)
-    csv_path = base / creds.csv if creds.csv else base
-    try:
-        with open(csv_path, newline="", encoding="utf-8") as handle:
-            rows = tuple(dict(row) for row in csv.DictReader(handle))
-    except OSError as exc:
-        what = f"cannot read the credentials CSV '{csv_path}': {exc.strerror or exc}"
-        fix = "create it (a header line such as 'username,password', then one row per user); " \
-              "the path is relative to the scenario file"
-        problems.append(source.problem(("credentials", "csv"), what, fix))
-        return ()
-    if not rows:
-        problems.append(source.problem(("credentials", "csv"), f"'{csv_path}' has no user rows",
-                                       "add a header line and one row per user"))
-    return rows
+    return credentials_csv.read(base / creds.csv if creds.csv else base, source, problems)
 
 
 def _check_hosts(model: Scenario, source: Source) -> list[Problem]:
@@ -140,12 +137,6 @@ def _host_entries(model: Scenario) -> list[tuple[Path, str]]:
     return entries
 
 
-def tls_file(path: str, base: FsPath) -> FsPath:
-    """A CA bundle or certificate path: as written, else relative to the scenario file."""
-    given = FsPath(path).expanduser()
-    return given if given.is_absolute() or given.exists() else base / given
-
-
 def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Problem]:
     target = model.target
     files: list[tuple[Path, str]] = []
@@ -160,82 +151,26 @@ def _check_tls_files(model: Scenario, source: Source, base: FsPath) -> list[Prob
         problems.append(source.problem(("target", "cert"), "cert needs exactly [certificate, key]",
                                        "write 'cert: client.pem' or 'cert: [client.crt, client.key]'"))
     for path, value in files:
-        if not tls_file(value, base).exists():
+        if not value or not tls_file(value, base).exists():
             problems.append(source.problem(path, f"file not found: '{value}'",
                                            "give an existing PEM file (relative paths are relative to the "
                                            "scenario file), or 'verify: true' for the system trust store"))
+        elif why := tls_files.unreadable(tls_file(value, base), allow_dir=path == ("target", "verify")):
+            problems.append(source.problem(path, f"'{value}' {why}", tls_files.READ_FIX))
+    if not problems:  # every file exists: now prove OpenSSL can load them (PEM, matching key)
+        problems += tls_files.load_problems(target.verify, target.cert, base, source)
     return problems
 
 
 def url_problem(url: str) -> tuple[str, str] | None:
     """Why `url` cannot be a target, or None.  `demo` / `http(s)://demo` is the embedded target."""
-    if url == DEMO_HOST:
-        return None
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        return (f"invalid URL '{url}'", "write a full URL such as 'http://127.0.0.1:8080' or 'demo'")
-    try:
-        parts.port  # noqa: B018  (raises on a bad port)
-    except ValueError:
-        return (f"invalid port in URL '{url}'", "use a port number between 1 and 65535")
-    if parts.path not in ("", "/") or parts.query:
-        return (f"URL '{url}' has a path or query", "give the base URL only; paths go on endpoints")
-    return None
+    return None if url == DEMO_HOST else urls.url_problem(url)
 
 
 def _requests(model: Scenario) -> list[tuple[Path, Request]]:
     found: list[tuple[Path, Request]] = [(("endpoints", i), e) for i, e in enumerate(model.endpoints)]
     for f, flow in enumerate(model.flows):
         found += [(("flows", f, "steps", s), step) for s, step in enumerate(flow.steps)]
-    return found
-
-
-def _check_templates(model: Scenario, source: Source, credentials: tuple[dict[str, str], ...]) -> list[Problem]:
-    defined = set(model.variables) | templating.BUILTIN_NAMES
-    defined |= {name for _, req in _requests(model) for name in req.capture}
-    if credentials:
-        defined.add("user")
-    problems: list[Problem] = []
-    for path, value in _templated_values(source.data):
-        try:
-            missing = sorted(templating.names_in(value) - defined)
-        except jinja2.TemplateSyntaxError as exc:
-            problems.append(source.problem(path, f"template syntax error: {exc.message}",
-                                           "write templates as '{{ name }}'"))
-            continue
-        for name in missing:
-            problems.append(source.problem(path, f"template variable '{name}' is not defined",
-                                           _undefined_fix(name, defined)))
-    return problems
-
-
-def _undefined_fix(name: str, defined: set[str]) -> str:
-    if name == "user":
-        return "add a 'credentials:' list (inline or csv) so each user has 'user.<field>'"
-    hint = did_you_mean(name, sorted(defined), noun="name") if defined else ""
-    base = "define it under 'variables:' or capture it from an earlier response"
-    return f"{base}; {hint}" if hint.startswith("did you mean") else base
-
-
-TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")
-
-
-def _templated_values(data: dict[str, Any]) -> list[tuple[Path, Any]]:
-    found: list[tuple[Path, Any]] = []
-
-    def walk(value: Any, path: Path) -> None:
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, (*path, k))
-        elif isinstance(value, list):
-            for i, v in enumerate(value):
-                walk(v, (*path, i))
-        elif templating.is_template(value) and "capture" not in path and "expect" not in path:
-            found.append((path, value))
-
-    for section in TEMPLATED_SECTIONS:
-        if section in data:
-            walk(data[section], (section,))
     return found
 
 

@@ -14,13 +14,14 @@ from typing import Any
 import jmespath
 import jmespath.parser
 
-from workload import secrets
+from workload import redaction
 from workload.checks import ParsedResponse
 from workload.plan import Step, compile_step
 from workload.schema import Expect, Login, Request
 from workload.templating import Value
 
 FORM_LOGIN_EXPECT = Expect(status=[200, 201, 204, 302, 303])
+QUERY_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
@@ -48,7 +49,7 @@ class LoginFlow:
         token = self.token_query.search(parsed.json()) if parsed.json() is not None else None
         if not isinstance(token, str) or not token:
             return f"login: no token at JSON '{self.token_query.expression}' in the response"
-        secrets.register(token)  # masked in every output from now on
+        redaction.register(token)  # masked in every output from now on
         user.client.headers[self.token_header] = f"{self.token_scheme} {token}".strip()
         return None
 
@@ -60,12 +61,17 @@ def compile_login(login: Login | None, hosts: dict[str, str]) -> LoginFlow | Non
         return LoginFlow("basic", basic=(Value(login.basic.username), Value(login.basic.password)))
     if login.form is not None:
         form = login.form
-        request = Request(method="POST", path=form.path, host=form.host, form=form.fields,
+        # A GET (or HEAD) login sends its fields as the query string, as an HTML form would.
+        as_query = form.method in QUERY_METHODS
+        request = Request(method=form.method, path=form.path, host=form.host,
+                          query=form.fields if as_query else {}, form=None if as_query else form.fields,
                           expect=form.expect or FORM_LOGIN_EXPECT)
         return LoginFlow("form", step=compile_step(request, hosts, "login"))
     token = login.token
     assert token is not None
-    request = Request(method="POST", path=token.path, host=token.host, json=token.json_, form=token.form,
+    as_query = token.method in QUERY_METHODS and token.form is not None
+    request = Request(method=token.method, path=token.path, host=token.host, json=token.json_,
+                      query=token.form if as_query else {}, form=None if as_query else token.form,
                       expect=Expect(status=[200, 201]))
     return LoginFlow("token", step=compile_step(request, hosts, "login"),
                      token_query=jmespath.compile(token.token), token_header=token.header,

@@ -30,6 +30,7 @@ class Step:
     body: Value | None
     expect: Expectation | None
     captures: tuple[Capturer, ...]
+    follow_redirects: bool = True
 
     @property
     def checked(self) -> bool:
@@ -44,6 +45,8 @@ class Step:
                            ("data", self.form), ("data", self.body)):
             if value is not None:
                 kwargs[key] = value.render(context)
+        if not self.follow_redirects:
+            kwargs["allow_redirects"] = False
         return url, kwargs
 
 
@@ -66,4 +69,5 @@ def compile_step(request: Request, hosts: dict[str, str], default_name: str | No
         body=None if request.body is None else Value(request.body),
         expect=compile_expect(request.expect),
         captures=compile_captures(request.capture),
+        follow_redirects=request.follow_redirects,
     )

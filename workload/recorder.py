@@ -19,10 +19,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from workload import paths, verdict
 from workload.connstats import STATS
 from workload.errors import TelemetryError
-from workload.faults import classify
-from workload.secrets import redact_data
+from workload.faults import by_cause, classify
+from workload.redaction import redact_data
 from workload.telemetry import (
     Endpoint,
     KernelCounters,
@@ -52,6 +53,7 @@ class RunInfo:
     load: dict[str, Any]
     server_stats: Callable[[], dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    requested_s: float | None = None  # -t / the web UI's run time / a shape's planned length
 
 
 def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
@@ -65,15 +67,19 @@ def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
 
 
 def new_run_id(scenario: str, policy: str) -> str:
+    """Time, scenario and policy: readable, not unique (`paths.fresh_dir` adds a suffix)."""
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return re.sub(r"[^\w.-]+", "-", f"{stamp}-{scenario}-{policy}")
 
 
 class RunRecorder:
     def __init__(self, info: RunInfo, out_dir: Path):
+        self.started_at = time.time()  # set again when start() is done: the run's first moment
+        self._started_mono = time.monotonic()
+        self._stopped: tuple[float, float] | None = None  # (wall, monotonic) when the load stopped
+        self._drained: float | None = None  # monotonic: when the last user finished its task
         self.info = info
         self.out_dir = out_dir
-        self.started_at = time.time()
         self.history: list[dict[str, Any]] = []
         self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
         self.kernel = KernelCounters()
@@ -81,9 +87,12 @@ class RunRecorder:
         self.finished: dict[str, Any] | None = None
 
     def start(self) -> None:
+        """Start counting; the run's clock starts when this returns (Locust starts the users
+        right after test_start), so the seconds spent here are not counted as load."""
         STATS.reset()
         self.kernel.start()
         self.sampler.start()
+        self.started_at, self._started_mono = time.time(), time.monotonic()
 
     def tick(self, stats: Any, users: int) -> None:
         """Called about once a second while running: the time series for the report charts."""
@@ -99,27 +108,57 @@ class RunRecorder:
         """Figures for the web UI's Connections tab."""
         return {"connections": STATS.snapshot(stats.total.num_requests), "sockets": self.sampler.snapshot()}
 
+    def mark_stopped(self) -> None:
+        """The load stops (Locust's test_stopping): the end of the run's duration, even if
+        run.json is written later (a master waits for its workers' last reports).  The first
+        call wins."""
+        if self._stopped is None:
+            self._stopped = (time.time(), time.monotonic())
+
+    def mark_drained(self) -> None:
+        """Every user has finished (Locust's test_stop, after --stop-timeout at most)."""
+        if self._drained is None:
+            self._drained = time.monotonic()
+
+    @property
+    def stopped(self) -> bool:
+        return self._stopped is not None
+
+    def elapsed(self) -> float:
+        end = self._stopped[1] if self._stopped is not None else time.monotonic()
+        return max(end - self._started_mono, 1e-9)
+
     def finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
-        """Stop sampling and build run.json (idempotent: the first call wins)."""
+        """Stop sampling and build run.json (idempotent: the first call wins).  `complete` False
+        means interrupted; a run that ended too short is marked incomplete here as well."""
         if self.finished is not None:
             return self.finished
-        ended = time.time()
-        sockets = self.sampler.stop()
+        self.mark_stopped()
+        assert self._stopped is not None
+        ended, duration = self._stopped[0], self.elapsed()
+        sockets = self._stop_sampler()
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
-        duration = max(ended - self.started_at, 1e-9)
+        stages = self.info.extra.get("stages") or []
+        reason = verdict.completion(duration, self.info.requested_s, interrupted=not complete,
+                                    stopped_by_shape=any(s.get("stopped_run") for s in stages))
+        section = stats_section(stats, self.history)
         self.finished = {
             "schema": "workload.run/1",
             "run_id": self.out_dir.name,
-            "complete": complete,
+            "complete": reason is None,
+            "incomplete_reason": reason,
             "scenario": {"name": self.info.scenario, "path": self.info.scenario_path},
             "policy": {"name": self.info.policy, "type": self.info.policy_type,
                        "settings": self.info.policy_settings},
             "target": {"urls": self.info.urls, "local": self.info.local_target},
             "load": self.info.load,
             "started_at": self.started_at, "ended_at": ended, "duration_s": round(duration, 3),
-            "stats": stats_section(stats, self.history),
+            "requested_duration_s": self.info.requested_s,
+            "stop_drain_s": round(self._drained - self._stopped[1], 3) if self._drained is not None else None,
+            "stats": section,
+            "failures_by_cause": by_cause(section["errors"]),
             "connections": connections,
             "sockets": sockets,
             "kernel": kernel,
@@ -131,15 +170,36 @@ class RunRecorder:
         return self.finished
 
     def write(self, stats: Any, html: str | None = None) -> Path:
+        """Write the run's files into its folder; if that fails, into a new temporary folder
+        (logged), so a finished run is never lost.  The folder actually written."""
         assert self.finished is not None, "finish() first"
         redact_data(self.finished)  # in place: the gate and reports read the same dict
-        self.out_dir.mkdir(parents=True, exist_ok=True)
-        (self.out_dir / "run.json").write_text(json.dumps(self.finished, indent=2) + "\n")
-        write_csv(self.out_dir / "stats.csv", self.finished["stats"]["endpoints"])
-        write_csv(self.out_dir / "failures.csv", self.finished["stats"]["errors"])
+        try:
+            return self._write_files(self.out_dir, html)
+        except OSError as exc:
+            fallback = paths.fallback_dir(self.out_dir.name)
+            log.error("workload: could not write the results to %s (%s); saving them to %s instead",
+                      self.out_dir, exc, fallback)
+            self.out_dir = fallback
+            return self._write_files(fallback, html)
+
+    def _write_files(self, folder: Path, html: str | None) -> Path:
+        """The one place run files are written: each path proven inside the run folder first."""
+        assert self.finished is not None
+        folder.mkdir(parents=True, exist_ok=True)
+        paths.inside(folder, "run.json").write_text(json.dumps(self.finished, indent=2) + "\n")
+        write_csv(paths.inside(folder, "stats.csv"), self.finished["stats"]["endpoints"])
+        write_csv(paths.inside(folder, "failures.csv"), self.finished["stats"]["errors"])
         if html is not None:
-            (self.out_dir / "report.html").write_text(html, encoding="utf-8")
-        return self.out_dir
+            paths.inside(folder, "report.html").write_text(html, encoding="utf-8")
+        return folder
+
+    def _stop_sampler(self) -> dict[str, Any]:
+        try:
+            return self.sampler.stop()
+        except Exception as exc:  # its figures are a part of the run; the run must still be written
+            log.warning("the socket sampler did not stop cleanly: %r", exc)
+            return {"endpoints": [], "samples": 0, "error": f"the socket sampler failed: {exc!r}"}
 
     def _server_stats(self) -> dict[str, Any] | None:
         if self.info.server_stats is None:
@@ -163,7 +223,7 @@ def _merge_connections(local: dict[str, Any], workers: list[dict[str, Any]] | No
     if not workers:
         return local
     merged = dict(local)
-    for key in ("tcp_connects", "tls_handshakes", "pool_discards", "connect_errors"):
+    for key in ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors"):
         merged[key] = sum(int(w.get("connections", {}).get(key, 0) or 0) for w in workers)
     return merged
 

@@ -7,9 +7,19 @@ only describe and check the document; compiling it into Locust users happens in
 
 from __future__ import annotations
 
+import math
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    PositiveFloat,
+    PositiveInt,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import PydanticCustomError
 
 from workload.timespan import seconds
@@ -30,9 +40,11 @@ Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
 
-def problem(what: str, fix: str) -> PydanticCustomError:
-    """A validation error that carries its own fix hint (rendered by `workload.loader`)."""
-    return PydanticCustomError("workload", what, {"fix": fix})
+def problem(what: str, fix: str, at: tuple[str, ...] = ()) -> PydanticCustomError:
+    """A validation error that carries its own fix hint (rendered by `workload.validation`).
+
+    `at` is the key (under the model) the error is located at, e.g. `("policies",)`."""
+    return PydanticCustomError("workload", what, {"fix": fix, "at": at})
 
 
 def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
@@ -42,6 +54,11 @@ def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
     if len(given) != 1:
         names = ", ".join(keys)
         raise problem(f"{where} needs exactly one of {names}; got {len(given)}", f"keep one of: {names}")
+
+
+def as_bool_word(value: Any) -> bool:
+    """Whether `value` is the text true or false (any case): a boolean, where a field takes one."""
+    return isinstance(value, str) and value.strip().lower() in ("true", "false")
 
 
 class Model(BaseModel):
@@ -142,12 +159,19 @@ class Target(Model):
     verify: bool | str = True
     cert: str | list[str] | None = None
     cookies: list[PresetCookie] = []
+    follow_offsite_redirects: bool = False  # redirects to undeclared hosts fail (redirect_offsite)
 
     @model_validator(mode="before")
     @classmethod
     def _shorthand(cls, data: Any) -> Any:
         # `target: http://...` is the common case; expand it to `target: {host: ...}`.
         return {"host": data} if isinstance(data, str) else data
+
+    @field_validator("verify", mode="before")
+    @classmethod
+    def _verify_word(cls, value: Any) -> Any:
+        # `verify: ${VERIFY:-true}` arrives as text: "true"/"false" (any case) is the switch, not a CA file.
+        return value.strip().lower() == "true" if as_bool_word(value) else value
 
     @model_validator(mode="after")
     def _some_host(self) -> Target:
@@ -162,10 +186,35 @@ class JsonExpect(Model):
     exists: bool | None = None
 
 
+class HeaderExpect(Model):
+    """A check on one response header (name matched case-insensitively); values may be templates."""
+
+    equals: str | None = None
+    contains: str | None = None
+    exists: bool | None = None
+
+    @model_validator(mode="after")
+    def _something_to_check(self) -> HeaderExpect:
+        if not self.model_fields_set:
+            raise problem("a header expectation needs equals, contains or exists",
+                          "write e.g. 'Content-Type: {contains: json}'")
+        return self
+
+
+def _status_code(code: int) -> int:
+    if not 100 <= code <= 599:
+        raise problem(f"{code} is not an HTTP status code", "use status codes from 100 to 599")
+    return code
+
+
+StatusCode = Annotated[int, AfterValidator(_status_code)]
+
+
 class Expect(Model):
-    status: int | list[int] | None = None
+    status: StatusCode | list[StatusCode] | None = None
     json_: list[JsonExpect] | None = Field(None, alias="json")
     contains: str | None = None
+    headers: dict[str, HeaderExpect] | None = None
 
 
 class Capture(Model):
@@ -193,13 +242,12 @@ class Request(Model):
     expect: Expect | None = None
     capture: dict[str, Capture] = {}
     thresholds: EndpointThresholds | None = None
+    follow_redirects: bool = True  # false: the 3xx itself is the response (check Location, cookies)
 
     @model_validator(mode="before")
     @classmethod
     def _upper_method(cls, data: Any) -> Any:
-        if isinstance(data, dict) and isinstance(data.get("method"), str):
-            return {**data, "method": data["method"].upper()}
-        return data
+        return upper_method(data)
 
     @model_validator(mode="after")
     def _one_body(self) -> Request:
@@ -207,6 +255,12 @@ class Request(Model):
         if len(bodies) > 1:
             raise problem("a request can have only one of json, form, body", "keep one body kind")
         return self
+
+
+def upper_method(data: Any) -> Any:
+    if isinstance(data, dict) and isinstance(data.get("method"), str):
+        return {**data, "method": data["method"].upper()}
+    return data
 
 
 class Endpoint(Request):
@@ -230,13 +284,20 @@ class Credentials(Model):
 
 
 class FormLogin(Model):
+    method: Method = "POST"  # GET/HEAD send the fields as the query string
     path: str
     host: str | None = None
     fields: dict[str, str]
     expect: Expect | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        return upper_method(data)
+
 
 class TokenLogin(Model):
+    method: Method = "POST"
     path: str
     host: str | None = None
     json_: dict[str, Any] | None = Field(None, alias="json")
@@ -245,6 +306,11 @@ class TokenLogin(Model):
     header: str = "Authorization"
     scheme: str = DEFAULT_TOKEN_SCHEME
     relogin_on_401: bool = True
+
+    @model_validator(mode="before")
+    @classmethod
+    def _upper_method(cls, data: Any) -> Any:
+        return upper_method(data)
 
     @model_validator(mode="after")
     def _one_body(self) -> TokenLogin:
@@ -285,19 +351,24 @@ class Wait(Model):
 
 def check_span(value: str | float, what: str = "duration") -> None:
     """A positive time span (`workload.timespan`), or a validation problem saying how to write one."""
+    at = (what,)  # the problem is located at the span's own key
+    if isinstance(value, str) and value.strip().startswith("-"):
+        raise problem(f"the {what} must be positive", "write e.g. 30s", at)
     try:
         span = seconds(value)
+        if not math.isfinite(span):  # `.inf` / `.nan` in YAML
+            raise ValueError(span)
     except ValueError as exc:
-        raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m") from exc
+        raise problem(f"invalid {what} {value!r}", "write e.g. 30s, 2m, 1h30m", at) from exc
     if span <= 0:
-        raise problem(f"the {what} must be positive", "write e.g. 30s")
+        raise problem(f"the {what} must be positive", "write e.g. 30s", at)
 
 
 class Spike(Model):
     """A burst: `users` started within about a second, held for `duration`, then back down."""
 
     users: PositiveInt
-    duration: str | PositiveFloat
+    duration: str | float  # positive: checked by check_span, with one message
 
     @model_validator(mode="after")
     def _duration_parses(self) -> Spike:
@@ -312,7 +383,7 @@ class Stage(Model):
     that rate and then hold (a step).  `{spike: {users, duration}}` is the shorthand for a burst.
     """
 
-    duration: str | PositiveFloat | None = None
+    duration: str | float | None = None
     users: Annotated[int, Field(ge=0)] | None = None
     spawn_rate: PositiveFloat | None = None
     spike: Spike | None = None
@@ -335,7 +406,7 @@ class Load(Model):
 
     users: PositiveInt = DEFAULT_USERS
     spawn_rate: PositiveFloat = DEFAULT_SPAWN_RATE
-    duration: str | PositiveFloat = DEFAULT_DURATION
+    duration: str | float = DEFAULT_DURATION
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
     rps: PositiveFloat | None = None
 
@@ -350,12 +421,7 @@ class Load(Model):
 
     @model_validator(mode="after")
     def _duration_parses(self) -> Load:
-        try:
-            span = seconds(self.duration)
-        except ValueError as exc:
-            raise problem(f"invalid duration {self.duration!r}", "write e.g. 30s, 2m, 1h30m") from exc
-        if span <= 0:
-            raise problem("the duration must be positive", "write e.g. 30s")
+        check_span(self.duration)
         return self
 
 
@@ -397,7 +463,7 @@ class Scenario(Model):
             raise problem("the scenario has no endpoints and no flows",
                           "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
         if not self.policies:
-            raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'")
+            raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'", at=("policies",))
         return self
 
     @model_validator(mode="after")
@@ -405,5 +471,5 @@ class Scenario(Model):
         # load.rps sets every user's wait time; a wait given as well would be silently replaced.
         if self.load.rps is not None and "wait" in self.model_fields_set:
             raise problem("load.rps paces the users itself, so 'wait:' would be ignored",
-                          "remove 'wait:' (or remove load.rps to keep the wait)")
+                          "remove 'wait:' (or remove load.rps to keep the wait)", at=("load", "rps"))
         return self

@@ -1,4 +1,4 @@
-"""Scrubbing: `workload.secrets.redact` applied at the exits the tool does not write itself.
+"""Scrubbing: `workload.redaction.redact` applied at the exits the tool does not write itself.
 
 Locust writes report.html, its CSVs and its log, prints its stats and error tables, and
 urllib3 logs retry warnings with full URLs; a child's output lands in compare's logs.  So:
@@ -21,7 +21,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
-from workload.secrets import REGISTRY, redact, redact_data, register_userinfo
+from workload.redaction import REGISTRY, redact, redact_data, register_userinfo
 
 log = logging.getLogger(__name__)
 LOGGERS = ("", "locust", "locust.stats_logger")  # root, and Locust's own (they do not propagate)

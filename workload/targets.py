@@ -2,7 +2,7 @@
 
 `demo` / `http://demo` is the demo target's HTTP listener and `https://demo` its HTTPS
 listener; when the scenario keeps `verify: true`, the demo's own CA is trusted.  A
-`--host` given to Locust replaces the scenario's default host.
+`--host` given to Locust replaces the scenario's default host, and is checked like one.
 """
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from workload.loader import DEMO_HOST, LoadedScenario, tls_file
+from workload.errors import Problem, ScenarioError
+from workload.loader import DEMO_HOST, LoadedScenario, tls_file, url_problem
 
 Verify = bool | str
 
@@ -46,6 +47,8 @@ def needs_demo(loaded: LoadedScenario, host_override: str | None = None) -> bool
 def resolve(loaded: LoadedScenario, demo: Any | None = None, host_override: str | None = None) -> ResolvedTarget:
     """URLs for every host name; `demo` is a running `workload.demo.DemoTarget` when needed."""
     target = loaded.model.target
+    if host_override and (why := url_problem(host_override)):  # --host skips the scenario's validation
+        raise ScenarioError([Problem(loaded.path, None, "--host", *why)])
 
     def url(value: str | None) -> str | None:
         if value is None or not is_demo(value):

@@ -1,35 +1,34 @@
 """Templating: `{{ ... }}` values compiled once, rendered per request from a user's variables.
 
-Jinja2 does the work (autoescape off: these are HTTP values, not HTML).  Values without
-`{{` stay plain constants so an untemplated request costs nothing extra per call; a
-template is compiled once when the scenario is compiled, never per request.
+Templates are untrusted: they are checked against the documented surface when compiled
+(`workload.template_rules`) and rendered in the sandbox (`workload.template_sandbox`), with
+every rendered value bounded to `MAX_RENDERED_CHARS`.  Values without `{{` stay plain
+constants, so an untemplated request costs nothing extra per call; a template is compiled
+once when the scenario is compiled, never per request.
 """
 
 from __future__ import annotations
 
-import random
-import time
-import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import jinja2
-import jinja2.meta
+from jinja2 import nodes
+from jinja2.exceptions import SecurityError
 
-TEMPLATE_GLOBALS: dict[str, Any] = {
-    "uuid4": lambda: str(uuid.uuid4()),
-    "randint": random.randint,
-    "choice": random.choice,
-    "now": time.time,
-}
-BUILTIN_NAMES = frozenset({"user_index", *TEMPLATE_GLOBALS})
+from workload.template_rules import compiled, parsed, template_problem, walk
+from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, TEMPLATE_GLOBALS
 
-_ENV = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=True)
-_ENV.globals.update(TEMPLATE_GLOBALS)
+__all__ = ["BUILTIN_NAMES", "TEMPLATE_GLOBALS", "TemplateRenderError", "TemplateSecurityError", "Value",
+           "fields_used", "is_template", "names_used", "template_problem"]
 
 
 class TemplateRenderError(Exception):
     """A template could not be rendered (e.g. a capture has not happened yet)."""
+
+
+class TemplateSecurityError(TemplateRenderError):
+    """A template reaches outside the documented surface; it is never rendered."""
 
 
 def is_template(value: Any) -> bool:
@@ -37,19 +36,23 @@ def is_template(value: Any) -> bool:
 
 
 def names_used(text: str) -> set[str]:
-    """Variable names a template reads; raises jinja2.TemplateSyntaxError on bad syntax."""
-    return jinja2.meta.find_undeclared_variables(_ENV.parse(text)) - set(TEMPLATE_GLOBALS)
+    """Variable names a template reads; raises jinja2.TemplateSyntaxError on bad syntax.
+
+    Exact for templates inside the surface, which have no statements that could bind a name."""
+    return {node.name for node, _ in walk(parsed(text), None)
+            if isinstance(node, nodes.Name) and node.ctx == "load"} - set(TEMPLATE_GLOBALS)
 
 
-def names_in(value: Any) -> set[str]:
-    """All names read by templates anywhere inside a nested value."""
-    if is_template(value):
-        return names_used(value)
-    if isinstance(value, dict):
-        return set().union(*(names_in(k) | names_in(v) for k, v in value.items())) if value else set()
-    if isinstance(value, list):
-        return set().union(*(names_in(v) for v in value)) if value else set()
-    return set()
+def fields_used(text: str, name: str = "user") -> set[str]:
+    """The `name.<field>` / `name['field']` fields a template reads (`user.username` → username)."""
+    found = set()
+    for node, _ in walk(parsed(text), None):
+        if isinstance(node, nodes.Getattr | nodes.Getitem) and isinstance(node.node, nodes.Name) \
+                and node.node.name == name:
+            key = node.attr if isinstance(node, nodes.Getattr) else getattr(node.arg, "value", None)
+            if isinstance(key, str):
+                found.add(key)
+    return found
 
 
 class Value:
@@ -66,6 +69,12 @@ class Value:
             return self._render(context)
         except jinja2.UndefinedError as exc:
             raise TemplateRenderError(f"template variable not set: {exc.message}") from exc
+        except SecurityError as exc:
+            raise TemplateSecurityError(f"template not allowed: {exc}") from exc
+        except RecursionError as exc:  # e.g. a captured JSON value nested thousands deep
+            raise TemplateRenderError("template failed: a value is nested too deeply") from exc
+        except Exception as exc:  # noqa: BLE001 (whatever a filter raises on odd data: one failed request)
+            raise TemplateRenderError(f"template failed: {type(exc).__name__}: {exc}") from exc
 
 
 def names_or_templates(raw: Any) -> bool:
@@ -80,8 +89,7 @@ def names_or_templates(raw: Any) -> bool:
 
 def _compile(raw: Any) -> Any:
     if is_template(raw):
-        template = _ENV.from_string(raw)
-        return template.render
+        return _compile_template(raw)
     if isinstance(raw, dict) and names_or_templates(raw):
         parts = [(_compile(k), _compile(v)) for k, v in raw.items()]
         return lambda ctx: {k(ctx): v(ctx) for k, v in parts}
@@ -89,3 +97,23 @@ def _compile(raw: Any) -> Any:
         items = [_compile(v) for v in raw]
         return lambda ctx: [item(ctx) for item in items]
     return lambda ctx: raw
+
+
+def _compile_template(text: str) -> Callable[[Mapping[str, Any]], str]:
+    # Checked again here, not only by the loader: a plan may be compiled from data that never
+    # went through validation (a worker's bundle, code building a Request).
+    found = template_problem(text)
+    if found:
+        raise TemplateSecurityError(f"template not allowed: {found[0]}")
+    try:
+        template = compiled(text)
+    except (RecursionError, SyntaxError, MemoryError) as exc:  # limits of the Python code Jinja generates
+        raise TemplateSecurityError("template not allowed: it is nested too deeply") from exc
+
+    def render(ctx: Mapping[str, Any]) -> str:
+        out = template.render(ctx)
+        if len(out) > MAX_RENDERED_CHARS:
+            raise SecurityError(f"the rendered value is over {MAX_RENDERED_CHARS} characters")
+        return out
+
+    return render

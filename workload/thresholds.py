@@ -15,8 +15,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from typing import Any
 
+from workload.redaction import redact
 from workload.schema import EndpointThresholds, Request, Scenario, Thresholds
-from workload.secrets import redact
 
 TOTAL_SCOPE = "total"
 AT_MOST, AT_LEAST = "<=", ">="

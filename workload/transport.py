@@ -8,6 +8,10 @@
 * `PolicyTransport` gives a user the session each request goes through: its own Session
   (shared/close/recycle) or a fresh one per request that shares the user's cookie jar,
   headers and auth (fresh), and drops the user's connections when recycle is due.
+* The adapter is the last step before the wire, so it enforces what must hold whatever the
+  scenario's headers say: the policy's `Connection` header, and declared hosts only (a
+  redirect elsewhere fails with `redirect_offsite`, or, when the scenario allows it, is
+  followed without the scenario's headers, cookies and credentials).
 
 Imports locust: only `workload.main` and the compiler load this module.
 """
@@ -18,21 +22,30 @@ import os
 import ssl
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
+from urllib.parse import urlsplit
 
 import urllib3
 from locust.clients import HttpSession, LocustHttpAdapter
 from requests.adapters import HTTPAdapter
+from requests.exceptions import RequestException
 from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
-from workload.connstats import COUNTING_POOL_CLASSES, install_pool_discard_counter
+from workload.connstats import COUNTING_POOL_CLASSES
 from workload.errors import TargetError
 from workload.schema import Policy, RetrySpec, TimeoutSpec
 
 Verify = bool | str
 Cert = str | tuple[str, str] | None
 _TLS_KWARGS = ("ca_certs", "ca_cert_dir", "cert_file", "key_file")
+# Headers still sent to an undeclared host when the scenario allows following redirects there:
+# protocol headers only, never the scenario's own (X-Api-Key, Authorization, Cookie, ...).
+OFFSITE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "connection", "content-type",
+                             "content-length", "transfer-encoding"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+Origin = tuple[str, int]
 
 
 def make_ssl_context(verify: Verify, cert: Cert) -> ssl.SSLContext:
@@ -63,6 +76,51 @@ def _load_trust(context: ssl.SSLContext, verify: Verify) -> None:
     context.load_verify_locations(cafile=DEFAULT_CA_BUNDLE_PATH)
 
 
+class RedirectOffsite(RequestException):
+    """A redirect to a host the scenario does not declare: not followed (cause `redirect_offsite`)."""
+
+    workload_fault = True  # our own bounded message, kept as written in the error row
+
+
+def origin_of(url: str) -> Origin | None:
+    parts = urlsplit(url)
+    if not parts.hostname:
+        return None
+    try:
+        port = parts.port or _DEFAULT_PORTS.get(parts.scheme.lower(), 0)
+    except ValueError:
+        return None
+    return parts.hostname.lower(), port
+
+
+@dataclass(frozen=True)
+class HostGate:
+    """Declared hosts only: what a request to any other host may do."""
+
+    declared: frozenset[Origin]
+    follow_offsite: bool = False
+
+    def with_host(self, url: str | None) -> HostGate:
+        origin = origin_of(url or "")
+        return self if origin is None else HostGate(self.declared | {origin}, self.follow_offsite)
+
+    def check(self, request: Any) -> None:
+        origin = origin_of(request.url)
+        if origin is None or origin in self.declared:
+            return
+        host = f"{origin[0]}:{origin[1]}"
+        if not self.follow_offsite:
+            raise RedirectOffsite(f"redirect_offsite: not following a redirect to {host}, a host the scenario "
+                                  "does not declare (declare it in target.hosts, or set "
+                                  "target.follow_offsite_redirects: true)", request=request)
+        for name in [k for k in request.headers if k.lower() not in OFFSITE_HEADERS]:
+            del request.headers[name]
+
+
+def make_gate(urls: list[str], follow_offsite: bool) -> HostGate:
+    return HostGate(frozenset(o for o in map(origin_of, urls) if o is not None), follow_offsite)
+
+
 def retry_of(policy: Policy) -> Retry:
     spec = policy.retries if isinstance(policy.retries, RetrySpec) else RetrySpec(total=policy.retries)
     # read=False as Locust does: a read error on a non-idempotent request must not be replayed.
@@ -81,13 +139,29 @@ class TunedAdapter(LocustHttpAdapter):
     """A `LocustHttpAdapter` with the policy's pool settings, counting and SSL-context sharing."""
 
     def __init__(self, policy: Policy, ssl_context: ssl.SSLContext | None,
-                 pool_manager: PoolManager | None = None):
+                 pool_manager: PoolManager | None = None, gate: HostGate | None = None):
         self._ssl_context = ssl_context
+        self._close = policy.type == "close"
+        self._gate = gate
         # Note: with a shared pool_manager, LocustHttpAdapter ignores the pool_* arguments;
         # the process-scope manager is built with them instead (make_process_pool).
         super().__init__(pool_manager=pool_manager, pool_connections=policy.pool_connections,
                          pool_maxsize=policy.pool_maxsize, pool_block=policy.pool_block,
                          max_retries=retry_of(policy))
+
+    def send(self, request: Any, *args: Any, **kwargs: Any) -> Any:
+        self._own_connection_header(request.headers)
+        if self._gate is not None:
+            self._gate.check(request)  # every hop of a redirect chain passes here
+        return super().send(request, *args, **kwargs)
+
+    def _own_connection_header(self, headers: Any) -> None:
+        # The policy owns `Connection`, whatever target/request headers say: session and
+        # request headers are merged after the policy installs its own.
+        if self._close:
+            headers["Connection"] = "close"
+        elif "close" in headers.get("Connection", "").lower():
+            headers["Connection"] = "keep-alive"
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -123,8 +197,7 @@ def make_process_pool(policy: Policy) -> PoolManager:
 class PolicyTransport:
     """Per-policy connection behaviour, shared by all users of one compiled class."""
 
-    def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert):
-        install_pool_discard_counter()
+    def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert, gate: HostGate | None = None):
         if verify is False:
             # The scenario chose not to verify (a self-signed test target): say it once in the
             # docs, not once per request in the log.
@@ -141,12 +214,14 @@ class PolicyTransport:
                               f"{exc}; fix: give PEM files (a CA bundle for verify, certificate and key for cert)"
                               ) from exc
         self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
+        self.gate = gate
 
-    def new_adapter(self) -> TunedAdapter:
-        return TunedAdapter(self.policy, self.ssl_context, self.process_pool)
+    def new_adapter(self, base_url: str | None = None) -> TunedAdapter:
+        gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ
+        return TunedAdapter(self.policy, self.ssl_context, self.process_pool, gate)
 
     def install(self, session: HttpSession) -> None:
-        adapter = self.new_adapter()
+        adapter = self.new_adapter(getattr(session, "base_url", None))
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         if self.kind == "close":

@@ -22,15 +22,31 @@ def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -
     seen: dict[Path, Problem] = {}
     errors = [(data_path(e["loc"], source.data, names_a_key=e["type"] in KEY_ERRORS), e) for e in exc.errors()]
     deeper = {path[:i] for path, _ in errors for i in range(len(path))}
+    # Where union branches disagree, a value of the right kind that breaks a bound (a negative
+    # duration) says more than "expected text" from a branch of another kind: it goes first.
+    errors.sort(key=lambda item: item[1]["type"].endswith(("_type", "_parsing")))
+    misspelt = _misspelt(errors)
     for path, err in errors:
         if path in deeper and err["type"].endswith(("_type", "_parsing")):
             continue  # a union's other branch ("expected a number") where the mapping branch went deeper
+        if err["type"] == "missing" and path in misspelt:
+            continue  # `pasword: x` is one mistake: "unknown key" says it, "password is missing" would repeat it
         # Union members each report an error at the same place; the first one is enough.
         seen.setdefault(path + (err["type"] == "extra_forbidden",), _translate(err, path, source, root))
     return sorted(seen.values(), key=lambda p: (p.line or 0, p.key))
 
 
 KEY_ERRORS = frozenset({"missing", "extra_forbidden"})
+
+
+def _misspelt(errors: list[tuple[Path, dict[str, Any]]]) -> set[Path]:
+    """Paths of missing keys that an unknown key beside them is a misspelling of."""
+    unknown: dict[Path, list[str]] = {}
+    for path, err in errors:
+        if err["type"] == "extra_forbidden" and path:
+            unknown.setdefault(path[:-1], []).append(str(path[-1]))
+    return {path for path, err in errors if err["type"] == "missing" and path and
+            difflib.get_close_matches(str(path[-1]), unknown.get(path[:-1], []), n=1, cutoff=0.6)}
 
 
 def data_path(loc: tuple[Any, ...], data: Any, names_a_key: bool = False) -> Path:
@@ -59,14 +75,16 @@ def _translate(err: dict[str, Any], path: Path, source: Source, root: type[BaseM
         return source.problem(path, f"unknown key '{key}'", did_you_mean(str(key), allowed))
     if kind == "missing":
         return source.problem(path, f"required key '{key}' is missing", f"add '{key}: ...' here")
-    if kind == "workload":
-        return source.problem(path, err["msg"], ctx.get("fix", "see docs/scenario-format.md"))
-    what, fix = _value_message(kind, ctx, value)
+    if kind == "invalid_key":
+        return source.problem(path, f"a key must be text, got {value!r}", "quote the key, or remove it")
+    if kind == "workload":  # a rule between keys: `at` names the key it is about, under the model
+        return source.problem((*path, *ctx.get("at", ())), err["msg"], ctx.get("fix", "see docs/scenario-format.md"))
+    what, fix = _value_message(kind, ctx, value, source.shown(path, value))
     return source.problem(path, what, fix)
 
 
-def _value_message(kind: str, ctx: dict[str, Any], value: Any) -> tuple[str, str]:
-    shown = repr(value) if not isinstance(value, dict | list) else type(value).__name__
+def _value_message(kind: str, ctx: dict[str, Any], value: Any, shown: str) -> tuple[str, str]:
+    shown = shown if not isinstance(value, dict | list) else type(value).__name__
     if kind in ("greater_than", "greater_than_equal"):
         bound = ctx.get("gt", ctx.get("ge"))
         relation = "greater than" if kind == "greater_than" else "at least"

@@ -1,13 +1,15 @@
 """YAML source: a scenario document parsed with the line of every key, and `${ENV}` secrets.
 
-Validation errors must point at a file line, so the document is composed into PyYAML's
-node tree once to record where each key path starts, then constructed into plain data.
+Validation errors must point at a file line, so the document is composed into a node tree
+once (`workload.yamlcompose`, which bounds depth and aliases), constructed into plain data,
+and walked to record where each key path starts.
 `${VAR}` / `${VAR:-default}` in string values are replaced from the environment here, so
 secrets never need to be written into scenario files.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import re
 from collections.abc import Mapping
@@ -17,19 +19,23 @@ from typing import Any
 import yaml
 
 from workload.errors import Problem, ScenarioError
-from workload.secrets import register_env
+from workload.redaction import register_env
+from workload.yamlcompose import Composer, Loader, Path, key_path
 
-Path = tuple[str | int, ...]
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
 @dataclass(frozen=True)
 class Source:
-    """A parsed document with the line each key path starts on."""
+    """A parsed document with the line each key path starts on.
+
+    `env_text` holds, for each string that `${ENV}` replaced parts of, the text as written:
+    messages show that instead of the value, which may be a secret."""
 
     file: str
     data: Any
     lines: dict[Path, int] = field(default_factory=dict)
+    env_text: dict[Path, str] = field(default_factory=dict)
 
     def line_of(self, path: Path) -> int | None:
         """The line of `path`, or of its nearest ancestor that exists in the file."""
@@ -42,19 +48,20 @@ class Source:
     def problem(self, path: Path, what: str, fix: str) -> Problem:
         return Problem(self.file, self.line_of(path), key_path(path), what, fix)
 
-
-def key_path(path: Path) -> str:
-    """`('policies', 'shared', 'pool_maxsize')` → `policies.shared.pool_maxsize`; lists as `[0]`."""
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
+    def shown(self, path: Path, value: Any) -> str:
+        """`value` as a message may show it: `'text'`, or `the value of ${API_KEY}`."""
+        written = self.env_text.get(path)
+        if written is None:
+            return repr(value)
+        return f"the value of {written}" if ENV_PATTERN.fullmatch(written) else f"the value of {written!r}"
 
 
 def parse(text: str, file: str) -> Source:
+    """Parse once (libyaml where present), within the limits of `workload.yamlcompose`."""
+    loader = Loader(text)
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = Composer(loader, file).compose()
+        data = loader.construct_document(root) if root is not None else None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = mark.line + 1 if mark else None
@@ -63,32 +70,42 @@ def parse(text: str, file: str) -> Source:
         raise ScenarioError([Problem(file, line, "", what, fix)]) from exc
     except yaml.YAMLError as exc:
         raise ScenarioError([Problem(file, None, "", f"invalid YAML: {exc}", "fix the YAML syntax")]) from exc
+    finally:
+        loader.dispose()
     if not isinstance(data, dict):
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ScenarioError([Problem(file, 1, "", f"the document is {kind}, not a mapping of keys",
                                      "start from scenarios/demo.yaml: 'target:', 'endpoints:', 'policies:'")])
+    return Source(file, data, key_lines(root))
+
+
+def key_lines(root: yaml.Node) -> dict[Path, int]:
+    """The line of every key path, aliases expanded (the composer bounded them).
+
+    Runs after construction, which splices `<<:` merges into each mapping: a merged key keeps
+    the line where it is written, in the anchor."""
     lines: dict[Path, int] = {(): 1}
-    _record_lines(node, (), lines)
-    return Source(file, data, lines)
-
-
-def _record_lines(node: yaml.Node, path: Path, lines: dict[Path, int]) -> None:
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            child = (*path, str(key_node.value))
-            lines[child] = key_node.start_mark.line + 1
-            _record_lines(value_node, child, lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for index, item in enumerate(node.value):
-            child = (*path, index)
-            lines[child] = item.start_mark.line + 1
-            _record_lines(item, child, lines)
+    todo: list[tuple[yaml.Node, Path]] = [(root, ())]
+    while todo:
+        node, path = todo.pop()
+        if isinstance(node, yaml.MappingNode):
+            last = {str(k.value): (k, v) for k, v in node.value}  # later keys win, as in the data
+            children = [((*path, name), k, v) for name, (k, v) in last.items()]
+        elif isinstance(node, yaml.SequenceNode):
+            children = [((*path, i), v, v) for i, v in enumerate(node.value)]
+        else:
+            continue
+        for child, marked, value in children:
+            lines[child] = marked.start_mark.line + 1
+            todo.append((value, child))
+    return lines
 
 
 def interpolate_env(source: Source, environ: Mapping[str, str] | None = None) -> tuple[Source, list[Problem]]:
     """Replace `${VAR}` in every string; returns one problem per undefined variable."""
     env = os.environ if environ is None else environ
     problems: list[Problem] = []
+    written: dict[Path, str] = {}
 
     def walk(value: Any, path: Path) -> Any:
         if isinstance(value, dict):
@@ -96,11 +113,14 @@ def interpolate_env(source: Source, environ: Mapping[str, str] | None = None) ->
         if isinstance(value, list):
             return [walk(v, (*path, i)) for i, v in enumerate(value)]
         if isinstance(value, str) and "${" in value:
-            return ENV_PATTERN.sub(lambda m: _env_value(m, env, source, path, problems), value)
+            replaced = ENV_PATTERN.sub(lambda m: _env_value(m, env, source, path, problems), value)
+            if replaced != value:
+                written[path] = value
+            return replaced
         return value
 
     data = walk(source.data, ())
-    return Source(source.file, data, source.lines), problems
+    return Source(source.file, data, source.lines, written), problems
 
 
 def _env_value(match: re.Match[str], env: Mapping[str, str], source: Source, path: Path,
@@ -114,3 +134,38 @@ def _env_value(match: re.Match[str], env: Mapping[str, str], source: Source, pat
     problems.append(source.problem(path, f"environment variable '{name}' is not set",
                                    f"export {name}=... before running, or write '${{{name}:-default}}'"))
     return ""
+
+
+def settle_env_problems(problems: list[Problem], env_problems: list[Problem], source: Source) -> list[Problem]:
+    """`problems` without follow-ons of an unset `${VAR}` and without values taken from `${ENV}`.
+
+    An unset variable leaves '' behind, which fails again as "expected a whole number, got ''":
+    one mistake, one message.  A value from the environment may be a secret: a message that
+    quotes it gets the text as written (`${API_KEY}`) instead."""
+    unset = {p.key for p in env_problems}
+    kept = [p for p in problems if p in env_problems or not any(_within(p.key, key) for key in unset)]
+    return [_hide_env_value(p, source) for p in kept]
+
+
+def _within(key: str, ancestor: str) -> bool:
+    return key == ancestor or key.startswith((f"{ancestor}.", f"{ancestor}["))
+
+
+def _hide_env_value(problem: Problem, source: Source) -> Problem:
+    for path, written in source.env_text.items():
+        key = key_path(path)
+        if problem.file == source.file and (_within(problem.key, key) or _within(key, problem.key)):
+            value = _value_at(source.data, path)
+            if isinstance(value, str) and value:
+                what = problem.what.replace(repr(value), written).replace(f"'{value}'", written)
+                problem = dataclasses.replace(problem, what=what)
+    return problem
+
+
+def _value_at(data: Any, path: Path) -> Any:
+    for part in path:
+        try:
+            data = data[part]
+        except (KeyError, IndexError, TypeError):
+            return None
+    return data

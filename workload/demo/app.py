@@ -32,6 +32,7 @@ MAX_ITEMS_PER_PAGE = 1000
 TOKEN_LIFETIME_S = 3600
 SEED_ITEMS = 20
 SESSION_COOKIE = "session"
+REDIRECT_STATUSES = (301, 302, 303, 307, 308)
 
 JsonDict = dict[str, Any]
 
@@ -161,9 +162,11 @@ def _authenticate(state: DemoState) -> tuple[str, str] | None:
 
 
 def _register_login_routes(app: Flask, state: DemoState) -> None:
-    @app.post("/login")
+    @app.route("/login", methods=["GET", "POST"])
     def login() -> Response:
-        username, password = request.form.get("username"), request.form.get("password")
+        # GET takes the fields from the query string (a login by a method other than POST).
+        fields = request.args if request.method == "GET" else request.form
+        username, password = fields.get("username"), fields.get("password")
         if not valid_credentials(username, password):
             return _error(401, "bad credentials")
         response = jsonify(user=username)
@@ -177,7 +180,7 @@ def _register_login_routes(app: Flask, state: DemoState) -> None:
         response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-    @app.post("/api/token")
+    @app.route("/api/token", methods=["POST", "PUT"])
     def token() -> Response:
         body = request.get_json(silent=True)
         body = body if isinstance(body, dict) else {}
@@ -268,6 +271,24 @@ def _register_tool_routes(app: Flask) -> None:
             body=request.get_data(as_text=True),
             json=request.get_json(silent=True),
         )
+
+    @app.get("/redirect")
+    def redirect() -> Response:
+        # ?to=<path or URL>[&status=301|302|303|307|308]; sets a cookie on the redirect
+        # itself, so a scenario can check it with follow_redirects: false.
+        code = request.args.get("status", default=302, type=int)
+        response = Response(status=code if code in REDIRECT_STATUSES else 302)
+        response.headers["Location"] = request.args.get("to", "/")
+        response.set_cookie("redirected", "yes", path="/")
+        return response
+
+    @app.get("/truncated")
+    def truncated() -> Response:
+        # Announces more bytes than it sends: the client sees a body cut short (a protocol fault).
+        response = Response(b'{"partial": tr', mimetype="application/json")
+        response.headers["Content-Length"] = "100"
+        response.headers["Connection"] = "close"
+        return response
 
     @app.get("/reset")
     def reset() -> Response:

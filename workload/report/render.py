@@ -15,9 +15,9 @@ from typing import Any
 from jinja2 import Environment
 from markupsafe import Markup
 
+from workload.redaction import redact
 from workload.report import charts, workers
 from workload.report.findings import amount, count, percent
-from workload.secrets import redact
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
@@ -107,7 +107,8 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
                                 ("p95 ms", _field("p95_ms")), ("p99 ms", _field("p99_ms")))),
     ("Connections", (POLICY, ("opened", _field("connections_opened")),
                      ("requests/connection", _field("requests_per_connection")),
-                     ("TLS handshakes", _field("tls_handshakes")), ("pool discards", _field("pool_discards")),
+                     ("TLS handshakes", _field("tls_handshakes")), ("TLS failed", _field("tls_failures")),
+                     ("pool discards", _field("pool_discards")),
                      ("setup ms (avg)", _field("connection_setup_ms")),
                      ("server accepted", _server_side(_nested("server", "connections_accepted"))),
                      ("ended by", _field("ended_by")))),

@@ -136,6 +136,7 @@ def _connections(run: dict[str, Any], requests: Any) -> dict[str, Any]:
     return {"connections_opened": number(conns.get("tcp_connects")),
             "requests_per_connection": _requests_per_connection(conns, requests),
             "tls_handshakes": number(conns.get("tls_handshakes")),
+            "tls_failures": number(conns.get("tls_failures")),
             "pool_discards": number(conns.get("pool_discards")),
             "connection_setup_ms": number(_obj(conns, "setup_ms").get("avg"))}
 

@@ -13,7 +13,7 @@ numbers, durations and addresses, and a few common words: masking those would de
 figures and text everywhere.  Usernames and other identity fields are not secrets.
 
 (Not to be confused with the standard library's `secrets`: always imported as
-`workload.secrets`.)
+`workload.redaction`.)
 """
 
 from __future__ import annotations

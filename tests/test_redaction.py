@@ -31,8 +31,7 @@ from workload.errors import Problem, ScenarioError
 from workload.gate_outputs import Suite, junit_xml, markdown
 from workload.loader import load_text
 from workload.login import compile_login
-from workload.schema import Login
-from workload.secrets import (
+from workload.redaction import (
     MASK,
     REGISTRY,
     redact,
@@ -42,6 +41,7 @@ from workload.secrets import (
     register_document,
     worth_registering,
 )
+from workload.schema import Login
 from workload.thresholds import ThresholdResult, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -137,7 +137,9 @@ def test_env_values_are_registered_when_substituted_and_defaults_are_not(monkeyp
     monkeypatch.setenv("H6_TARGET", f"http://u:{url_pw}@127.0.0.1:9")
     monkeypatch.setenv("H6_POLICY", policy)
     (tmp_path / "users.csv").write_text(f"username,password\nalice-{url_pw[-4:]},{url_pw}-csv\n")
-    load_text(f"""
+    # A URL with userinfo is refused at validation; its values are registered before any message.
+    with pytest.raises(ScenarioError, match="user name or password"):
+        load_text(f"""
 target: "${{H6_TARGET}}"
 variables: {{note: "${{H6_MISSING:-{default}}}", plain: "${{H6_API_KEY}}"}}
 credentials: {{csv: users.csv}}
@@ -259,7 +261,7 @@ def test_ci_outputs_are_masked():
     ET.fromstring(junit_xml(suites).split("\n", 1)[1])  # still well-formed XML
 
 
-def test_web_ui_answers_are_masked():
+def test_web_ui_answers_are_masked(tmp_path):
     secret = fresh()
     register(secret)
     app = Flask("h6")
@@ -267,8 +269,8 @@ def test_web_ui_answers_are_masked():
     app.add_url_rule("/logs", "logs", lambda: jsonify(logs=[f"Retrying ... /x?k={secret}"]))
     app.add_url_rule("/report", "report", lambda: (f"<p>http://u:{secret}@h</p>", 200, {
         "Content-Type": "text/html", "Content-Disposition": f"attachment;filename=Locust_http://u:{secret}@h.html"}))
-    environment = SimpleNamespace(web_ui=SimpleNamespace(app=app, template_args={}), host=None)
-    webui.install(environment, lambda: None, lambda *a: None)
+    environment = SimpleNamespace(web_ui=SimpleNamespace(app=app, template_args={}), host=None, parsed_options=None)
+    webui.install(environment, lambda: None, lambda *a: None, webui.ScenarioField(tmp_path, ""))
     client = app.test_client()
     typed = fresh("typedpw")
     client.post("/swarm", data={"host": f"http://u:{typed}@127.0.0.1:9"})  # the form's host field
@@ -390,10 +392,10 @@ def test_no_planted_secret_reaches_any_file_or_the_console(tmp_path, demo_target
     scenario.write_text(TOKEN_SCENARIO % {"sink": sink.server_address[1], "dead": _closed_port(), "cookie": cookie})
     env = {**os.environ, "H6_API_KEY": api_key, "WORKLOAD_DEMO_TARGET": demo_target.to_env(),
            "GITHUB_STEP_SUMMARY": str(tmp_path / "results" / "step-summary.md"), "PYTHONPATH": str(ROOT)}
-    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "csv").mkdir(parents=True)  # Locust's own CSVs, beside the run folder
     run = _locust(["locust", "-f", str(ROOT / "workload" / "main.py"), "--headless", "--scenario", str(scenario),
                    "--results-dir", str(tmp_path / "results"), "--run-id", "r",
-                   "--csv", str(tmp_path / "results" / "r" / "locust"), "--stop-timeout", "2"], env, tmp_path)
+                   "--csv", str(tmp_path / "results" / "csv" / "locust"), "--stop-timeout", "2"], env, tmp_path)
     assert (tmp_path / "results" / "r" / "run.json").exists(), run.stderr[-3000:]
 
     # The secrets really went over the wire (so the grep below could find them).
@@ -430,7 +432,7 @@ def test_no_planted_secret_reaches_any_file_or_the_console(tmp_path, demo_target
 
 
 def test_a_full_registry_warns_once_through_filtered_logging(monkeypatch, caplog):
-    monkeypatch.setattr("workload.secrets.MAX_SECRET_FORMS", len(REGISTRY) + 3)
+    monkeypatch.setattr("workload.redaction.MAX_SECRET_FORMS", len(REGISTRY) + 3)
     monkeypatch.setattr(REGISTRY, "_full", False)
     caplog.handler.addFilter(scrub.RedactingFilter())  # the warning passes through redact: no deadlock
     values = [fresh("tok") for _ in range(5)]

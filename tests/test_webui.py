@@ -1,0 +1,95 @@
+"""The web UI as an outsider reaches it: it listens on 127.0.0.1 by default, and its scenario
+field reads only files under the scenarios folder (the command line's --scenario may be any path)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import requests
+
+from tests.helpers import free_port, listening_addresses, stop_process, wait_until_up
+from workload.webui import ScenarioField, scenarios_folder
+
+ROOT = Path(__file__).resolve().parent.parent
+MAIN = str(ROOT / "workload" / "main.py")
+SCENARIO = "target: http://127.0.0.1:9\nendpoints: [{path: /}]\npolicies: {shared: {}}\n"
+
+
+def _problem(folder: Path, value: str, reason: str) -> str:
+    return (f"error: the web UI's scenario field reads only *.yaml files under {folder}: '{value}' {reason}\n"
+            "    fix: choose a listed scenario, put the file in that folder (or point --scenarios-dir / "
+            "WORKLOAD_SCENARIOS_DIR at its own), or give it on the command line with --scenario PATH")
+
+
+@pytest.fixture
+def folders(tmp_path: Path) -> tuple[Path, Path]:
+    """A scenarios folder with one scenario, and an outside folder with a valid scenario too."""
+    inside, outside = tmp_path / "scenarios", tmp_path / "outside"
+    inside.mkdir()
+    outside.mkdir()
+    (inside / "ok.yaml").write_text(SCENARIO)
+    (outside / "evil.yaml").write_text(SCENARIO)
+    (inside / "link.yaml").symlink_to(outside / "evil.yaml")
+    (inside / "dirlink").symlink_to(outside, target_is_directory=True)
+    return inside.resolve(), outside.resolve()
+
+
+def test_scenario_field_accepts_only_files_under_the_folder(folders):
+    inside, outside = folders
+    field = ScenarioField(inside, typed="/anywhere/typed.yaml")
+    assert field.choose(str(inside / "ok.yaml")) == (str(inside / "ok.yaml"), None)
+    assert field.choose("ok.yaml") == (str(inside / "ok.yaml"), None)  # relative to the folder
+    assert field.choose("/anywhere/typed.yaml") == ("/anywhere/typed.yaml", None)  # the command line's
+    assert field.choose("") == ("", None)  # empty: the command line's scenario
+    for value, reason in ((str(outside / "evil.yaml"), "is outside that folder"),
+                          ("/etc/passwd", "is outside that folder"),
+                          (str(inside / "link.yaml"), "is outside that folder"),  # a symlink out
+                          ("link.yaml", "is outside that folder"),
+                          ("dirlink/evil.yaml", "is outside that folder"),
+                          ("../outside/evil.yaml", "contains '..'"),
+                          ("../x.yaml", "contains '..'"),
+                          ("missing.yaml", "is not a scenario file there"),
+                          (str(inside), "is not a scenario file there")):
+        assert field.choose(value) == (value, _problem(inside, value, reason)), value
+
+
+def test_scenarios_folder_is_configured_or_next_to_the_cwd_or_the_repo(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    assert scenarios_folder("", ROOT) == (ROOT / "scenarios").resolve()
+    (tmp_path / "scenarios").mkdir()
+    assert scenarios_folder("", ROOT) == (tmp_path / "scenarios").resolve()
+    assert scenarios_folder("elsewhere", ROOT) == (tmp_path / "elsewhere").resolve()
+
+
+@pytest.mark.slow
+def test_web_ui_listens_on_loopback_and_refuses_files_outside_the_folder(tmp_path, folders, demo_target):
+    inside, outside = folders
+    (inside / "demo.yaml").write_text((ROOT / "scenarios" / "demo.yaml").read_text())
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", MAIN, "--web-port", str(port), "--scenarios-dir", str(inside),
+         "--results-dir", str(tmp_path / "results")],  # no --web-host: the default must be loopback
+        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT), "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(ui, proc)
+        assert listening_addresses(proc.pid, port) == [f"127.0.0.1:{port}"]
+        page = requests.get(ui, timeout=5).text
+        assert str(inside / "demo.yaml") in page and "scenarios/https.yaml" not in page  # the folder's files
+        form = {"user_count": "1", "spawn_rate": "1", "host": "", "policy": "", "run_time": "2s"}
+        for value, reason in (("/etc/passwd", "is outside that folder"), ("../x.yaml", "contains '..'"),
+                              (str(outside / "evil.yaml"), "is outside that folder"),
+                              (str(inside / "link.yaml"), "is outside that folder")):
+            answer = requests.post(f"{ui}/swarm", data={**form, "scenario": value}, timeout=10).json()
+            assert answer["success"] is False and answer["message"] == _problem(inside, value, reason)
+        answer = requests.post(f"{ui}/swarm", data={**form, "scenario": "demo.yaml"}, timeout=10).json()
+        assert answer["success"] is True, answer
+        requests.get(f"{ui}/stop", timeout=10)
+    finally:
+        stop_process(proc)

@@ -1,0 +1,69 @@
+"""Joining a cluster: a worker proves it holds the master's cluster key when it connects.
+
+Without this, a worker with a missing or wrong `WORKLOAD_CLUSTER_KEY` would count as ready
+and fail only when the first run's sealed scenario reaches it.  So, right after its `init`,
+a worker says hello; the master answers with a probe, sealed when it has a key; a worker
+that cannot open it (no key, another key) or that has a key and gets it unsealed says why,
+tells the master (which logs it) and leaves the cluster, exit code 2.
+The spawn-time check (`leave_cluster` from the locustfile) remains for a hello that raced
+the master's own start.
+
+Works through the runner objects it is given (no locust import).
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Any
+
+import gevent
+
+from workload import clusterkey
+from workload.errors import WorkloadError
+
+log = logging.getLogger("workload")
+HELLO, PROBE, LEFT = "workload_hello", "workload_key_probe", "workload_worker_left"
+PROBE_TEXT = "workload cluster key probe"
+
+
+def install_master(environment: Any) -> None:
+    runner = environment.runner
+
+    def on_hello(environment: Any, msg: Any, **_kw: Any) -> None:
+        # Sealed when this master has a key, plain otherwise: the worker checks both ways.
+        runner.send_message(PROBE, clusterkey.seal(PROBE_TEXT), client_id=msg.node_id)
+
+    def on_left(environment: Any, msg: Any, **_kw: Any) -> None:
+        # A peer's words: bounded, so a rogue one cannot flood the master's log.
+        log.warning("workload: worker %.100s left the cluster: %.1000s", msg.node_id, msg.data)
+
+    runner.register_message(HELLO, on_hello)
+    runner.register_message(LEFT, on_left)
+
+
+def install_worker(environment: Any) -> None:
+    runner = environment.runner
+
+    def on_probe(environment: Any, msg: Any, **_kw: Any) -> None:
+        try:
+            if clusterkey.open_bundle(str(msg.data)) != PROBE_TEXT:
+                raise clusterkey.ClusterKeyError("the master's key probe did not open to the expected text",
+                                                 "use the same workload version on the master and the workers")
+        except clusterkey.ClusterKeyError as exc:
+            leave_cluster(environment, exc)
+
+    runner.register_message(PROBE, on_probe)
+    runner.send_message(HELLO, None)
+
+
+def leave_cluster(environment: Any, exc: WorkloadError) -> None:
+    """A worker that cannot run the master's scenario (e.g. without the cluster key) says why,
+    tells the master, leaves the cluster (Locust's quit) and exits with the error's code."""
+    print(f"workload: {exc}", file=sys.stderr, flush=True)
+    environment.process_exit_code = exc.exit_code
+    try:
+        environment.runner.send_message(LEFT, str(exc))
+    except Exception as send_error:  # the master may be gone already; leaving matters more
+        log.debug("could not tell the master: %s", send_error)
+    gevent.spawn(environment.runner.quit)  # not from this greenlet: quit kills the runner's greenlets

@@ -1,0 +1,84 @@
+"""Run clock: a run stops when its requested time is up, counted from the run's first moment.
+
+Locust arms `-t` with `gevent.spawn_later` before its runner has even started, against
+libev's cached loop time, which is stale by however long the blocking start-up work took:
+a 3 s run lasted 2.3 s, and under CPU load a run stopped after 0.3 s.  So a headless run's
+`-t` is taken over by the controller and timed here from the recorder's start, on the
+monotonic clock; a web UI run's own timer is replaced the same way, and a headless shape
+run stops at its planned end (the shape itself ticks only once a second).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Any
+
+import gevent
+
+log = logging.getLogger("workload")
+MAX_SLEEP_S = 1.0  # the deadline is re-checked at least this often
+
+
+def refresh_loop_clock() -> None:
+    """Bring gevent's cached loop time up to date after blocking work, so that timers armed
+    next (Locust's, the web UI's) count from now, not from before that work."""
+    gevent.get_hub().loop.update_now()
+
+
+class RunClock:
+    """The timer of the current run (at most one)."""
+
+    def __init__(self, environment: Any):
+        self.env = environment
+        self.timed_out = False  # the run time ended the run (not a signal, not a user)
+        self._timer: gevent.Greenlet | None = None
+
+    def arm(self, recorder: Any, run_time: float | None) -> None:
+        """Stop the run `run_time` seconds (or a web UI run's, or a headless shape's planned
+        length) after `recorder.elapsed()` began."""
+        self.disarm()
+        self.timed_out = False
+        env, shape = self.env, self.env.shape_class
+        stop = env.runner.quit
+        web_ui = env.web_ui
+        if web_ui is not None and getattr(web_ui, "_run_time_greenlet", None) is not None:
+            web_ui._run_time_greenlet.kill(block=False)  # armed before the start: replaced
+            web_ui._run_time_greenlet = None
+            run_time, stop = env.parsed_options.run_time, env.runner.stop
+        planned = recorder.info.requested_s if shape is not None and env.parsed_options.headless else None
+        if planned:
+            run_time = min(float(run_time or planned), planned)
+        if not run_time:
+            return
+
+        def on_time() -> None:
+            self.timed_out = True
+            recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
+            if shape is not None:
+                _last_tick(shape)
+            stop()
+
+        self._timer = gevent.spawn(_stop_after, recorder.elapsed, float(run_time), on_time)
+
+    def disarm(self) -> None:
+        timer, self._timer = self._timer, None
+        if timer is not None and timer is not gevent.getcurrent():
+            timer.kill(block=False)
+
+
+def _last_tick(shape: Any) -> None:
+    """The shape's last tick: its last stage is measured up to this moment."""
+    try:
+        shape.tick()
+    except Exception as exc:  # the stage figures are a detail; stopping on time is not
+        log.warning("workload: the shape's last tick failed: %r", exc)
+
+
+def _stop_after(elapsed: Callable[[], float], run_time: float, stop: Callable[[], object]) -> None:
+    """Sleep until `elapsed()` reaches `run_time`, re-checking the monotonic clock (a gevent
+    sleep may end early on a stale loop clock), then stop the run."""
+    while (left := run_time - elapsed()) > 0:
+        gevent.sleep(min(left, MAX_SLEEP_S))
+    log.info("workload: run time of %g s reached, stopping", run_time)
+    stop()
