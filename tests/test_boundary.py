@@ -19,7 +19,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 # Modules that are the engine: they run inside Locust and may import it (and so gevent).
 ENGINE = {"workload.main", "workload.activation", "workload.compiler", "workload.controller",
-          "workload.distributed", "workload.transport", "workload.shapes"}
+          "workload.distributed", "workload.transport", "workload.shapes", "workload.clusterjoin",
+          "workload.runclock"}
 # The demo target is its own process on gevent's server; it never imports locust.
 GEVENT_ONLY = {"workload.demo.app", "workload.demo.server"}
 # Running these starts a program instead of defining one.

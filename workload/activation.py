@@ -57,7 +57,7 @@ def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
 
 def activate(scenario_path: str, policy: str | None, host_override: str | None = None) -> Activation:
     loaded = load_scenario(scenario_path)
-    clusterkey.check(loaded, host_override)  # a master beyond loopback: secrets need the cluster key
+    clusterkey.check(loaded)  # a master beyond loopback: secrets need the cluster key
     chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
     demo = demo_target() if targets.needs_demo(loaded, host_override) else None
     target = targets.resolve(loaded, demo, host_override)

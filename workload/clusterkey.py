@@ -22,7 +22,6 @@ import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
 
@@ -122,29 +121,20 @@ def secret_reasons(loaded: Any) -> list[str]:
 
 
 # -- the master: refuse, seal --------------------------------------------------------------------
-def check(loaded: Any, host: str | None = None) -> None:
-    """Raise when this master would hand `loaded`'s secrets to whoever connects to its port."""
+def check(loaded: Any) -> None:
+    """Raise when this master would hand `loaded`'s secrets to whoever connects to its port.
+    (A `--host` with `user:password@`, which Locust would send to workers in clear, is refused
+    for every run by the host check in `workload.targets`.)"""
     key = key_from_env()  # a malformed key fails here, on every kind of run
     where = _LISTEN["host"]
     if where is None:
         return  # not a master
-    if host and urlsplit(host).password is not None and (exposed() or key is not None):
-        raise _host_password(where)
     reasons = secret_reasons(loaded) if exposed() and key is None else []
     if reasons:
         raise ClusterKeyError(
             f"the master listens on {where} (beyond loopback) and scenario '{loaded.path}' carries secrets "
             f"({', '.join(reasons)}): without {KEY_ENV} any process that connects to the master port "
             "would receive them", f"{KEY_FIX}, or bind the master to loopback (--master-bind-host 127.0.0.1)")
-
-
-def _host_password(where: str) -> ClusterKeyError:
-    # Locust's spawn message carries the host next to the (sealed) bundle, in clear.
-    return ClusterKeyError(
-        f"--host carries a password, and Locust sends the host to workers unencrypted "
-        f"(the master listens on {where}{', beyond loopback' if exposed() else ''})",
-        "put the credentials in the scenario (login: {basic: ...}) or bind the master to loopback "
-        f"(--master-bind-host 127.0.0.1) with no {KEY_ENV}")
 
 
 def seal(bundle: str) -> str:
