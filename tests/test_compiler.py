@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from locust.exception import StopUser
+
 from tests.helpers import harness, run_tasks
 
 POLICIES = ["shared", "close", "fresh", "recycle"]
@@ -296,3 +298,29 @@ def test_an_undefined_name_in_an_expected_value_is_a_validation_error():
         "    error: template variable 'knd' is not defined\n"
         "    fix: define it under 'variables:' or capture it from an earlier response; did you mean 'kind'? "
         "(allowed names: choice, kind, now, randint, user_index, uuid4)")
+
+
+def test_a_variable_that_cannot_render_for_one_user_fails_that_user_not_the_run(demo_target):
+    # Valid as written; only alice's value makes the rendered text exceed the sandbox's output limit.
+    text = """
+    target: demo
+    credentials:
+      inline:
+        - {username: alice, copies: "2000000"}
+        - {username: bob, copies: "3"}
+    variables: {pad: "{{ 'x' * (user.copies | int) }}"}
+    endpoints:
+      - {name: echo, path: /echo, headers: {X-Pad: "{{ pad }}"}}
+    policies: {shared: {}}
+    """
+    h = harness(text, "shared", demo_target)
+    alice, bob = h.users(2)
+    with pytest.raises(StopUser):
+        alice.on_start()
+    run_tasks([bob], iterations=2)
+    entries = {name: entry for (name, _method), entry in h.env.stats.entries.items()}
+    assert entries["user setup"].num_failures == 1 and entries["echo"].num_requests == 2
+    assert entries["echo"].num_failures == 0
+    [error] = h.env.stats.errors.values()
+    assert error.name == "user setup"
+    assert str(error.error).startswith("template not allowed: '*' would make a value over")

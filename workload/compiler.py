@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from locust import HttpUser, between, constant, constant_pacing, constant_throughput
+from locust.exception import StopUser
 
 from workload.checks import ParsedResponse, run_captures
 from workload.faults import install_error_cap
@@ -144,9 +145,16 @@ class WorkloadUser(HttpUser):
         install_error_cap(environment.stats)  # normalised, bounded error rows (workload.faults)
         self.transport.install(self.client)
         self.index = next(self.user_numbers)
-        self.vars: dict[str, Any] = self._initial_vars()
-        self._prepare_session()
         self.recycle = RecycleState()
+        self.setup_error: TemplateRenderError | None = None
+        try:
+            self.vars: dict[str, Any] = self._initial_vars()
+            self._prepare_session()
+        except TemplateRenderError as exc:
+            # Only data seen at run time (a credentials value) can get here: validation checked the
+            # templates.  One failure for this user, not a crash of the spawning greenlet.
+            self.vars = {"user_index": self.index}
+            self.setup_error = exc
 
     def _initial_vars(self) -> dict[str, Any]:
         plan = self.plan
@@ -167,6 +175,11 @@ class WorkloadUser(HttpUser):
                                     path=cookie["path"], secure=cookie["secure"])
 
     def on_start(self) -> None:
+        if self.setup_error is not None:
+            self.environment.events.request.fire(
+                request_type="SETUP", name="user setup", response_time=0, response_length=0, response=None,
+                context={}, exception=self.setup_error, url=None)
+            raise StopUser
         if self.plan.login is not None:
             self.plan.login.run(self)
 
