@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-
 from locust.exception import StopUser
 
 from tests.helpers import harness, run_tasks
