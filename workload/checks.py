@@ -9,19 +9,26 @@ Pure logic over response objects: no locust import, unit-testable on canned resp
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 import jmespath
 import jmespath.parser
+import regex
 
 from workload.redaction import register_capture
 from workload.schema import Capture, Expect, HeaderExpect
 from workload.templating import TemplateRenderError, Value
 
 _MISSING = object()
+# A capture regex is the scenario author's, the body is the target's: a pattern that backtracks
+# catastrophically on some body must fail that request, not freeze the load loop for hours.
+DEFAULT_REGEX_TIMEOUT_S = 0.25
+
+
+class CaptureTimeout(Exception):
+    """A capture regex ran out of time on a response body."""
 
 
 class Response(Protocol):
@@ -158,7 +165,10 @@ class Capturer:
         if self.kind == "cookie":
             value = response.cookies.get(self.source)
             return value if value is not None else cookie_jar.get(self.source)
-        match = self.compiled.search(response.text)
+        try:
+            match = self.compiled.search(response.text, timeout=DEFAULT_REGEX_TIMEOUT_S)
+        except TimeoutError as exc:
+            raise CaptureTimeout(self.source) from exc
         if match is None:
             return None
         return match.group(1) if match.groups() else match.group(0)
@@ -176,14 +186,19 @@ def _capturer(name: str, spec: Capture) -> Capturer:
     if spec.cookie is not None:
         return Capturer(name, "cookie", spec.cookie, None)
     assert spec.regex is not None
-    return Capturer(name, "regex", spec.regex, re.compile(spec.regex))
+    # VERSION0: the `re` module's syntax (validated with `re`), plus a timeout per search.
+    return Capturer(name, "regex", spec.regex, regex.compile(spec.regex, flags=regex.VERSION0))
 
 
 def run_captures(captures: tuple[Capturer, ...], parsed: ParsedResponse, cookie_jar: Any,
                  into: dict[str, Any]) -> str | None:
     """Store captured values into `into`; a failure message if one matched nothing."""
     for capture in captures:
-        value = capture.extract(parsed, cookie_jar)
+        try:
+            value = capture.extract(parsed, cookie_jar)
+        except CaptureTimeout:
+            return (f"capture '{capture.name}': regex '{capture.source}' took longer than "
+                    f"{DEFAULT_REGEX_TIMEOUT_S:g} s on the response body (a pattern that backtracks; simplify it)")
         if value is None:
             return f"capture '{capture.name}': {capture.kind} '{capture.source}' matched nothing"
         register_capture(capture.name, capture.source, value)  # a token or session id: masked
