@@ -12,6 +12,7 @@ import math
 import sys
 from collections.abc import Callable, Sequence
 
+from workload import scrub
 from workload.errors import EXIT_BAD_INPUT, WorkloadError
 
 
@@ -196,6 +197,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.run
+    scrub.install_console()  # lint warnings and messages quote scenario values: masked like a run's
     try:
         return handler(args)
     except WorkloadError as exc:
