@@ -171,6 +171,9 @@ class _Child:
                 [sys.executable, "-m", CHILD_MODULE, json.dumps(config)],
                 stdin=in_read, stdout=out_write, pass_fds=(self.baseline_file.fileno(),), env=env,
                 close_fds=True,
+                # Not in the terminal's process group: a Ctrl-C is for the load process, which stops
+                # this child itself (stdin EOF, parent gone); it would print a traceback mid-start-up.
+                start_new_session=True,
             )
             self.stdout = open(out_read, "rb", buffering=1 << 16)  # noqa: SIM115  (closed by the reader)
             out_read = None
