@@ -33,3 +33,14 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith(_LEAKY_PREFIXES) or name in _LEAKY_NAMES:
             monkeypatch.delenv(name)
+
+
+@pytest.fixture(autouse=True)
+def fresh_secret_registry() -> Iterator[None]:
+    """The secret registry is process-wide by design (a run's one scenario); across tests, a value
+    one test registered would mask another test's expected text."""
+    from workload.redaction import REGISTRY
+
+    REGISTRY.clear()
+    yield
+    REGISTRY.clear()

@@ -108,10 +108,12 @@ def test_interrupted_compare_writes_an_incomplete_report(tmp_path, demo_target):
         [sys.executable, "-m", "workload.cli", "compare", "scenarios/demo.yaml", "--policies", "shared,fresh",
          "--users", "2", "--duration", "30s", "--out", str(tmp_path)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 40
-    while time.monotonic() < deadline and not list((tmp_path / "runs").glob("shared.log")):
+    before = int(demo_target.stats()["connections_accepted"])
+    deadline = time.monotonic() + 60
+    # Until the first policy's users are sending (a busy machine can take seconds to start a child).
+    while time.monotonic() < deadline and int(demo_target.stats()["connections_accepted"]) == before:
         time.sleep(0.2)
-    time.sleep(6)  # let the first policy run for a while
+    time.sleep(3)  # let the first policy run for a while
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]
