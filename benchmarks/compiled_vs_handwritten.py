@@ -23,10 +23,10 @@ from typing import Any
 from locust import HttpUser, constant, task
 from locust.env import Environment
 
-from workload import targets
+from workload.scenario import targets
 from workload.compiler import compile_user
 from workload.demo.launcher import DemoTarget, start_demo_target
-from workload.loader import load_text
+from workload.scenario.loader import load_text
 
 SCENARIO = """
 name: bench

@@ -15,10 +15,10 @@ import gevent
 import requests
 from locust.env import Environment
 
-from workload import targets
 from workload.compiler import WorkloadUser, compile_user
 from workload.connstats import STATS
-from workload.loader import load_text
+from workload.scenario import targets
+from workload.scenario.loader import load_text
 
 
 @dataclass

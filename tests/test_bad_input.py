@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from workload.errors import Problem, ScenarioError
-from workload.loader import load_scenario
-from workload.textfile import DEFAULT_MAX_CSV_BYTES, DEFAULT_MAX_SCENARIO_BYTES
-from workload.yamlcompose import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_DEPTH
+from workload.scenario.compose import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_DEPTH
+from workload.scenario.loader import load_scenario
+from workload.scenario.textfile import DEFAULT_MAX_CSV_BYTES, DEFAULT_MAX_SCENARIO_BYTES
 
 ROOT = Path(__file__).resolve().parent.parent
 OK = "target: demo\nendpoints: [{path: /}]\n"

@@ -5,8 +5,8 @@ from __future__ import annotations
 import time
 from types import SimpleNamespace
 
-from workload.checks import DEFAULT_REGEX_TIMEOUT_S, ParsedResponse, compile_captures, run_captures
-from workload.schema import Capture
+from workload.plan.checks import DEFAULT_REGEX_TIMEOUT_S, ParsedResponse, compile_captures, run_captures
+from workload.scenario.schema import Capture
 
 
 def _response(text: str) -> SimpleNamespace:

@@ -22,7 +22,7 @@ from tests.helpers import free_port, listening_addresses, stop_process
 from workload import clusterkey
 from workload.activation import activate, activate_bundle
 from workload.errors import ScenarioError
-from workload.loader import load_scenario
+from workload.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")

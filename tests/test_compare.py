@@ -133,7 +133,7 @@ def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, d
 def test_no_finished_run_is_incomplete_not_bad_input(tmp_path):
     from workload.compare import run_against_target
     from workload.errors import EXIT_INCOMPLETE, RunError
-    from workload.loader import load_text
+    from workload.scenario.loader import load_text
 
     loaded = load_text("target: {host: 'http://127.0.0.1:9'}\nendpoints: [{name: a, path: /}]\n", "s.yaml")
     with pytest.raises(RunError) as raised:

@@ -286,7 +286,7 @@ def test_login_by_another_method_than_post(demo_target, login, how):
 
 def test_an_undefined_name_in_an_expected_value_is_a_validation_error():
     from workload.errors import ScenarioError
-    from workload.loader import load_text
+    from workload.scenario.loader import load_text
 
     text = ("target: demo\nvariables: {kind: json}\nendpoints:\n  - path: /echo\n"
             "    expect: {json: [{path: user, equals: '{{ knd }}'}]}\n")

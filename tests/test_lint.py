@@ -10,7 +10,7 @@ import pytest
 
 from workload import cli
 from workload.lint import lint, lint_file, log_warnings
-from workload.loader import load_scenario
+from workload.scenario.loader import load_scenario
 from workload.telemetry import port_headroom
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from workload.errors import ScenarioError
-from workload.loader import load_scenario, load_text
+from workload.scenario.loader import load_scenario, load_text
 
 ROOT = Path(__file__).resolve().parent.parent
 

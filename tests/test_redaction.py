@@ -26,11 +26,10 @@ import pytest
 from flask import Flask, jsonify
 
 from workload import scrub, webui
-from workload.checks import Capturer, ParsedResponse, run_captures
 from workload.errors import Problem, ScenarioError
 from workload.gate_outputs import Suite, junit_xml, markdown
-from workload.loader import load_text
-from workload.login import compile_login
+from workload.plan.checks import Capturer, ParsedResponse, run_captures
+from workload.plan.login import compile_login
 from workload.redaction import (
     MASK,
     REGISTRY,
@@ -41,7 +40,8 @@ from workload.redaction import (
     register_document,
     worth_registering,
 )
-from workload.schema import Login
+from workload.scenario.loader import load_text
+from workload.scenario.schema import Login
 from workload.thresholds import ThresholdResult, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent

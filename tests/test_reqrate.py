@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workload.loader import load_text
-from workload.reqrate import describe_wait, requested_rps, requests_per_task
-from workload.schema import Scenario
+from workload.plan.reqrate import describe_wait, requested_rps, requests_per_task
+from workload.scenario.loader import load_text
+from workload.scenario.schema import Scenario
 
 TASKS = ("target: demo\nendpoints: [{path: /a, weight: 3}]\n"
          "flows: [{name: f, steps: [{path: /b}, {path: /c}, {path: /d}]}]\n")

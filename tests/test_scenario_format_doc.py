@@ -16,9 +16,9 @@ import pytest
 import trustme
 import yaml
 
-from workload import targets
 from workload.compiler import compile_user
-from workload.loader import load_scenario
+from workload.scenario import targets
+from workload.scenario.loader import load_scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 DOC = ROOT / "docs" / "scenario-format.md"

@@ -1,4 +1,4 @@
-"""Load shapes in YAML (workload.shapes, workload.stagemeter, workload.pacing): the pure tick
+"""Load shapes in YAML (workload.shapes, workload.stagemeter, workload.plan.pacing): the pure tick
 logic, the schema's checks, per-stage figures, target-rate pacing, and one real headless run
 whose two stages each reach their user count."""
 
@@ -14,9 +14,9 @@ from types import SimpleNamespace
 import pytest
 
 from workload.errors import RunError, ScenarioError
-from workload.loader import load_text
-from workload.pacing import rate_wait_time, requests_per_iteration, target_rate_wait
-from workload.schema import Stage
+from workload.plan.pacing import rate_wait_time, requests_per_iteration, target_rate_wait
+from workload.scenario.loader import load_text
+from workload.scenario.schema import Stage
 from workload.shapes import (
     DEFAULT_SPIKE_RISE_S,
     Step,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from workload import targets
 from workload.errors import ScenarioError
-from workload.loader import load_text
+from workload.scenario import targets
+from workload.scenario.loader import load_text
 
 
 def test_host_override_is_validated_and_never_echoes_a_password():

@@ -17,11 +17,11 @@ import jinja2
 import pytest
 from jinja2.exceptions import SecurityError
 
-from workload import templating
 from workload.errors import ScenarioError
-from workload.loader import load_text
-from workload.template_sandbox import MAX_RENDERED_CHARS, SANDBOX
-from workload.templating import TemplateRenderError, TemplateSecurityError, Value
+from workload.scenario import templating
+from workload.scenario.loader import load_text
+from workload.scenario.template_sandbox import MAX_RENDERED_CHARS, SANDBOX
+from workload.scenario.templating import TemplateRenderError, TemplateSecurityError, Value
 
 ROOT = Path(__file__).resolve().parent.parent
 SSTI = [

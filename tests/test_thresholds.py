@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 
 from workload.errors import ScenarioError
-from workload.loader import load_text
-from workload.schema import Scenario
+from workload.scenario.loader import load_text
+from workload.scenario.schema import Scenario
 from workload.thresholds import ThresholdResult, evaluate, results_of, run_thresholds, summary_of
 
 SCENARIO = """\

@@ -9,7 +9,7 @@ import pytest
 from tests.helpers import accepted, harness, run_tasks
 from workload.connstats import STATS
 from workload.errors import ScenarioError
-from workload.loader import load_text
+from workload.scenario.loader import load_text
 
 SCENARIO = """
     target: {host: "%(host)s", verify: false}
@@ -136,7 +136,7 @@ def test_missing_tls_files_are_reported_before_any_request(tmp_path):
 def _with_headers(step, headers):
     import dataclasses
 
-    from workload.templating import Value
+    from workload.scenario.templating import Value
 
     # Built past validation on purpose: whatever reaches the session, the policy must win.
     return dataclasses.replace(step, headers=Value(headers))
@@ -164,8 +164,8 @@ def test_the_policy_owns_the_connection_header(demo_target, policy, sent, expect
 
 
 def _echo_step(h):
-    from workload.plan import compile_step
-    from workload.schema import Request
+    from workload.plan.steps import compile_step
+    from workload.scenario.schema import Request
 
     return compile_step(Request(name="echo", path="/echo", capture={"seen": {"json": "headers"}}),
                         h.user_class.plan.target.hosts)
@@ -205,8 +205,8 @@ def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
 @pytest.mark.parametrize("other_host", ["127.0.0.2", "127.0.0.1"])  # same IP, other port: cookies would match
 def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_target, other_host):
     from tests.rawserver import http_response, raw_server
-    from workload.plan import compile_step
-    from workload.schema import Request
+    from workload.plan.steps import compile_step
+    from workload.scenario.schema import Request
 
     with raw_server(lambda n: http_response(b"landed"), host=other_host) as other:
         h = harness(OFFSITE % {"follow": "true", "url": other.url}, "shared", demo_target)

@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from workload.errors import ScenarioError
-from workload.yamlcompose import Composer, Loader
-from workload.yamlsource import interpolate_env, key_lines, parse
+from workload.scenario.compose import Composer, Loader
+from workload.scenario.source import interpolate_env, key_lines, parse
 
 ROOT = Path(__file__).resolve().parent.parent
 TEXT = """\

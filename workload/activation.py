@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workload import clusterkey, targets
+from workload import clusterkey
 from workload.compiler import compile_user
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
-from workload.loader import LoadedScenario, load_document, load_scenario
-from workload.yamlsource import Source
+from workload.scenario import targets
+from workload.scenario.loader import LoadedScenario, load_document, load_scenario
+from workload.scenario.source import Source
 
 BUNDLE_OPTION = "workload_bundle"  # parsed_options attribute forwarded to workers in spawn messages
 _DEMO: list[DemoTarget] = []

@@ -27,12 +27,12 @@ from workload import paths, scrub, verdict
 from workload.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
 from workload.knee import Slo, analyse
-from workload.loader import LoadedScenario, load_scenario
 from workload.report.capacity import CAPACITY_SCHEMA, describe, write_capacity
 from workload.report.runs import load_run
+from workload.scenario.loader import LoadedScenario, load_scenario
+from workload.scenario.timespan import seconds
 from workload.shapes import DEFAULT_STOP_AFTER, ladder
 from workload.thresholds import run_thresholds
-from workload.timespan import seconds
 
 DEFAULT_MAX_USERS = 120
 DEFAULT_STEP_USERS = 10

@@ -17,7 +17,7 @@ from workload.errors import EXIT_BAD_INPUT, WorkloadError
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from workload.loader import load_scenario
+    from workload.scenario.loader import load_scenario
 
     failed = 0
     for path in args.paths:
@@ -102,7 +102,7 @@ def _number(kind: type[int] | type[float], low: float, high: float | None = None
 
 def _span(text: str) -> str:
     """An argparse type: a positive time span (`30s`, `2m`, `90`), kept as written."""
-    from workload.timespan import seconds
+    from workload.scenario.timespan import seconds
 
     try:
         positive = seconds(text) > 0

@@ -124,7 +124,7 @@ def secret_reasons(loaded: Any) -> list[str]:
 def check(loaded: Any) -> None:
     """Raise when this master would hand `loaded`'s secrets to whoever connects to its port.
     (A `--host` with `user:password@`, which Locust would send to workers in clear, is refused
-    for every run by the host check in `workload.targets`.)"""
+    for every run by the host check in `workload.scenario.targets`.)"""
     key = key_from_env()  # a malformed key fails here, on every kind of run
     where = _LISTEN["host"]
     if where is None:

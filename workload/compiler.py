@@ -19,15 +19,15 @@ from typing import Any
 from locust import HttpUser, between, constant, constant_pacing, constant_throughput
 from locust.exception import StopUser
 
-from workload.checks import ParsedResponse, run_captures
 from workload.faults import install_error_cap
-from workload.loader import LoadedScenario
-from workload.login import LoginFlow, compile_login
-from workload.pacing import rate_wait_time
-from workload.plan import Step, compile_step
-from workload.schema import Scenario, Wait
-from workload.targets import ResolvedTarget
-from workload.templating import TemplateRenderError, Value
+from workload.plan.checks import ParsedResponse, run_captures
+from workload.plan.login import LoginFlow, compile_login
+from workload.plan.pacing import rate_wait_time
+from workload.plan.steps import Step, compile_step
+from workload.scenario.loader import LoadedScenario
+from workload.scenario.schema import Scenario, Wait
+from workload.scenario.targets import ResolvedTarget
+from workload.scenario.templating import TemplateRenderError, Value
 from workload.transport import PolicyTransport, RecycleState, make_gate
 
 Judge = Callable[[Any, ParsedResponse], str | None]

@@ -22,7 +22,7 @@ from workload import activation, gate, paths, scrub, shapes
 from workload.errors import ResultsError, WorkloadError
 from workload.recorder import RunInfo, RunRecorder, new_run_id
 from workload.runclock import RunClock, refresh_loop_clock
-from workload.timespan import seconds
+from workload.scenario.timespan import seconds
 
 log = logging.getLogger("workload")
 HISTORY_INTERVAL_S = 1.0

@@ -24,7 +24,7 @@ from rich.console import Console
 from workload import paths, verdict
 from workload.errors import EXIT_THRESHOLDS
 from workload.gate_outputs import Suite, junit_xml, markdown, print_table
-from workload.schema import Scenario
+from workload.scenario.schema import Scenario
 from workload.thresholds import ThresholdResult, evaluate, results_of, summary_of
 
 log = logging.getLogger("workload")

@@ -1,6 +1,6 @@
 """Scenario lint: valid scenarios that will quietly measure the wrong thing, each with a fix.
 
-Validation (`workload.loader`) rejects what cannot run; the lint warns about what runs but
+Validation (`workload.scenario.loader`) rejects what cannot run; the lint warns about what runs but
 never raises an error: a preset cookie that is never sent, a request header that replaces
 the login's, pools too small for the concurrency, a read timeout longer than the run, and a
 policy whose TIME_WAIT at the requested rate would not fit in the ephemeral port range.
@@ -16,10 +16,10 @@ from collections.abc import Iterable
 from workload import lint_rules
 from workload.errors import EXIT_BAD_INPUT, Problem, WorkloadError
 from workload.lint_rules import LintContext
-from workload.loader import LoadedScenario, load_scenario
-from workload.schema import Scenario
-from workload.timespan import seconds
-from workload.yamlsource import Source
+from workload.scenario.loader import LoadedScenario, load_scenario
+from workload.scenario.schema import Scenario
+from workload.scenario.source import Source
+from workload.scenario.timespan import seconds
 
 
 def lint(loaded: LoadedScenario, users: int | None = None, duration_s: float | None = None,

@@ -23,11 +23,11 @@ from requests import Request as HttpRequest
 from requests.cookies import RequestsCookieJar, get_cookie_header
 
 from workload.errors import Problem, TelemetryError
-from workload.loader import DEMO_HOST, LoadedScenario
-from workload.reqrate import describe_wait, requested_rps
-from workload.schema import Policy, PresetCookie, Request, Scenario, TimeoutSpec
+from workload.plan.reqrate import describe_wait, requested_rps
+from workload.scenario.loader import DEMO_HOST, LoadedScenario
+from workload.scenario.schema import Policy, PresetCookie, Request, Scenario, TimeoutSpec
+from workload.scenario.source import Path, Source, key_path
 from workload.telemetry import DEFAULT_TIME_WAIT_SECONDS, forecast, port_headroom
-from workload.yamlsource import Path, Source, key_path
 
 WARNING = "warning"
 DEMO_LOOPBACK = "127.0.0.1"  # the embedded demo target listens here

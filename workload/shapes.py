@@ -1,6 +1,6 @@
 """Load shapes: a scenario's `load.stages` (or `--shape`) run as a Locust `LoadTestShape`.
 
-A *stage* says how many users run by its end and for how long (`workload.schema.Stage`).
+A *stage* says how many users run by its end and for how long (`workload.scenario.schema.Stage`).
 `compile_stages` turns the stages into `Step`s on one time axis (absolute end time, users,
 spawn rate); `tick_at` is the shape's whole tick logic as a pure function of the run time.
 `make_shape` wraps the steps in a thin `LoadTestShape` subclass created at run time (locust
@@ -21,9 +21,9 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, ValidationError
 
 from workload.errors import RunError
-from workload.schema import Load, Stage
+from workload.scenario.schema import Load, Stage
+from workload.scenario.timespan import seconds
 from workload.stagemeter import StageMeter
-from workload.timespan import seconds
 
 DEFAULT_SPIKE_RISE_S = 1.0  # a spike's users start (and stop) within about this long
 SHAPE_OPTION = "shape"  # parsed_options attribute of `--shape`

@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workload.redaction import redact
-from workload.schema import EndpointThresholds, Request, Scenario, Thresholds
+from workload.scenario.schema import EndpointThresholds, Request, Scenario, Thresholds
 
 TOTAL_SCOPE = "total"
 AT_MOST, AT_LEAST = "<=", ">="

@@ -35,7 +35,7 @@ from urllib3.util.ssl_ import create_urllib3_context
 
 from workload.connstats import COUNTING_POOL_CLASSES
 from workload.errors import TargetError
-from workload.schema import Policy, RetrySpec, TimeoutSpec
+from workload.scenario.schema import Policy, RetrySpec, TimeoutSpec
 
 Verify = bool | str
 Cert = str | tuple[str, str] | None

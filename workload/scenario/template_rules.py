@@ -3,7 +3,7 @@
 Validation runs this on every template in a scenario, so an escape attempt (a private
 attribute, a call to anything but a helper, a statement, an unknown filter, a constant that
 is too large) is a located error before anything is sent.  The sandbox
-(`workload.template_sandbox`) enforces the same surface again at run time.
+(`workload.scenario.template_sandbox`) enforces the same surface again at run time.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from workload.template_sandbox import (
+from workload.scenario.messages import did_you_mean
+from workload.scenario.template_sandbox import (
     FILTERS,
     HELPER_FUNCTIONS,
     MAX_RENDERED_CHARS,
@@ -27,7 +28,6 @@ from workload.template_sandbox import (
     guarded,
     size_of,
 )
-from workload.validation import did_you_mean
 
 SURFACE_FIX = "templates may use variables, captures, user.<field>, user_index, the helpers uuid4(), " \
               "randint(a, b), choice(list), now() and the filters listed in docs/scenario-format.md"

@@ -2,7 +2,7 @@
 
 Three questions per template, one message per template at most (the first that fails), so
 one mistake never gives follow-on messages: does it stay inside the documented surface
-(`workload.template_rules`), does every name it reads exist (variables, captures, helpers,
+(`workload.scenario.template_rules`), does every name it reads exist (variables, captures, helpers,
 `user`), and does every `user.<field>` exist in every credentials row.  The surface check
 runs on every string in the document, because a template anywhere could one day be rendered.
 """
@@ -14,11 +14,11 @@ from typing import Any
 
 import jinja2
 
-from workload import templating
 from workload.errors import Problem
-from workload.schema import Request, Scenario
-from workload.validation import did_you_mean
-from workload.yamlsource import Path, Source
+from workload.scenario import templating
+from workload.scenario.messages import did_you_mean
+from workload.scenario.schema import Request, Scenario
+from workload.scenario.source import Path, Source
 
 _IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 TEMPLATED_SECTIONS = ("variables", "login", "endpoints", "flows", "target")

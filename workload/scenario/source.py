@@ -1,7 +1,7 @@
 """YAML source: a scenario document parsed with the line of every key, and `${ENV}` secrets.
 
 Validation errors must point at a file line, so the document is composed into a node tree
-once (`workload.yamlcompose`, which bounds depth and aliases), constructed into plain data,
+once (`workload.scenario.compose`, which bounds depth and aliases), constructed into plain data,
 and walked to record where each key path starts.
 `${VAR}` / `${VAR:-default}` in string values are replaced from the environment here, so
 secrets never need to be written into scenario files.
@@ -20,7 +20,7 @@ import yaml
 
 from workload.errors import Problem, ScenarioError
 from workload.redaction import register_env
-from workload.yamlcompose import Composer, Loader, Path, key_path
+from workload.scenario.compose import Composer, Loader, Path, key_path
 
 ENV_PATTERN = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
@@ -57,7 +57,7 @@ class Source:
 
 
 def parse(text: str, file: str) -> Source:
-    """Parse once (libyaml where present), within the limits of `workload.yamlcompose`."""
+    """Parse once (libyaml where present), within the limits of `workload.scenario.compose`."""
     loader = Loader(text)
     try:
         root = Composer(loader, file).compose()

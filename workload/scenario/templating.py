@@ -1,7 +1,7 @@
 """Templating: `{{ ... }}` values compiled once, rendered per request from a user's variables.
 
 Templates are untrusted: they are checked against the documented surface when compiled
-(`workload.template_rules`) and rendered in the sandbox (`workload.template_sandbox`), with
+(`workload.scenario.template_rules`) and rendered in the sandbox (`workload.scenario.template_sandbox`), with
 every rendered value bounded to `MAX_RENDERED_CHARS`.  Values without `{{` stay plain
 constants, so an untemplated request costs nothing extra per call; a template is compiled
 once when the scenario is compiled, never per request.
@@ -16,8 +16,8 @@ import jinja2
 from jinja2 import nodes
 from jinja2.exceptions import SecurityError
 
-from workload.template_rules import compiled, parsed, template_problem, walk
-from workload.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, TEMPLATE_GLOBALS
+from workload.scenario.template_rules import compiled, parsed, template_problem, walk
+from workload.scenario.template_sandbox import BUILTIN_NAMES, MAX_RENDERED_CHARS, TEMPLATE_GLOBALS
 
 __all__ = ["BUILTIN_NAMES", "TEMPLATE_GLOBALS", "TemplateRenderError", "TemplateSecurityError", "Value",
            "fields_used", "is_template", "names_used", "template_problem"]

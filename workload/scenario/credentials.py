@@ -3,7 +3,7 @@
 A header line names the fields (`username,password`); each row must have exactly as many
 fields, separated by commas.  A `;`-separated file, a ragged row or an oversized field is a
 problem at the CSV's own `file:line` (reported under the scenario's `credentials.csv` key),
-not a row that silently carries `None` or a traceback.  Read through `workload.textfile`
+not a row that silently carries `None` or a traceback.  Read through `workload.scenario.textfile`
 (size limit, UTF-8, BOM removed).
 """
 
@@ -16,8 +16,8 @@ from pathlib import Path as FsPath
 from typing import Any
 
 from workload.errors import Problem, ScenarioError
-from workload.textfile import DEFAULT_MAX_CSV_BYTES, TextFile, read_text
-from workload.yamlsource import Source
+from workload.scenario.source import Source
+from workload.scenario.textfile import DEFAULT_MAX_CSV_BYTES, TextFile, read_text
 
 KEY = "credentials.csv"
 MAX_ROW_PROBLEMS = 5  # a wholly wrong file gets a few located rows, not one message per row

@@ -14,7 +14,7 @@ makes this an upper-end estimate for forecasts such as TIME_WAIT.  Pure: no locu
 
 from __future__ import annotations
 
-from workload.schema import Scenario, Wait
+from workload.scenario.schema import Scenario, Wait
 
 DEFAULT_EXPECTED_LATENCY_S = 0.01
 

@@ -14,15 +14,16 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from workload import credentials_csv, redaction, tls_files, urls
+from workload import redaction
 from workload.errors import Problem, ScenarioError
-from workload.request_checks import check_names, check_requests
-from workload.schema import Request, Scenario
-from workload.template_checks import check_templates
-from workload.textfile import DEFAULT_MAX_SCENARIO_BYTES, TextFile, read_text
-from workload.tls_files import tls_file
-from workload.validation import did_you_mean, problems_from
-from workload.yamlsource import Path, Source, interpolate_env, parse, settle_env_problems
+from workload.scenario import credentials, tls_files, urls
+from workload.scenario.messages import did_you_mean, problems_from
+from workload.scenario.request_checks import check_names, check_requests
+from workload.scenario.schema import Request, Scenario
+from workload.scenario.source import Path, Source, interpolate_env, parse, settle_env_problems
+from workload.scenario.template_checks import check_templates
+from workload.scenario.textfile import DEFAULT_MAX_SCENARIO_BYTES, TextFile, read_text
+from workload.scenario.tls_files import tls_file
 
 DEMO_HOST = "demo"
 
@@ -41,7 +42,7 @@ class LoadedScenario:
     @property
     def credential_fields(self) -> tuple[str, ...]:
         """The fields every credentials row has (a CSV's header), as `user.<field>` in templates."""
-        return credentials_csv.common_fields(self.credentials)
+        return credentials.common_fields(self.credentials)
 
     @property
     def name(self) -> str:
@@ -86,16 +87,16 @@ def load_document(source: Source, earlier: list[Problem] | None = None) -> Loade
         raise ScenarioError(_in_order(found)) from exc
     base = FsPath(source.file).parent
     problems: list[Problem] = list(earlier)
-    credentials = _read_credentials(model, source, base, problems)
-    redaction.register_credentials(credentials)
+    rows = _read_credentials(model, source, base, problems)
+    redaction.register_credentials(rows)
     problems += _check_hosts(model, source)
     problems += _check_tls_files(model, source, base)
-    problems += check_templates(model, source, _requests(model), credentials if model.credentials else None)
+    problems += check_templates(model, source, _requests(model), rows if model.credentials else None)
     problems += _check_policy_names(model, source)
     problems += check_names(model, source) + check_requests(model, source, _requests(model))
     if problems:
         raise ScenarioError(_in_order(settle_env_problems(problems, earlier, source)))
-    return LoadedScenario(source.file, model, credentials, source.data, source.lines)
+    return LoadedScenario(source.file, model, rows, source.data, source.lines)
 
 
 def _in_order(problems: list[Problem]) -> list[Problem]:
@@ -112,7 +113,7 @@ def _read_credentials(model: Scenario, source: Source, base: FsPath,
             problems.append(source.problem(("credentials", "inline"), "the credentials list is empty",
                                            "add at least one '- {username: ..., password: ...}'"))
         return tuple(creds.inline)
-    return credentials_csv.read(base / creds.csv if creds.csv else base, source, problems)
+    return credentials.read(base / creds.csv if creds.csv else base, source, problems)
 
 
 def _check_hosts(model: Scenario, source: Source) -> list[Problem]:

@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ValidationError
 
 from workload.errors import Problem
-from workload.yamlsource import Path, Source
+from workload.scenario.source import Path, Source
 
 
 def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -> list[Problem]:

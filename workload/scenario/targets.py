@@ -13,7 +13,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from workload.errors import Problem, ScenarioError
-from workload.loader import DEMO_HOST, LoadedScenario, tls_file, url_problem
+from workload.scenario.loader import DEMO_HOST, LoadedScenario, tls_file, url_problem
 
 Verify = bool | str
 

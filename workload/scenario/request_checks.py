@@ -17,9 +17,9 @@ import jmespath
 import jmespath.exceptions
 
 from workload.errors import Problem
-from workload.schema import Request, Scenario
-from workload.validation import did_you_mean
-from workload.yamlsource import Path, Source, key_path
+from workload.scenario.messages import did_you_mean
+from workload.scenario.schema import Request, Scenario
+from workload.scenario.source import Path, Source, key_path
 
 NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 NAME_FIX = "use letters, digits, '-', '_' and '.', not starting with '-' or '.', at most 64 characters " \
@@ -27,7 +27,7 @@ NAME_FIX = "use letters, digits, '-', '_' and '.', not starting with '-' or '.',
 IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # an RFC 9110 token
 MAX_EXPRESSION_CHARS = 10_000  # JMESPath and regexes: compiling longer ones takes seconds
-LOGIN_NAME = "login"  # the statistics name of the login request (workload.login)
+LOGIN_NAME = "login"  # the statistics name of the login request (workload.plan.login)
 
 
 def check_names(model: Scenario, source: Source) -> list[Problem]:
@@ -61,7 +61,7 @@ def check_requests(model: Scenario, source: Source, requests: list[tuple[Path, R
 
 
 def _stats_names(model: Scenario, requests: list[tuple[Path, Request]]) -> Iterator[tuple[Path, str]]:
-    """Each request's name in the statistics, as `workload.plan.compile_step` gives it."""
+    """Each request's name in the statistics, as `workload.plan.steps.compile_step` gives it."""
     if model.login is not None and (model.login.form or model.login.token):
         yield ("login",), LOGIN_NAME
     for path, req in requests:

@@ -15,10 +15,10 @@ import jmespath
 import jmespath.parser
 
 from workload import redaction
-from workload.checks import ParsedResponse
-from workload.plan import Step, compile_step
-from workload.schema import Expect, Login, Request
-from workload.templating import Value
+from workload.plan.checks import ParsedResponse
+from workload.plan.steps import Step, compile_step
+from workload.scenario.schema import Expect, Login, Request
+from workload.scenario.templating import Value
 
 FORM_LOGIN_EXPECT = Expect(status=[200, 201, 204, 302, 303])
 QUERY_METHODS = ("GET", "HEAD")

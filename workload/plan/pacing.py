@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from workload.schema import Scenario
+from workload.scenario.schema import Scenario
 
 
 def requests_per_iteration(model: Scenario) -> float:

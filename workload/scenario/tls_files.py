@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from workload.errors import Problem
-from workload.yamlsource import Source
+from workload.scenario.source import Source
 
 MAX_TLS_FILE_BYTES = 16 * 1024 * 1024  # system CA bundles are ~0.3 MB
 READ_FIX = "give a PEM file (relative paths are relative to the scenario file)"

@@ -10,9 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from workload.checks import Capturer, Expectation, compile_captures, compile_expect
-from workload.schema import Request
-from workload.templating import Value
+from workload.plan.checks import Capturer, Expectation, compile_captures, compile_expect
+from workload.scenario.schema import Request
+from workload.scenario.templating import Value
 
 
 @dataclass(frozen=True)

@@ -18,8 +18,8 @@ import jmespath.parser
 import regex
 
 from workload.redaction import register_capture
-from workload.schema import Capture, Expect, HeaderExpect
-from workload.templating import TemplateRenderError, Value
+from workload.scenario.schema import Capture, Expect, HeaderExpect
+from workload.scenario.templating import TemplateRenderError, Value
 
 _MISSING = object()
 # A capture regex is the scenario author's, the body is the target's: a pattern that backtracks

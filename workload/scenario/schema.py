@@ -22,7 +22,7 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from workload.timespan import seconds
+from workload.scenario.timespan import seconds
 
 DEFAULT_POOL_CONNECTIONS = 10
 DEFAULT_POOL_MAXSIZE = 10
@@ -41,7 +41,7 @@ NonNegFloat = Annotated[float, Field(ge=0)]
 
 
 def problem(what: str, fix: str, at: tuple[str, ...] = ()) -> PydanticCustomError:
-    """A validation error that carries its own fix hint (rendered by `workload.validation`).
+    """A validation error that carries its own fix hint (rendered by `workload.scenario.messages`).
 
     `at` is the key (under the model) the error is located at, e.g. `("policies",)`."""
     return PydanticCustomError("workload", what, {"fix": fix, "at": at})
@@ -350,7 +350,7 @@ class Wait(Model):
 
 
 def check_span(value: str | float, what: str = "duration") -> None:
-    """A positive time span (`workload.timespan`), or a validation problem saying how to write one."""
+    """A positive time span (`workload.scenario.timespan`), or a validation problem saying how to write one."""
     at = (what,)  # the problem is located at the span's own key
     if isinstance(value, str) and value.strip().startswith("-"):
         raise problem(f"the {what} must be positive", "write e.g. 30s", at)
