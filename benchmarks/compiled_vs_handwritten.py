@@ -24,7 +24,7 @@ from locust import HttpUser, constant, task
 from locust.env import Environment
 
 from workload.scenario import targets
-from workload.compiler import compile_user
+from workload.engine.user import compile_user
 from workload.demo.launcher import DemoTarget, start_demo_target
 from workload.scenario.loader import load_text
 

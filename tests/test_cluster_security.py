@@ -1,4 +1,4 @@
-"""workload.clusterkey and the cluster as an outsider sees it: loopback binds, a sealed bundle,
+"""workload.engine.clusterkey and the cluster as an outsider sees it: loopback binds, a sealed bundle,
 a rogue process speaking Locust's worker protocol, and real workers with the wrong key.
 
 Every process here listens and connects on 127.0.0.1 only.  The master that must refuse to
@@ -19,8 +19,8 @@ import pytest
 from cryptography.fernet import Fernet
 
 from tests.helpers import free_port, listening_addresses, stop_process
-from workload import clusterkey
-from workload.activation import activate, activate_bundle
+from workload.engine import clusterkey
+from workload.engine.selection import activate, activate_bundle
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_scenario
 
@@ -176,7 +176,7 @@ def test_beyond_loopback_secrets_need_the_key_and_host_passwords_are_refused(tmp
 def test_leaving_the_cluster_says_why_tells_the_master_and_sets_exit_code_2(capsys):
     from locust.env import Environment
 
-    from workload.clusterjoin import LEFT, leave_cluster
+    from workload.engine.clusterjoin import LEFT, leave_cluster
 
     env = Environment(user_classes=[])
     runner = env.create_local_runner()  # its send_message calls the local listener, as a master's would

@@ -125,14 +125,14 @@ def test_interrupted_compare_writes_an_incomplete_report(tmp_path, demo_target):
 
 
 def test_urls_in_results_lose_their_credentials():
-    from workload.controller import _without_userinfo
+    from workload.engine.controller import _without_userinfo
 
     assert _without_userinfo("https://bob:hunter2@127.0.0.1:8443") == "https://127.0.0.1:8443"
     assert _without_userinfo("http://127.0.0.1:8080") == "http://127.0.0.1:8080"
 
 
 def _rows(h):
-    from workload.recorder import stats_section
+    from workload.engine.recorder import stats_section
 
     return stats_section(h.env.stats, [])["errors"]
 

@@ -12,8 +12,8 @@ import pytest
 from locust.stats import RequestStats
 
 from workload import compare, paths, verdict
+from workload.engine.recorder import RunInfo, RunRecorder
 from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, ResultsError, UnsafePathError
-from workload.recorder import RunInfo, RunRecorder
 
 UNWRITABLE = "/proc/workload-cannot-create-this"  # even root cannot create files in /proc
 

@@ -25,7 +25,8 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import pytest
 from flask import Flask, jsonify
 
-from workload import scrub, webui
+from workload import scrub
+from workload.engine import webui
 from workload.errors import Problem, ScenarioError
 from workload.gate_outputs import Suite, junit_xml, markdown
 from workload.plan.checks import Capturer, ParsedResponse, run_captures

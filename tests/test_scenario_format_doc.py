@@ -16,7 +16,7 @@ import pytest
 import trustme
 import yaml
 
-from workload.compiler import compile_user
+from workload.engine.user import compile_user
 from workload.scenario import targets
 from workload.scenario.loader import load_scenario
 

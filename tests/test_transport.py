@@ -188,7 +188,7 @@ OFFSITE = """
 @pytest.mark.parametrize("policy", ["shared", "fresh"])
 def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
     from tests.rawserver import http_response, raw_server
-    from workload.recorder import stats_section
+    from workload.engine.recorder import stats_section
 
     with raw_server(lambda n: http_response(b"landed"), host="127.0.0.2") as other:
         h = harness(OFFSITE % {"follow": "false", "url": other.url}, policy, demo_target)

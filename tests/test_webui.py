@@ -12,7 +12,7 @@ import pytest
 import requests
 
 from tests.helpers import free_port, listening_addresses, stop_process, wait_until_up
-from workload.webui import ScenarioField, scenarios_folder
+from workload.engine.webui import ScenarioField, scenarios_folder
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")

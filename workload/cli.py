@@ -121,7 +121,7 @@ PORT = _number(int, 0, 65535)
 
 
 def _cluster_key(_args: argparse.Namespace) -> int:
-    from workload.clusterkey import generate_key
+    from workload.engine.clusterkey import generate_key
 
     print(generate_key())
     return 0

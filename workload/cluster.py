@@ -1,7 +1,7 @@
 """Cluster figures: the workers' telemetry reports of one distributed run, combined on the master.
 
 A *worker report* is what one Locust worker process sends about itself (see
-`workload.distributed`): its exact connection counters, its view of the kernel socket table
+`workload.engine.distributed`): its exact connection counters, its view of the kernel socket table
 and its kernel TCP counter deltas.  They combine differently:
 
 * connection counters (tcp_connects, TLS handshakes, ...) are per process: they **sum**;

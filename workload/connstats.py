@@ -2,7 +2,7 @@
 
 urllib3 counts connection *objects* per pool (`num_connections`), which misses reconnects
 of a kept object and vanishes when a pool is evicted; so the connection classes used by
-`workload.transport` count every real TCP connect (`_new_conn`) here, every TLS handshake
+`workload.engine.transport` count every real TCP connect (`_new_conn`) here, every TLS handshake
 as completed or failed, and time each `connect()` (TCP + TLS setup).  A pool discard is
 counted when the pool really drops a connection that had connected because it is full;
 urllib3's "pool is full" log line is not used, as it is also written when an errored

@@ -21,10 +21,11 @@ from locust import events
 from locust.argument_parser import get_empty_argument_parser
 from locust.runners import LocalRunner
 
-from workload import activation, clusterjoin, clusterkey, distributed, lint, webui
-from workload.controller import RunController, check_results_dir
+from workload import lint
+from workload.engine import clusterjoin, clusterkey, distributed, selection, webui
+from workload.engine.controller import RunController, check_results_dir
 from workload.errors import EXIT_INTERRUPTED, WorkloadError
-from workload.runclock import refresh_loop_clock
+from workload.engine.runclock import refresh_loop_clock
 
 log = logging.getLogger("workload")
 DEFAULT_SCENARIO = "scenarios/demo.yaml"
@@ -43,7 +44,7 @@ def add_arguments(parser: Any) -> None:
     # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
     group = parser
     folder = webui.scenarios_folder(_scenarios_dir_option(), REPO_ROOT, resolve=False)
-    scenarios = OpenChoices(activation.scenario_files(folder) or [DEFAULT_SCENARIO])
+    scenarios = OpenChoices(selection.scenario_files(folder) or [DEFAULT_SCENARIO])
     group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
                        env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
     group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
@@ -90,7 +91,7 @@ def _fail(exc: WorkloadError) -> None:
 
 def _interrupted_before_the_run() -> None:
     """Ctrl-C while the scenario loads or the demo target starts: no traceback, no traffic."""
-    activation.stop_demo()
+    selection.stop_demo()
     print("workload: interrupted before the run started; nothing was sent", file=sys.stderr)
     sys.exit(EXIT_INTERRUPTED)
 
@@ -108,7 +109,7 @@ def _preparse() -> Any:
     return options
 
 
-def _initial_activation() -> activation.Activation | None:
+def _initial_activation() -> selection.Activation | None:
     options = _preparse()
     if options.worker:
         # A worker always runs the master's scenario, forwarded at test start (so it needs no
@@ -117,7 +118,7 @@ def _initial_activation() -> activation.Activation | None:
     if options.master or options.processes:  # decided before Locust binds the master port
         clusterkey.listen_on(options.master_bind_host)
     try:
-        return activation.activate(options.scenario, options.policy or None, options.host)
+        return selection.activate(options.scenario, options.policy or None, options.host)
     except WorkloadError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -131,7 +132,7 @@ _INITIAL = _initial_activation()
 if _INITIAL is not None:
     globals()[_INITIAL.user_class.__name__] = _INITIAL.user_class
 else:
-    from workload.compiler import WorkloadUser
+    from workload.engine.user import WorkloadUser
 
     class PendingScenario(WorkloadUser):  # replaced when the master's spawn message arrives
         abstract = False
@@ -209,7 +210,7 @@ def _on_test_stop(environment: Any, **_kw: Any) -> None:
 @events.quitting.add_listener
 def _on_quitting(environment: Any, **_kw: Any) -> None:
     environment.workload.quit()  # an interrupted run: its users stop, then it is written
-    activation.stop_demo()  # only now: users still running would record refused connections
+    selection.stop_demo()  # only now: users still running would record refused connections
 
 
 if os.environ.get("WORKLOAD_DEBUG_IMPORT"):

@@ -143,7 +143,7 @@ def request_thresholds(scenario: Scenario) -> Iterator[tuple[str, str, EndpointT
 
 
 def request_name(request: Request, flow: str | None = None) -> str:
-    """The name Locust records the request under (as `workload.compiler` names it)."""
+    """The name Locust records the request under (as `workload.engine.user` names it)."""
     if request.name:
         return request.name
     return f"{flow}: {request.method} {request.path}" if flow else f"{request.method} {request.path}"

@@ -2,7 +2,7 @@
 
 A scenario file is validated against `Scenario` before any request is sent.  The models
 only describe and check the document; compiling it into Locust users happens in
-`workload.compiler` and connection mechanics in `workload.transport`.
+`workload.engine.user` and connection mechanics in `workload.engine.transport`.
 """
 
 from __future__ import annotations
@@ -377,7 +377,7 @@ class Spike(Model):
 
 
 class Stage(Model):
-    """One stage of a load shape (`workload.shapes`): `users` running by its end, for `duration`.
+    """One stage of a load shape (`workload.engine.shapes`): `users` running by its end, for `duration`.
 
     Without `spawn_rate` the users ramp linearly over the whole stage; with it they change at
     that rate and then hold (a step).  `{spike: {users, duration}}` is the shorthand for a burst.

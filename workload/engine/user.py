@@ -19,6 +19,7 @@ from typing import Any
 from locust import HttpUser, between, constant, constant_pacing, constant_throughput
 from locust.exception import StopUser
 
+from workload.engine.transport import PolicyTransport, RecycleState, make_gate
 from workload.faults import install_error_cap
 from workload.plan.checks import ParsedResponse, run_captures
 from workload.plan.login import LoginFlow, compile_login
@@ -28,7 +29,6 @@ from workload.scenario.loader import LoadedScenario
 from workload.scenario.schema import Scenario, Wait
 from workload.scenario.targets import ResolvedTarget
 from workload.scenario.templating import TemplateRenderError, Value
-from workload.transport import PolicyTransport, RecycleState, make_gate
 
 Judge = Callable[[Any, ParsedResponse], str | None]
 

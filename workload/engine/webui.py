@@ -26,7 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.cluster import worker_rows
-from workload.clusterkey import is_loopback
+from workload.engine.clusterkey import is_loopback
 from workload.redaction import redact, register_userinfo
 
 log = logging.getLogger("workload")

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from workload import clusterkey
-from workload.compiler import compile_user
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
+from workload.engine import clusterkey
+from workload.engine.user import compile_user
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_document, load_scenario
 from workload.scenario.source import Source
@@ -44,7 +44,7 @@ class Activation:
 
     def bundle(self) -> str:
         """What a worker needs to compile the same class without the scenario file: it carries
-        the scenario's secrets, so it is sealed when a cluster key is set (`workload.clusterkey`)."""
+        the scenario's secrets, so it is sealed when a cluster key is set (`workload.engine.clusterkey`)."""
         return clusterkey.seal(json.dumps({
             "path": self.loaded.path, "document": self.loaded.document, "raw": self.loaded.raw,
             "credentials": list(self.loaded.credentials), "policy": self.policy,

@@ -1,6 +1,6 @@
 """Cluster key: only peers holding the key can read the scenario a master sends its workers.
 
-The worker bundle (`workload.activation.Activation.bundle`) carries the resolved scenario:
+The worker bundle (`workload.engine.selection.Activation.bundle`) carries the resolved scenario:
 `${ENV}` values, credentials, login and header secrets, target URLs.  Locust forwards it in
 every spawn message, in clear, to any process that connects to the master port and speaks
 its protocol (no workload code needed).  So:

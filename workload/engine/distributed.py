@@ -27,8 +27,9 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from workload import cluster, clusterjoin
+from workload import cluster
 from workload.connstats import STATS
+from workload.engine import clusterjoin
 from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls
 

@@ -1,7 +1,7 @@
 """Run controller: one Locust process's runs, from activation to the written results.
 
 It owns the current `Activation` (scenario + policy → user class), applies the scenario's
-load defaults where the command line left them unset, times each run (`workload.runclock`),
+load defaults where the command line left them unset, times each run (`workload.engine.runclock`),
 records it with a `RunRecorder` into a folder created fresh at its start, and writes it when
 the run stops or the process quits.  A headless run stopped by anything but its run time or
 its shape was interrupted: it is written incomplete, after its users have stopped.
@@ -18,10 +18,11 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import activation, gate, paths, scrub, shapes
+from workload import gate, paths, scrub
+from workload.engine import selection, shapes
+from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
+from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
-from workload.recorder import RunInfo, RunRecorder, new_run_id
-from workload.runclock import RunClock, refresh_loop_clock
 from workload.scenario.timespan import seconds
 
 log = logging.getLogger("workload")
@@ -30,13 +31,13 @@ STOP_WAIT_S = 10.0  # an interrupted run's users get this long (plus --stop-time
 
 
 class RunController:
-    def __init__(self, environment: Any, current: activation.Activation | None):
+    def __init__(self, environment: Any, current: selection.Activation | None):
         self.env = environment
         self.current = current
         self.recorder: RunRecorder | None = None
         self.results: list[Path] = []
         self._ticker: gevent.Greenlet | None = None
-        self.cluster: Any = None  # a master's workers' telemetry (workload.distributed.ClusterTelemetry)
+        self.cluster: Any = None  # a master's workers' telemetry (workload.engine.distributed.ClusterTelemetry)
         scrub.install(environment)  # console, worker reports; logging is set up by now (before `init`)
         self.interrupted = False  # the process quit while a run was going: that run is incomplete
         self.run_time: float | None = None  # a headless run's -t, timed here (take_over_run_time)
@@ -52,16 +53,16 @@ class RunController:
 
     # -- choosing what runs -------------------------------------------------------------------
     def activate(self, scenario: str, policy: str | None, host: str | None = None) -> None:
-        self.current = activation.activate(scenario, policy, host)
+        self.current = selection.activate(scenario, policy, host)
         self._install(self.current)
         refresh_loop_clock()  # the web UI arms its run-time timer right after this
 
-    def _install(self, current: activation.Activation) -> None:
+    def _install(self, current: selection.Activation) -> None:
         self.env.user_classes[:] = [current.user_class]
         self.env.available_user_classes = {current.user_class.__name__: current.user_class}
         self.env.workload_auto_host = current.target.default_host
         if self.options is not None:
-            setattr(self.options, activation.BUNDLE_OPTION, current.bundle())
+            setattr(self.options, selection.BUNDLE_OPTION, current.bundle())
         if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
             shapes.install(self.env, current.loaded.model.load)
 
@@ -99,9 +100,9 @@ class RunController:
     # -- recording ----------------------------------------------------------------------------
     def on_test_start(self) -> None:
         if self.is_worker:
-            bundle = getattr(self.options, activation.BUNDLE_OPTION, None)
+            bundle = getattr(self.options, selection.BUNDLE_OPTION, None)
             if bundle:
-                self.current = activation.activate_bundle(bundle)
+                self.current = selection.activate_bundle(bundle)
                 self._install(self.current)
             return
         assert self.current is not None

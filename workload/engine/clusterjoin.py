@@ -19,7 +19,7 @@ from typing import Any
 
 import gevent
 
-from workload import clusterkey
+from workload.engine import clusterkey
 from workload.errors import WorkloadError
 
 log = logging.getLogger("workload")
