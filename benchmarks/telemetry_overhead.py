@@ -25,13 +25,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this che
 from locust.env import Environment
 from urllib3.poolmanager import pool_classes_by_scheme as STOCK_POOLS
 
-from workload.connstats import COUNTING_POOL_CLASSES
 from workload.demo.launcher import DemoTarget, start_demo_target
 from workload.engine.recorder import target_endpoints
 from workload.engine.user import compile_user
 from workload.scenario import targets
 from workload.scenario.loader import load_text
 from workload.telemetry import SocketSampler
+from workload.telemetry.connections import COUNTING_POOL_CLASSES
 
 SCENARIO = """
 name: telemetry-bench

@@ -15,10 +15,10 @@ import gevent
 import requests
 from locust.env import Environment
 
-from workload.connstats import STATS
 from workload.engine.user import WorkloadUser, compile_user
 from workload.scenario import targets
 from workload.scenario.loader import load_text
+from workload.telemetry.connections import STATS
 
 
 @dataclass

@@ -1,4 +1,4 @@
-"""Capacity planning (workload.knee, workload.capacity, workload.report.capacity): knee finding
+"""Capacity planning (workload.report.knee, workload.commands.capacity, workload.report.capacity): knee finding
 and the target-rate forecast on canned data, the plan's SLO and bounds, the report files, and
 one short real `workload capacity` run on the demo target."""
 
@@ -13,10 +13,10 @@ from typing import Any
 
 import pytest
 
-from workload.capacity import DEFAULT_SLO_FAILURE_RATIO, DEFAULT_SLO_P95_MS, CapacityRequest, plan_of
+from workload.commands.capacity import DEFAULT_SLO_FAILURE_RATIO, DEFAULT_SLO_P95_MS, CapacityRequest, plan_of
 from workload.errors import RunError
-from workload.knee import ENDED_BOUND, ENDED_NO_KNEE, ENDED_SATURATED, ENDED_SLO, Slo, analyse, find_knee
 from workload.report.capacity import describe, write_capacity
+from workload.report.knee import ENDED_BOUND, ENDED_NO_KNEE, ENDED_SATURATED, ENDED_SLO, Slo, analyse, find_knee
 
 ROOT = Path(__file__).resolve().parent.parent
 SLO = Slo(p95_ms=100, failure_ratio=0.01)
@@ -150,7 +150,7 @@ def test_bad_bounds_are_refused(request_kwargs: dict[str, Any], message: str):
 def test_report_files_are_self_contained(tmp_path):
     policies = [analyse(canned_run("close", "close", 1.0), SLO, 300),
                 analyse(canned_run("shared", "shared", 0.0), SLO, 300)]
-    result = {"schema": "workload.capacity/1", "scenario": "canned", "scenario_path": "x.yaml",
+    result = {"schema": "workload.commands.capacity/1", "scenario": "canned", "scenario_path": "x.yaml",
               "generated_at": "now", "incomplete": False, "slo": {"close": SLO.to_dict(), "shared": SLO.to_dict()},
               "plan": {"step_users": 10, "step_duration_s": 5, "max_users": 40, "max_duration_s": 20, "steps": 4,
                        "target_rps": 300}, "policies": policies}

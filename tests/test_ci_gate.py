@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from tests.helpers import free_port
-from workload import gate
 from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, EXIT_THRESHOLDS
-from workload.gate_outputs import Suite, junit_xml, markdown
+from workload.results import gate
+from workload.results.ci_outputs import Suite, junit_xml, markdown
+from workload.results.thresholds import ThresholdResult
 from workload.scenario.loader import load_scenario, load_text
-from workload.thresholds import ThresholdResult
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_SCENARIO = ROOT / "scenarios" / "ci.yaml"

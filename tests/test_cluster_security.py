@@ -198,7 +198,7 @@ def test_cluster_key_verb_prints_a_fresh_fernet_key():
 
 
 def test_compare_workers_bind_the_master_to_loopback(tmp_path):
-    from workload.compare import CompareRequest, locust_command, plan_of
+    from workload.commands.compare import CompareRequest, locust_command, plan_of
 
     command = locust_command(plan_of(CompareRequest(str(ROOT / "scenarios" / "demo.yaml"), workers=2,
                                                     out=str(tmp_path))), "shared")

@@ -131,7 +131,7 @@ def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, d
 
 
 def test_no_finished_run_is_incomplete_not_bad_input(tmp_path):
-    from workload.compare import run_against_target
+    from workload.commands.compare import run_against_target
     from workload.errors import EXIT_INCOMPLETE, RunError
     from workload.scenario.loader import load_text
 

@@ -7,7 +7,7 @@ import logging
 import trustme
 
 from tests.helpers import accepted, harness, run_tasks
-from workload.connstats import STATS
+from workload.telemetry.connections import STATS
 
 POOL = """
     target: {host: "%(host)s", verify: %(verify)s}

@@ -19,11 +19,11 @@ import pytest
 import yaml
 
 from tests.helpers import free_port, stop_process, wait_until_up
-from workload import cluster
 from workload.demo.launcher import DemoTarget
 from workload.engine import clusterkey
 from workload.engine.webui import connection_rows
 from workload.report import build_report
+from workload.telemetry import cluster
 
 ROOT = Path(__file__).resolve().parent.parent
 COMPOSE = ROOT / "docker-compose.yml"

@@ -15,7 +15,7 @@ import pytest
 
 from tests.helpers import harness, run_tasks
 from tests.rawserver import http_response, raw_server
-from workload.faults import DEFAULT_MAX_ERROR_ROWS, by_cause, classify, install_error_cap, normalise
+from workload.results.faults import DEFAULT_MAX_ERROR_ROWS, by_cause, classify, install_error_cap, normalise
 
 ROOT = Path(__file__).resolve().parent.parent
 

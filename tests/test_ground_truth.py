@@ -19,8 +19,8 @@ from pathlib import Path
 import pytest
 
 from tests.helpers import free_port, harness, run_tasks
-from workload.connstats import STATS
 from workload.telemetry import SocketSampler, endpoints_from_urls
+from workload.telemetry.connections import STATS
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 CONF = """

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from workload import cli
-from workload.lint import lint, lint_file, log_warnings
+from workload.lint.checker import lint, lint_file, log_warnings
 from workload.scenario.loader import load_scenario
 from workload.telemetry import port_headroom
 

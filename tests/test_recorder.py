@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from locust.stats import RequestStats
 
-from workload import compare, paths, verdict
+from workload.commands import compare
 from workload.engine.recorder import RunInfo, RunRecorder
 from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, ResultsError, UnsafePathError
+from workload.results import paths, verdict
 
 UNWRITABLE = "/proc/workload-cannot-create-this"  # even root cannot create files in /proc
 

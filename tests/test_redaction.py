@@ -28,7 +28,6 @@ from flask import Flask, jsonify
 from workload import scrub
 from workload.engine import webui
 from workload.errors import Problem, ScenarioError
-from workload.gate_outputs import Suite, junit_xml, markdown
 from workload.plan.checks import Capturer, ParsedResponse, run_captures
 from workload.plan.login import compile_login
 from workload.redaction import (
@@ -41,9 +40,10 @@ from workload.redaction import (
     register_document,
     worth_registering,
 )
+from workload.results.ci_outputs import Suite, junit_xml, markdown
+from workload.results.thresholds import ThresholdResult, evaluate
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Login
-from workload.thresholds import ThresholdResult, evaluate
 
 ROOT = Path(__file__).resolve().parent.parent
 

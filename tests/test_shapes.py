@@ -1,4 +1,4 @@
-"""Load shapes in YAML (workload.engine.shapes, workload.stagemeter, workload.plan.pacing): the pure tick
+"""Load shapes in YAML (workload.engine.shapes, workload.telemetry.stages, workload.plan.pacing): the pure tick
 logic, the schema's checks, per-stage figures, target-rate pacing, and one real headless run
 whose two stages each reach their user count."""
 
@@ -27,7 +27,7 @@ from workload.errors import RunError, ScenarioError
 from workload.plan.pacing import rate_wait_time, requests_per_iteration, target_rate_wait
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Stage
-from workload.stagemeter import StageMeter, percentile
+from workload.telemetry.stages import StageMeter, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")

@@ -8,9 +8,9 @@ from typing import Any
 import pytest
 
 from workload.errors import ScenarioError
+from workload.results.thresholds import ThresholdResult, evaluate, results_of, run_thresholds, summary_of
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Scenario
-from workload.thresholds import ThresholdResult, evaluate, results_of, run_thresholds, summary_of
 
 SCENARIO = """\
 target: demo

@@ -7,9 +7,9 @@ import ssl
 import pytest
 
 from tests.helpers import accepted, harness, run_tasks
-from workload.connstats import STATS
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_text
+from workload.telemetry.connections import STATS
 
 SCENARIO = """
     target: {host: "%(host)s", verify: false}

@@ -1,7 +1,7 @@
 """Command line: `workload validate | serve | compare | report | check | capacity | cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
-child processes started by `workload.compare`.  Every `WorkloadError` becomes its
+child processes started by `workload.commands.compare`.  Every `WorkloadError` becomes its
 message on stderr and exit code 2, never a traceback.
 """
 
@@ -32,7 +32,7 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _check(args: argparse.Namespace) -> int:
-    from workload.lint import run_check
+    from workload.lint.checker import run_check
 
     return run_check(args.paths, strict=args.strict)
 
@@ -49,7 +49,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from workload.compare import CompareRequest, run_compare
+    from workload.commands.compare import CompareRequest, run_compare
 
     request = CompareRequest(
         scenario=args.scenario, policies=_split(args.policies), users=args.users,
@@ -59,7 +59,7 @@ def _compare(args: argparse.Namespace) -> int:
 
 
 def _capacity(args: argparse.Namespace) -> int:
-    from workload.capacity import CapacityRequest, run_capacity
+    from workload.commands.capacity import CapacityRequest, run_capacity
 
     request = CapacityRequest(
         scenario=args.scenario, policies=_split(args.policies), target_rps=args.target_rps,

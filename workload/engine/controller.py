@@ -18,11 +18,12 @@ import gevent
 from locust.html import get_html_report
 from locust.runners import MasterRunner, WorkerRunner
 
-from workload import gate, paths, scrub
+from workload import scrub
 from workload.engine import selection, shapes
 from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
+from workload.results import gate, paths
 from workload.scenario.timespan import seconds
 
 log = logging.getLogger("workload")

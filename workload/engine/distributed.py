@@ -1,11 +1,11 @@
 """Distributed runs: worker telemetry sent to the master with Locust custom messages.
 
 Locust's own stats already flow from workers to the master; the connection telemetry does
-not.  So each *worker* samples its own connection counters (`workload.connstats.STATS`), its
+not.  So each *worker* samples its own connection counters (`workload.telemetry.connections.STATS`), its
 host's socket table (`SocketSampler`) and kernel counters during a run and sends a report
 to the master every `REPORT_INTERVAL_S` and a final one at its test_stop.  The *master*
 keeps the latest report per worker for the current run (tagged with the run id, forwarded
-to workers in the spawn message's parsed options) and combines them (`workload.cluster`)
+to workers in the spawn message's parsed options) and combines them (`workload.telemetry.cluster`)
 for the web UI and run.json.
 
 Timing is the delicate part: a headless master fires test_stop while its workers still run,
@@ -27,11 +27,10 @@ from typing import Any
 import gevent
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
-from workload import cluster
-from workload.connstats import STATS
 from workload.engine import clusterjoin
 from workload.errors import TelemetryError
-from workload.telemetry import KernelCounters, SocketSampler, endpoints_from_urls
+from workload.telemetry import KernelCounters, SocketSampler, cluster, endpoints_from_urls
+from workload.telemetry.connections import STATS
 
 log = logging.getLogger("workload")
 MESSAGE = "workload_telemetry"

@@ -19,11 +19,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workload import paths, verdict
-from workload.connstats import STATS
 from workload.errors import TelemetryError
-from workload.faults import by_cause, classify
 from workload.redaction import redact_data
+from workload.results import paths, verdict
+from workload.results.faults import by_cause, classify
 from workload.telemetry import (
     Endpoint,
     KernelCounters,
@@ -33,6 +32,7 @@ from workload.telemetry import (
     port_headroom,
     system_resolver,
 )
+from workload.telemetry.connections import STATS
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"

@@ -4,8 +4,8 @@ A *stage* says how many users run by its end and for how long (`workload.scenari
 `compile_stages` turns the stages into `Step`s on one time axis (absolute end time, users,
 spawn rate); `tick_at` is the shape's whole tick logic as a pure function of the run time.
 `make_shape` wraps the steps in a thin `LoadTestShape` subclass created at run time (locust
-is imported there only, so `workload.capacity` can use the pure parts without
-monkey-patching), which also measures each stage (`workload.stagemeter`) and can stop the
+is imported there only, so `workload.commands.capacity` can use the pure parts without
+monkey-patching), which also measures each stage (`workload.telemetry.stages`) and can stop the
 run when a stage breaches a latency/failure limit.  `install` wires a shape into a Locust
 environment built from the command line (`shape.runner = ...; environment.shape_class = ...`).
 """
@@ -23,7 +23,7 @@ from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, V
 from workload.errors import RunError
 from workload.scenario.schema import Load, Stage
 from workload.scenario.timespan import seconds
-from workload.stagemeter import StageMeter
+from workload.telemetry.stages import StageMeter
 
 DEFAULT_SPIKE_RISE_S = 1.0  # a spike's users start (and stop) within about this long
 SHAPE_OPTION = "shape"  # parsed_options attribute of `--shape`

@@ -1,7 +1,7 @@
 """Transport: what a connection policy does on the wire, built on Locust's `LocustHttpAdapter`.
 
 * `TunedAdapter` applies the policy's pool sizes, blocking, retries, counts every connect
-  (`workload.connstats`) and hands urllib3 ONE SSL context per policy, whatever `verify`
+  (`workload.telemetry.connections`) and hands urllib3 ONE SSL context per policy, whatever `verify`
   is.  Without that, urllib3 builds a context and loads the CA store for every new TLS
   connection (~20 ms here); Locust's adapter only avoids it when `verify` is exactly True.
   `ssl_context: per_connection` restores requests' stock behaviour, to measure that cost.
@@ -33,9 +33,9 @@ from requests.exceptions import RequestException
 from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
-from workload.connstats import COUNTING_POOL_CLASSES
 from workload.errors import TargetError
 from workload.scenario.schema import Policy, RetrySpec, TimeoutSpec
+from workload.telemetry.connections import COUNTING_POOL_CLASSES
 
 Verify = bool | str
 Cert = str | tuple[str, str] | None

@@ -20,11 +20,11 @@ from locust import HttpUser, between, constant, constant_pacing, constant_throug
 from locust.exception import StopUser
 
 from workload.engine.transport import PolicyTransport, RecycleState, make_gate
-from workload.faults import install_error_cap
 from workload.plan.checks import ParsedResponse, run_captures
 from workload.plan.login import LoginFlow, compile_login
 from workload.plan.pacing import rate_wait_time
 from workload.plan.steps import Step, compile_step
+from workload.results.faults import install_error_cap
 from workload.scenario.loader import LoadedScenario
 from workload.scenario.schema import Scenario, Wait
 from workload.scenario.targets import ResolvedTarget
@@ -142,7 +142,7 @@ class WorkloadUser(HttpUser):
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
-        install_error_cap(environment.stats)  # normalised, bounded error rows (workload.faults)
+        install_error_cap(environment.stats)  # normalised, bounded error rows (workload.results.faults)
         self.transport.install(self.client)
         self.index = next(self.user_numbers)
         self.recycle = RecycleState()

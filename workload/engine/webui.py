@@ -25,9 +25,9 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
-from workload.cluster import worker_rows
 from workload.engine.clusterkey import is_loopback
 from workload.redaction import redact, register_userinfo
+from workload.telemetry.cluster import worker_rows
 
 log = logging.getLogger("workload")
 

@@ -2,8 +2,9 @@
 
 `build_report` loads one run.json per run directory (typically one per connection policy of
 the same scenario), summarises them (`workload.report.summary`) and renders the report
-(`workload.report.render`).  `describe` is the text the CLI prints afterwards.  This package
-does not import locust.
+(`workload.report.render`).  `describe` is the text the CLI prints afterwards.  `knee` is the
+capacity analysis (the knee and the forecast) that `capacity` writes.  This package does not
+import locust; it may import `workload.telemetry`, `workload.errors` and `workload.redaction`.
 """
 
 from __future__ import annotations

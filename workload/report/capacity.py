@@ -1,7 +1,7 @@
 """Capacity report: a `workload capacity` result as capacity.json, capacity.md and capacity.html.
 
-The result (schema ``workload.capacity/1``, built by `workload.capacity`) holds one analysis
-per policy (`workload.knee.analyse`).  The same tables are rendered to Markdown and HTML; the
+The result (schema ``workload.commands.capacity/1``, built by `workload.commands.capacity`) holds one analysis
+per policy (`workload.report.knee.analyse`).  The same tables are rendered to Markdown and HTML; the
 HTML adds, per policy, a pygal chart of throughput and p95 against users with the knee
 marked, as inline SVG without scripts or external URLs (`workload.report.charts`).
 """
@@ -22,7 +22,7 @@ from workload.report import _out_dir, _write
 from workload.report.charts import DEFAULT_DASHES, _config, inline_svg
 from workload.report.render import CSS
 
-CAPACITY_SCHEMA = "workload.capacity/1"
+CAPACITY_SCHEMA = "workload.commands.capacity/1"
 DEFAULT_JSON_NAME = "capacity.json"
 DEFAULT_MARKDOWN_NAME = "capacity.md"
 DEFAULT_HTML_NAME = "capacity.html"

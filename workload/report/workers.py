@@ -2,7 +2,7 @@
 
 A worker's connection counters are its own; its socket figures are its *host's* view (every
 worker on one host reads the same socket table), which is why the total row does not add up
-the workers' TIME_WAIT: the run's figures count each host once (see `workload.cluster`).
+the workers' TIME_WAIT: the run's figures count each host once (see `workload.telemetry.cluster`).
 Shown only when at least one run was distributed.
 """
 

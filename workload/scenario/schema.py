@@ -83,7 +83,7 @@ class EndpointThresholds(Model):
     """Pass/fail limits on one endpoint's figures (run.json `stats.endpoints`).
 
     Latency keys are upper limits (`p95_ms: 200`: at most 200 ms); every other key says its
-    direction in its name (`max_failure_ratio`, `min_rps`).  Evaluated by `workload.thresholds`.
+    direction in its name (`max_failure_ratio`, `min_rps`).  Evaluated by `workload.results.thresholds`.
     """
 
     p50_ms: PositiveFloat | None = None

@@ -7,6 +7,10 @@
   that scanning a large table never holds the load generator's GIL, or on an OS thread.
 
 Everything here is Linux-only, works on the whole network namespace, and never imports locust.
+
+Beside the kernel's view, the process's own: `connections` counts every TCP connect, TLS
+handshake and pool discard of the engine's urllib3 connections; `stages` meters a shape's
+stages; `cluster` merges workers' telemetry on a master.  May import: `workload.errors`.
 """
 
 from workload.telemetry.kernel import (

@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from workload.connstats import STATS
+from workload.telemetry.connections import STATS
 
 
 class _StepLike(Protocol):

@@ -18,7 +18,7 @@ from rich.console import Console
 from rich.table import Table
 
 from workload.redaction import redact
-from workload.thresholds import ThresholdResult, show
+from workload.results.thresholds import ThresholdResult, show
 
 JUNIT_SUITES_NAME = "workload thresholds"
 FAILURE_TYPE = "threshold"
@@ -36,7 +36,7 @@ class Suite:
     results: list[ThresholdResult]
     duration_s: float = 0.0
     properties: dict[str, str] = field(default_factory=dict)
-    problem: str | None = None  # why this run cannot pass (workload.verdict.problem), or None
+    problem: str | None = None  # why this run cannot pass (workload.results.verdict.problem), or None
 
     @property
     def failed(self) -> list[ThresholdResult]:

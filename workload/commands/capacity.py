@@ -1,10 +1,10 @@
 """Capacity planning: how much load a target takes under each connection policy, and at what cost.
 
 `workload capacity SCENARIO` runs, per policy, one headless Locust child (the machinery of
-`workload.compare`) driven by a step shape passed as `--shape` (`workload.engine.shapes.ladder`):
+`workload.commands.compare`) driven by a step shape passed as `--shape` (`workload.engine.shapes.ladder`):
 users rise by `--step-users` every `--step-duration` up to `--max-users` or `--max-duration`,
 and the child stops by itself once two steps in a row breach the SLO.  Each run's exact
-per-step figures are analysed by `workload.knee` (the knee, and with `--target-rps` the
+per-step figures are analysed by `workload.report.knee` (the knee, and with `--target-rps` the
 connection, TIME_WAIT, port, file-descriptor and pool forecast) and written by
 `workload.report.capacity`.  The SLO is, in order: the command line's flags, the scenario's
 (or the policy's) `thresholds:` p95_ms and max_failure_ratio, the defaults below.
@@ -23,16 +23,17 @@ from typing import Any
 
 from rich.console import Console
 
-from workload import paths, scrub, verdict
-from workload.compare import MAIN, ChildRuns, run_against_target, run_policies
+from workload import scrub
+from workload.commands.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.engine.shapes import DEFAULT_STOP_AFTER, ladder
 from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
-from workload.knee import Slo, analyse
 from workload.report.capacity import CAPACITY_SCHEMA, describe, write_capacity
+from workload.report.knee import Slo, analyse
 from workload.report.runs import load_run
+from workload.results import paths, verdict
+from workload.results.thresholds import run_thresholds
 from workload.scenario.loader import LoadedScenario, load_scenario
 from workload.scenario.timespan import seconds
-from workload.thresholds import run_thresholds
 
 DEFAULT_MAX_USERS = 120
 DEFAULT_STEP_USERS = 10

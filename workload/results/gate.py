@@ -5,7 +5,7 @@ under `thresholds`, `junit.xml` and `summary.md` are written next to it, the tab
 stderr and the Markdown is appended to `$GITHUB_STEP_SUMMARY` when that is set.  A breach
 means exit code `EXIT_THRESHOLDS` (3), distinct from Locust's 1 for failed requests.  An
 incomplete run (4) or an empty one (5) never passes, whatever its thresholds say
-(`workload.verdict`): the outputs say INCOMPLETE / EMPTY instead of "N of N passed".
+(`workload.results.verdict`): the outputs say INCOMPLETE / EMPTY instead of "N of N passed".
 `judge_compare` does the same once for all the policies of a `workload compare`, reading
 what each child run stored.  No locust import.
 """
@@ -21,11 +21,11 @@ from typing import Any
 
 from rich.console import Console
 
-from workload import paths, verdict
 from workload.errors import EXIT_THRESHOLDS
-from workload.gate_outputs import Suite, junit_xml, markdown, print_table
+from workload.results import paths, verdict
+from workload.results.ci_outputs import Suite, junit_xml, markdown, print_table
+from workload.results.thresholds import ThresholdResult, evaluate, results_of, summary_of
 from workload.scenario.schema import Scenario
-from workload.thresholds import ThresholdResult, evaluate, results_of, summary_of
 
 log = logging.getLogger("workload")
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"

@@ -29,15 +29,16 @@ from types import FrameType
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
-from workload import gate, lint, paths, scrub
+from workload import lint, scrub
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
 from workload.report import build_report, describe
+from workload.results import gate, paths
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_scenario
 from workload.scenario.timespan import seconds
 
-MAIN = str(Path(__file__).with_name("main.py"))
+MAIN = str(Path(__file__).parent.parent / "main.py")  # the locustfile, workload/main.py
 DEFAULT_OUT_ROOT = Path("results")
 STOP_GRACE_S = 20.0
 POLL_S = 0.25

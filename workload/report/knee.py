@@ -1,7 +1,7 @@
 """Capacity analysis: a step-load run's per-step figures, its knee, and a forecast at a target rate.
 
 A capacity run (`workload capacity`) raises the users step by step; run.json's `stages` hold
-each step's exact figures (`workload.stagemeter`) and `sockets.series` the TIME_WAIT and
+each step's exact figures (`workload.telemetry.stages`) and `sockets.series` the TIME_WAIT and
 ESTABLISHED counts per second.  The *knee* is the highest step that is still within the SLO
 (p95 and failure ratio) and still buys throughput: its RPS beat the previous knee by at least
 `DEFAULT_MIN_RPS_GAIN` (or half the relative user increase, if that is smaller).  Scanning
