@@ -14,8 +14,7 @@ import sys
 from collections.abc import Iterable
 
 from workload.errors import EXIT_BAD_INPUT, Problem, WorkloadError
-from workload.lint import rules
-from workload.lint.rules import LintContext
+from workload.lint.rules import RULES, LintContext
 from workload.scenario.loader import LoadedScenario, load_scenario
 from workload.scenario.schema import Scenario
 from workload.scenario.source import Source
@@ -32,7 +31,7 @@ def lint(loaded: LoadedScenario, users: int | None = None, duration_s: float | N
         users=int(users or planned_users), duration_s=float(duration_s or planned_s),
         policies=tuple(policies) if policies else tuple(loaded.model.policies),
     )
-    found = [problem for rule in rules.RULES for problem in rule(context)]
+    found = [problem for rule in RULES for problem in rule(context)]
     return sorted(found, key=lambda p: (p.line or 0, p.key))
 
 
