@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class RunRecorder:
         self.kernel = KernelCounters()
         self._server_before = self._server_stats()
         self.finished: dict[str, Any] | None = None
+        self._finishing: threading.Event | None = None  # set while finish() runs (gevent-patched)
 
     def start(self) -> None:
         """Start counting; the run's clock starts when this returns (Locust starts the users
@@ -133,6 +135,18 @@ class RunRecorder:
         means interrupted; a run that ended too short is marked incomplete here as well."""
         if self.finished is not None:
             return self.finished
+        if self._finishing is not None:
+            # Another greenlet is finishing this run (test_stop and quitting can overlap): stopping
+            # the sampler twice would fail, and a second dict would replace the first.
+            self._finishing.wait()
+            return self.finished  # type: ignore[return-value]
+        self._finishing = threading.Event()
+        try:
+            return self._finish(stats, complete, workers)
+        finally:
+            self._finishing.set()
+
+    def _finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
