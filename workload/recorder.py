@@ -150,7 +150,7 @@ class RunRecorder:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
-        sockets = self._stop_sampler()
+        sockets = _rebased(self._stop_sampler(), self.sampler.started_monotonic - self._started_mono)
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
@@ -263,6 +263,14 @@ def _entry(entry: Any) -> dict[str, Any]:
     return {"requests": entry.num_requests, "failures": entry.num_failures,
             "rps": round(entry.total_rps, 2), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
             "avg_ms": round(entry.avg_response_time, 2), "max_ms": entry.max_response_time}
+
+
+def _rebased(sockets: dict[str, Any], offset: float) -> dict[str, Any]:
+    """`sockets.series[].t` in seconds since the run's start, as run.json documents it: the
+    sampler counts from its own start, which comes before the run's (taking its baseline)."""
+    for point in sockets.get("series") or []:
+        point["t"] = round(point["t"] + offset, 3)
+    return sockets
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

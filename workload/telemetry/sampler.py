@@ -291,6 +291,11 @@ class SocketSampler:
         self._warnings: list[str] = []
         self._finalizer: weakref.finalize | None = None
 
+    @property
+    def started_monotonic(self) -> float:
+        """CLOCK_MONOTONIC at the sampler's time zero: its series' `t` counts from here."""
+        return self._t0
+
     # -- sampling ---------------------------------------------------------------------------
     def sample_once(self) -> SocketCounts:
         """Read the tables now (in the calling thread), record one sample and return it.  In process
