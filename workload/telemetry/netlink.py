@@ -1,0 +1,445 @@
+"""Netlink socket table: the kernel's TCP sockets as `sock_diag` (inet_diag) dumps, in binary.
+
+The same table as `/proc/net/tcp{,6}` (see `socktable`), asked for over a ``NETLINK_SOCK_DIAG``
+socket instead of read as text.  It is cheaper in two ways: the kernel does not format text, and
+it filters for us.  Each dump (``inet_diag_req_v2``) names one address family and a state mask,
+and carries an ``INET_DIAG_REQ_BYTECODE`` filter, an OR of "remote is a target" (client side) or
+of "local is a target" (server side) host conditions (address, full prefix, port).  So a dump of
+one (family, side, state) returns exactly the rows that `socktable.count_sockets` would count
+there, and counting is mostly counting messages.  Sockets of a previous run are left out with the
+same `Baseline` (identities in the ``/proc`` text form, converted once to the binary form here), so
+a baseline taken from either source serves the other.
+
+Only the standard library is used; dumps need no privilege.  Kernels that refuse the filter
+(EINVAL) are asked without it, and the rows are then filtered here.  `read_rows` is the slow,
+general decoder into `TableRow`, for tests and debugging.
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import os
+import socket
+import struct
+import sys
+import time
+from array import array
+from collections import Counter
+from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Set as AbstractSet
+from dataclasses import dataclass
+from functools import lru_cache
+from itertools import chain, compress, repeat
+from operator import gt, itemgetter, sub
+
+from workload.errors import TelemetryError
+from workload.telemetry.socktable import (
+    TCP_STATES,
+    TIME_WAIT_SLACK_S,
+    TOKEN_WIDTH,
+    Baseline,
+    Endpoint,
+    SocketCounts,
+    SocketIdentity,
+    TableRow,
+    decode_address,
+)
+
+NETLINK_SOCK_DIAG = 4  # = NETLINK_INET_DIAG
+TCPDIAG_GETSOCK, SOCK_DIAG_BY_FAMILY = 18, 20  # request (and reply) types: legacy, v2
+NLMSG_ERROR, NLMSG_DONE = 2, 3
+NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
+INET_DIAG_REQ_BYTECODE = 1
+BC_JMP, BC_S_COND, BC_D_COND = 1, 7, 8
+TCP_ESTABLISHED, TCP_TIME_WAIT = 1, 6
+RECV_BYTES = 1 << 20  # the kernel fills at most one skb (~32 KiB) per recv: this is plenty
+NLMSG_HEADER = struct.Struct("=IHHII")  # len, type, flags, seq, pid
+# inet_diag_req (legacy): family, src_len, dst_len, ext, sockid (48 bytes), states, dbs.
+LEGACY_REQUEST = struct.Struct("=BBBB48sII")
+# inet_diag_req_v2: family, protocol, ext, pad, states, sockid (48 bytes).
+V2_REQUEST = struct.Struct("=BBBxI48s")
+NO_COOKIE = bytes(40) + b"\xff" * 8  # sockid: ports, addresses, if, then INET_DIAG_NOCOOKIE
+# inet_diag_msg after the header: family, state, timer, retrans, then the sockid's ports and
+# addresses (36 bytes: the socket's identity), if, cookie, expires (ms), rqueue, wqueue, uid, inode.
+DIAG_MSG = struct.Struct("=BBBB36s4x8xIIIII")
+DIAG_MSG_SIZE = 72
+AT = NLMSG_HEADER.size  # where the inet_diag_msg starts in a message
+INF = float("inf")  # the limit of an ESTABLISHED baseline socket: never a new one
+SIDES = ("client", "server")
+STATES: Mapping[int, str] = {TCP_TIME_WAIT: "06", TCP_ESTABLISHED: "01"}  # -> /proc state column
+# Offsets (from a message's start) of the bytes that say whether it is a target's socket, per
+# side: the family, then the remote (client side) or local (server side) port and address.
+SIDE_BYTES: Mapping[str, tuple[int, ...]] = {
+    "client": (AT, AT + 6, AT + 7, *range(AT + 24, AT + 40)),
+    "server": (AT, AT + 4, AT + 5, *range(AT + 8, AT + 24)),
+}
+KEY_BYTES = (AT, *range(AT + 4, AT + 40))  # family and sockid: a socket's identity (`SockKey`)
+EXPIRES_BYTES = tuple(range(AT + 52, AT + 56))
+EXPIRES = struct.Struct("=I")
+
+# A socket's identity as a dump returns it: family byte, then ports and addresses (36 bytes).
+SockKey = bytes
+# A target's endpoint as one side of a socket shows it: family byte, port, address (16 bytes).
+SideKey = bytes
+
+
+def _packed(endpoint: Endpoint) -> bytes:
+    return ipaddress.ip_address(endpoint.ip).packed
+
+
+def host_condition(endpoint: Endpoint, side: str) -> bytes:
+    """One S_COND/D_COND op: true when the local (server side) or remote (client side) endpoint
+    is ``endpoint`` (an IPv4 one also matches ::ffff:a.b.c.d).  "yes" falls through to the
+    next op; "no" skips it (see `bytecode`)."""
+    address = _packed(endpoint)
+    family = socket.AF_INET if len(address) == 4 else socket.AF_INET6
+    size = 4 + 8 + len(address)  # op, inet_diag_hostcond {family, prefix_len, port}, address
+    code = BC_S_COND if side == "server" else BC_D_COND
+    return struct.pack("=BBHBBxxi", code, size, size + 4, family, 8 * len(address), endpoint.port) + address
+
+
+def bytecode(conditions: Iterable[tuple[Endpoint, str]]) -> bytes:
+    """An OR of host conditions (endpoint, side), laid out the way iproute2 does (the kernel's
+    audit walks the "yes" chain): ``C1 JMP C2 JMP ... Cn``.  Ci's "no" skips its JMP, to C(i+1)
+    or past the end (reject); each JMP's "no" jumps to the end (accept)."""
+    ops = [host_condition(endpoint, side) for endpoint, side in conditions]
+    total = sum(map(len, ops)) + 4 * (len(ops) - 1)
+    out = b""
+    for op in ops:
+        out += op
+        if len(out) < total:
+            out += struct.pack("=BBH", BC_JMP, 4, total - len(out))
+    return out
+
+
+def request(states: int, code: bytes = b"", family: int | None = None, seq: int = 1) -> bytes:
+    """A dump request for TCP sockets in the states of the bit mask ``states``, with an optional
+    bytecode filter.  Without ``family``, the legacy TCPDIAG_GETSOCK form, which dumps IPv4 and
+    IPv6 in one walk of the kernel's hash table (a walk costs milliseconds even when nothing
+    matches); with it, a SOCK_DIAG_BY_FAMILY (v2) request for that family only."""
+    if family is None:
+        kind, body = TCPDIAG_GETSOCK, LEGACY_REQUEST.pack(0, 0, 0, 0, NO_COOKIE, states, 0)
+    else:
+        kind, body = SOCK_DIAG_BY_FAMILY, V2_REQUEST.pack(family, socket.IPPROTO_TCP, 0, states, NO_COOKIE)
+    if code:
+        body += struct.pack("=HH", 4 + len(code), INET_DIAG_REQ_BYTECODE) + code
+    return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
+
+
+def open_socket() -> socket.socket:
+    """A sock_diag socket; raises OSError where there is none (no AF_NETLINK, seccomp, ...)."""
+    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+
+
+def dump(sock: socket.socket, message: bytes) -> list[bytes]:
+    """Send one dump request; return the buffers of the reply, the NLMSG_DONE excluded.
+    A kernel error (NLMSG_ERROR) is raised as OSError with its errno."""
+    sock.send(message)
+    buffers: list[bytes] = []
+    while True:
+        data = sock.recv(RECV_BYTES)
+        if not data:
+            raise OSError(errno.EIO, "netlink: the kernel closed the sock_diag socket mid-dump")
+        end = None if _uniform(data) else _end_of_dump(data)
+        if end is None:
+            buffers.append(data)
+            continue
+        if end:
+            buffers.append(data[:end])
+        return buffers
+
+
+def _end_of_dump(data: bytes) -> int | None:
+    """Offset of NLMSG_DONE in ``data``, or None; raises OSError for NLMSG_ERROR."""
+    offset = 0
+    while offset + NLMSG_HEADER.size <= len(data):
+        length, kind = NLMSG_HEADER.unpack_from(data, offset)[:2]
+        if kind == NLMSG_DONE:
+            return offset
+        if kind == NLMSG_ERROR:
+            code = -struct.unpack_from("=i", data, offset + NLMSG_HEADER.size)[0]
+            raise OSError(code, f"netlink sock_diag: {os.strerror(code)}")
+        if length < NLMSG_HEADER.size:
+            raise OSError(errno.EPROTO, f"netlink: bad message length {length}")
+        offset += (length + 3) & ~3
+    return None
+
+
+def _uniform(data: bytes) -> int:
+    """The message size if ``data`` is all inet_diag replies of one size (the usual case: one
+    state asked for), else 0.  Checked on strided slices (C), with no Python loop per message."""
+    if len(data) < AT + DIAG_MSG_SIZE:
+        return 0
+    size, kind = NLMSG_HEADER.unpack_from(data)[:2]
+    if kind not in (TCPDIAG_GETSOCK, SOCK_DIAG_BY_FAMILY) or size < AT + DIAG_MSG_SIZE or size % 4 or len(data) % size:
+        return 0
+    count = len(data) // size
+    return size if all(data[k::size] == data[k : k + 1] * count for k in range(6)) else 0
+
+
+def _columns(data: bytes, size: int, offsets: tuple[int, ...]) -> bytes:
+    """The bytes at ``offsets`` of each message of a uniform buffer, as one record per message
+    (strided copies, in C: a few calls per buffer rather than a few per message)."""
+    width, count = len(offsets), len(data) // size
+    out = bytearray(width * count)
+    for column, offset in enumerate(offsets):
+        out[column::width] = data[offset::size]
+    return bytes(out)
+
+
+@lru_cache(maxsize=8)
+def _record_format(width: int) -> struct.Struct:
+    return struct.Struct(f"{width}s")
+
+
+def records(buffers: Iterable[bytes], offsets: tuple[int, ...]) -> Iterator[bytes]:
+    """The bytes at ``offsets`` of every reply message, one bytes object per message."""
+    return chain.from_iterable(_records(data, offsets) for data in buffers)
+
+
+def _records(data: bytes, offsets: tuple[int, ...]) -> Iterable[bytes]:
+    size = _uniform(data)
+    if size:  # all C: strided copies, then one bytes object per record
+        return map(itemgetter(0), _record_format(len(offsets)).iter_unpack(_columns(data, size, offsets)))
+    return [bytes(buf[start + k] for k in offsets) for buf, start in messages([data])]
+
+
+def messages(buffers: Iterable[bytes]) -> Iterator[tuple[bytes, int]]:
+    """(buffer, offset) of each reply message of a dump, one by one: the slow, general walk.
+    Raises TelemetryError on a malformed reply."""
+    for data in buffers:
+        offset = 0
+        while offset + NLMSG_HEADER.size <= len(data):
+            length, kind = NLMSG_HEADER.unpack_from(data, offset)[:2]
+            if length < NLMSG_HEADER.size or offset + length > len(data):
+                raise TelemetryError(f"netlink: malformed reply (message length {length} at {offset})")
+            if kind in (TCPDIAG_GETSOCK, SOCK_DIAG_BY_FAMILY):
+                if length < AT + DIAG_MSG_SIZE:
+                    raise TelemetryError(f"netlink: short inet_diag_msg ({length} bytes)")
+                yield data, offset
+            offset += (length + 3) & ~3
+
+
+def _address(raw: bytes, family: int, port: bytes) -> Endpoint:
+    packed = raw[:4] if family == socket.AF_INET else raw
+    return Endpoint(str(ipaddress.ip_address(packed)), int.from_bytes(port, "big"))
+
+
+def decode(data: bytes, offset: int = 0) -> TableRow:
+    """One reply message as a `TableRow` (timer_s: ms left / 1000; inode 0 for TIME_WAIT)."""
+    family, state, timer, _, sockid, expires, _, _, _, inode = DIAG_MSG.unpack_from(data, offset + AT)
+    local = _address(sockid[4:20], family, sockid[0:2])
+    remote = _address(sockid[20:36], family, sockid[2:4])
+    name = TCP_STATES.get(f"{state:02X}", f"UNKNOWN_{state:02X}")
+    return TableRow(local, remote, name, inode, timer, expires / 1000)
+
+
+def _in_family(endpoint: Endpoint, family: int) -> bytes | None:
+    """The 16 address bytes under which ``endpoint`` shows in a ``family`` socket, or None if
+    it cannot (an IPv6 endpoint on an AF_INET socket).  IPv4 on AF_INET6 is ::ffff:a.b.c.d."""
+    packed = _packed(endpoint)
+    if family == socket.AF_INET:
+        return None if len(packed) == 16 else packed + bytes(12)
+    return packed if len(packed) == 16 else bytes(10) + b"\xff\xff" + packed
+
+
+def side_keys(endpoints: Iterable[Endpoint]) -> frozenset[SideKey]:
+    """The `SideKey` forms of ``endpoints`` in both families (what `SIDE_BYTES` pick)."""
+    keys = set()
+    for endpoint in endpoints:
+        for family in (socket.AF_INET, socket.AF_INET6):
+            address = _in_family(endpoint, family)
+            if address is not None:
+                keys.add(bytes([family]) + endpoint.port.to_bytes(2, "big") + address)
+    return frozenset(keys)
+
+
+def sock_key(identity: SocketIdentity) -> tuple[int, SockKey] | None:
+    """A `socktable` identity ``"LOCAL REMOTE ST"`` as (state, `SockKey`), or None for a state
+    other than ESTABLISHED and TIME_WAIT."""
+    local, remote, state = identity.split(" ")
+    family = socket.AF_INET if len(local) == TOKEN_WIDTH[4] else socket.AF_INET6
+    codes = {code: number for number, code in STATES.items()}
+    if state not in codes:
+        return None
+    ends = [decode_address(token) for token in (local, remote)]
+    ports = b"".join(end.port.to_bytes(2, "big") for end in ends)
+    addresses = b"".join(_in_family(end, family) or b"" for end in ends)
+    return codes[state], bytes([family]) + ports + addresses
+
+
+def proc_identity(state: int, key: SockKey) -> SocketIdentity:
+    """The inverse of `sock_key`: the identity `socktable` reads from /proc for this socket."""
+    width = 4 if key[0] == socket.AF_INET else 16
+    tokens = []
+    for port, address in ((key[1:3], key[5 : 5 + width]), (key[3:5], key[21 : 21 + width])):
+        words = "".join(f"{int.from_bytes(address[i : i + 4], sys.byteorder):08X}" for i in range(0, width, 4))
+        tokens.append(f"{words}:{int.from_bytes(port, 'big'):04X}")
+    return f"{tokens[0]} {tokens[1]} {STATES[state]}"
+
+
+def sides_of(key: SockKey, targets: Mapping[str, frozenset[SideKey]]) -> list[str]:
+    """The sides on which a socket is a target's: client if its remote end is one, server if
+    its local end is (both for a target talking to itself)."""
+    ends = {"client": key[0:1] + key[3:5] + key[21:37], "server": key[0:1] + key[1:3] + key[5:21]}
+    return [side for side, end in ends.items() if end in targets[side]]
+
+
+@dataclass(frozen=True)
+class NativeBaseline:
+    """The identities a baseline leaves out, per state, as `SockKey`s, and the TIME_WAIT ones'
+    limits (expiry + slack, `time.monotonic` seconds) when takeovers must be checked."""
+
+    keys: Mapping[int, frozenset[SockKey]]
+    limits: Mapping[SockKey, float] | None  # in ms
+    on_side: Mapping[str, frozenset[SockKey]]  # the keys on each side (a key may be on both)
+
+
+def native_baseline(left_out: Iterable[SocketIdentity], expiries: Mapping[SocketIdentity, float] | None,
+                    targets: Mapping[str, frozenset[SideKey]]) -> NativeBaseline:
+    keys: dict[int, set[SockKey]] = {}
+    limits: dict[SockKey, float] = {}
+    on_side: dict[str, set[SockKey]] = {side: set() for side in SIDES}
+    for identity in left_out:
+        found = sock_key(identity)
+        if found is None:
+            continue
+        state, key = found
+        keys.setdefault(state, set()).add(key)
+        for side in sides_of(key, targets):
+            on_side[side].add(key)
+        if expiries is not None and identity in expiries:
+            limits[key] = (expiries[identity] + TIME_WAIT_SLACK_S) * 1000
+    return NativeBaseline({state: frozenset(value) for state, value in keys.items()},
+                          None if expiries is None else limits,
+                          {side: frozenset(value) for side, value in on_side.items()})
+
+
+class NetlinkTable:
+    """A sock_diag socket and the dumps that find one set of targets' sockets.
+
+    `count` is the sampler's hot path (the equivalent of `socktable.count_sockets`); `baseline`
+    takes the baseline (the equivalent of `socktable.socket_identities`); `rows` decodes every
+    TCP socket, for tests.  Each dump asks for one state, so that its replies have one size and
+    are picked apart in C.  Raises OSError (or TelemetryError on a malformed reply) on failure.
+    """
+
+    def __init__(self, endpoints: Iterable[Endpoint], legacy: bool = True, use_bytecode: bool = True) -> None:
+        self.endpoints = tuple(endpoints)
+        self.legacy = legacy  # one walk for both families (TCPDIAG_GETSOCK), else one per family
+        self.use_bytecode = use_bytecode
+        self.targets = {side: side_keys(self.endpoints) for side in SIDES}
+        self._sock = open_socket()
+        self._seq = 0
+        self._native: tuple[object, NativeBaseline] | None = None  # (the set it is for, its form)
+
+    def close(self) -> None:
+        self._sock.close()
+
+    def __enter__(self) -> NetlinkTable:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def dump(self, states: int, sides: Iterable[str] = ()) -> list[bytes]:
+        """The replies for sockets in ``states`` (a mask), filtered by the kernel to the targets
+        on ``sides`` where it can (none: every socket).  A kernel that refuses the filter or the
+        legacy request (EINVAL, ...) is asked again without it: the counting never needs either."""
+        code = bytecode([(e, side) for side in sides for e in self.endpoints]) if self.use_bytecode else b""
+        try:
+            if self.legacy:
+                return self._ask(request(states, code))
+            return [data for family in (socket.AF_INET, socket.AF_INET6)
+                    for data in self._ask(request(states, code, family))]
+        except OSError as exc:
+            if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOENT) or not (code or self.legacy):
+                raise
+            if code:
+                self.use_bytecode = False
+            else:
+                self.legacy = False
+            return self.dump(states, sides)
+
+    def _ask(self, message: bytes) -> list[bytes]:
+        self._seq += 1
+        return dump(self._sock, message[:8] + struct.pack("=I", self._seq) + message[12:])
+
+    def _count(self, state: int, sides: tuple[str, ...], native: NativeBaseline, read_at: float) -> dict[str, int]:
+        buffers = self.dump(1 << state, sides)
+        counts = {}
+        for side in sides:
+            seen = Counter(records(buffers, SIDE_BYTES[side]))  # C-level: no bytecode per row
+            counts[side] = sum(seen[key] for key in self.targets[side])
+        keys = native.keys.get(state)
+        if keys:
+            found = dict(zip(records(buffers, KEY_BYTES), records(buffers, EXPIRES_BYTES), strict=True))
+            left_out = self._left_out(keys.intersection(found), found, native, read_at)
+            for side in sides:
+                counts[side] -= len(native.on_side[side].intersection(left_out))
+        return counts
+
+    @staticmethod
+    def _left_out(common: AbstractSet[SockKey], found: Mapping[SockKey, bytes], native: NativeBaseline,
+                  read_at: float) -> AbstractSet[SockKey]:
+        """The baseline's sockets among ``common``: all, except TIME_WAIT ones expiring clearly
+        later than the baseline's (new sockets on the same ports, see `Baseline`)."""
+        if native.limits is None or not common:
+            return common
+        keys = tuple(common)
+        left_ms = array("I", b"".join(map(found.__getitem__, keys)))  # native-endian u32, as sent
+        # New when now + time left > expiry + slack, i.e. left > the limit's ms from now; a row
+        # with 0 ms left is an expired socket not yet destroyed, never a new one: so left > max(0, ..).
+        # All C-level maps: no bytecode per row.
+        bounds = map(max, map(sub, map(native.limits.get, keys, repeat(INF)), repeat(read_at * 1000)), repeat(0))
+        renewed = list(compress(keys, map(gt, left_ms, bounds)))
+        return common.difference(renewed) if renewed else common
+
+    def _native_for(self, baseline: AbstractSet[SocketIdentity], read_at: float) -> NativeBaseline:
+        expiries: Mapping[SocketIdentity, float] | None = None
+        left_out = baseline
+        if isinstance(baseline, Baseline):
+            left_out, renewed = baseline.at(read_at)
+            expiries = baseline.expiries if renewed is not None else None
+        cached = self._native
+        if cached is None or cached[0] is not left_out or (cached[1].limits is None) != (expiries is None):
+            cached = self._native = (left_out, native_baseline(left_out, expiries, self.targets))
+        return cached[1]
+
+    def count(self, baseline: AbstractSet[SocketIdentity] = frozenset(), server_side: bool = True,
+              read_at: float | None = None) -> SocketCounts:
+        """Count the targets' new sockets, as `socktable.count_sockets` does on the /proc text
+        (same arguments; ``read_at`` is `time.monotonic` just before the read, default now)."""
+        read_at = time.monotonic() if read_at is None else read_at
+        native = self._native_for(baseline, read_at)
+        sides = SIDES if server_side else SIDES[:1]
+        time_wait = self._count(TCP_TIME_WAIT, sides, native, read_at)
+        established = self._count(TCP_ESTABLISHED, sides, native, read_at)
+        return SocketCounts(time_wait.get("client", 0), time_wait.get("server", 0),
+                            established.get("client", 0), established.get("server", 0))
+
+    def baseline(self, read_at: float | None = None) -> Baseline:
+        """The targets' ESTABLISHED/TIME_WAIT sockets now, as a `Baseline` in /proc identity form.
+        ``read_at``: `time.monotonic` just after the read (default: now), as for `socket_identities`."""
+        rows = []
+        for state in (TCP_ESTABLISHED, TCP_TIME_WAIT):
+            buffers = self.dump(1 << state, SIDES)
+            found = zip(records(buffers, KEY_BYTES), records(buffers, EXPIRES_BYTES), strict=True)
+            rows.extend((state, key, EXPIRES.unpack(left)[0]) for key, left in found if sides_of(key, self.targets))
+        read_at = time.monotonic() if read_at is None else read_at
+        identities = {proc_identity(state, key): (state, left) for state, key, left in rows}
+        expiries = {identity: read_at + left / 1000
+                    for identity, (state, left) in identities.items() if state == TCP_TIME_WAIT}
+        return Baseline(identities, expiries)
+
+    def rows(self, states: int = 0xFFF) -> Iterator[TableRow]:
+        """Every TCP socket in the states of the mask ``states`` (default: all), decoded."""
+        for data, offset in messages(self.dump(states)):
+            yield decode(data, offset)
+
+
+def read_rows(states: int = 0xFFF) -> list[TableRow]:
+    """Every TCP socket of this network namespace, decoded (slow: tests and debugging)."""
+    with NetlinkTable(()) as table:
+        return list(table.rows(states))
