@@ -40,6 +40,7 @@ from workload.telemetry.socktable import (
     TOKEN_WIDTH,
     Baseline,
     Endpoint,
+    Pause,
     SocketCounts,
     SocketIdentity,
     TableRow,
@@ -366,11 +367,16 @@ class NetlinkTable:
         self._seq += 1
         return dump(self._sock, message[:8] + struct.pack("=I", self._seq) + message[12:])
 
-    def _count(self, state: int, sides: tuple[str, ...], native: NativeBaseline, read_at: float) -> dict[str, int]:
+    def _count(self, state: int, sides: tuple[str, ...], native: NativeBaseline, read_at: float,
+               pause: Pause | None) -> dict[str, int]:
         buffers = self.dump(1 << state, sides)
         counts = {}
         for side in sides:
-            seen = Counter(records(buffers, SIDE_BYTES[side]))  # C-level: no bytecode per row
+            seen: Counter[bytes] = Counter()
+            for data in buffers:  # one ~32 KiB buffer (~300 rows) per C-level call
+                seen.update(_records(data, SIDE_BYTES[side]))
+                if pause is not None:
+                    pause()
             counts[side] = sum(seen[key] for key in self.targets[side])
         keys = native.keys.get(state)
         if keys:
@@ -408,35 +414,45 @@ class NetlinkTable:
         return cached[1]
 
     def count(self, baseline: AbstractSet[SocketIdentity] = frozenset(), server_side: bool = True,
-              read_at: float | None = None) -> SocketCounts:
+              read_at: float | None = None, pause: Pause | None = None) -> SocketCounts:
         """Count the targets' new sockets, as `socktable.count_sockets` does on the /proc text
-        (same arguments; ``read_at`` is `time.monotonic` just before the read, default now)."""
+        (same arguments; ``read_at`` is `time.monotonic` just before the read, default now;
+        ``pause`` is called between reply buffers)."""
         read_at = time.monotonic() if read_at is None else read_at
         native = self._native_for(baseline, read_at)
         sides = SIDES if server_side else SIDES[:1]
-        time_wait = self._count(TCP_TIME_WAIT, sides, native, read_at)
-        established = self._count(TCP_ESTABLISHED, sides, native, read_at)
+        time_wait = self._count(TCP_TIME_WAIT, sides, native, read_at, pause)
+        established = self._count(TCP_ESTABLISHED, sides, native, read_at, pause)
         return SocketCounts(time_wait.get("client", 0), time_wait.get("server", 0),
                             established.get("client", 0), established.get("server", 0))
 
     def baseline(self, read_at: float | None = None) -> Baseline:
         """The targets' ESTABLISHED/TIME_WAIT sockets now, as a `Baseline` in /proc identity form.
         ``read_at``: `time.monotonic` just after the read (default: now), as for `socket_identities`."""
+        rows = self.baseline_rows()
+        return baseline_of(rows, time.monotonic() if read_at is None else read_at)
+
+    def baseline_rows(self) -> list[tuple[int, SockKey, int]]:
+        """(state, key, ms left) of the targets' ESTABLISHED/TIME_WAIT sockets, for `baseline_of`."""
         rows = []
         for state in (TCP_ESTABLISHED, TCP_TIME_WAIT):
             buffers = self.dump(1 << state, SIDES)
             found = zip(records(buffers, KEY_BYTES), records(buffers, EXPIRES_BYTES), strict=True)
             rows.extend((state, key, EXPIRES.unpack(left)[0]) for key, left in found if sides_of(key, self.targets))
-        read_at = time.monotonic() if read_at is None else read_at
-        identities = {proc_identity(state, key): (state, left) for state, key, left in rows}
-        expiries = {identity: read_at + left / 1000
-                    for identity, (state, left) in identities.items() if state == TCP_TIME_WAIT}
-        return Baseline(identities, expiries)
+        return rows
 
     def rows(self, states: int = 0xFFF) -> Iterator[TableRow]:
         """Every TCP socket in the states of the mask ``states`` (default: all), decoded."""
         for data, offset in messages(self.dump(states)):
             yield decode(data, offset)
+
+
+def baseline_of(rows: Iterable[tuple[int, SockKey, int]], read_at: float) -> Baseline:
+    """A `Baseline` of `NetlinkTable.baseline_rows` read just before ``read_at`` (monotonic)."""
+    identities = {proc_identity(state, key): (state, left) for state, key, left in rows}
+    expiries = {identity: read_at + left / 1000
+                for identity, (state, left) in identities.items() if state == TCP_TIME_WAIT}
+    return Baseline(identities, expiries)
 
 
 def read_rows(states: int = 0xFFF) -> list[TableRow]:
