@@ -357,10 +357,10 @@ class NetlinkTable:
         except OSError as exc:
             if exc.errno not in (errno.EINVAL, errno.EOPNOTSUPP, errno.ENOENT) or not (code or self.legacy):
                 raise
-            if code:
-                self.use_bytecode = False
+            if self.legacy:
+                self.legacy = False  # then a v2 request per family, still filtered
             else:
-                self.legacy = False
+                self.use_bytecode = False
             return self.dump(states, sides)
 
     def _ask(self, message: bytes) -> list[bytes]:
