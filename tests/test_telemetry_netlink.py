@@ -76,9 +76,9 @@ def proc_row(local: Endpoint, remote: Endpoint, state: int, left_ms: int = 0, fa
     return f"   0: {ids} {state:02X} 00000000:00000000 {timer} 00000000     0        0 0 1 0000000000000000"
 
 
-def sock_key_of(local: Endpoint, remote: Endpoint, family: int) -> bytes:
-    return (bytes([family]) + struct.pack(">HH", local.port, remote.port)
-            + packed16(local.ip, family) + packed16(remote.ip, family))
+def sock_key_of(local: Endpoint, remote: Endpoint, family: int) -> tuple[int, bytes]:
+    ports = struct.pack(">HH", local.port, remote.port)
+    return family, ports + packed16(local.ip, family) + packed16(remote.ip, family)
 
 
 class CannedTable(NetlinkTable):

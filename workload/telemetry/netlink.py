@@ -24,7 +24,6 @@ import socket
 import struct
 import sys
 import time
-from array import array
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from collections.abc import Set as AbstractSet
@@ -75,12 +74,11 @@ SIDE_BYTES: Mapping[str, tuple[int, ...]] = {
     "client": (AT, AT + 6, AT + 7, *range(AT + 24, AT + 40)),
     "server": (AT, AT + 4, AT + 5, *range(AT + 8, AT + 24)),
 }
-KEY_BYTES = (AT, *range(AT + 4, AT + 40))  # family and sockid: a socket's identity (`SockKey`)
-EXPIRES_BYTES = tuple(range(AT + 52, AT + 56))
-EXPIRES = struct.Struct("=I")
+KEY_FIELDS = f"{AT}xB3x36s"  # family and sockid: a socket's identity (`SockKey`)
+EXPIRES_FIELDS = f"{AT + 52}xI"  # ms left on the socket's timer
 
-# A socket's identity as a dump returns it: family byte, then ports and addresses (36 bytes).
-SockKey = bytes
+# A socket's identity as a dump returns it: family, then ports and addresses (36 bytes, raw).
+SockKey = tuple[int, bytes]
 # A target's endpoint as one side of a socket shows it: family byte, port, address (16 bytes).
 SideKey = bytes
 
@@ -194,6 +192,21 @@ def _record_format(width: int) -> struct.Struct:
     return struct.Struct(f"{width}s")
 
 
+@lru_cache(maxsize=32)
+def _fields_format(fields: str, size: int) -> struct.Struct:
+    return struct.Struct(f"={fields}{size - struct.calcsize('=' + fields)}x")
+
+
+def fields(data: bytes, layout: str) -> list[tuple[object, ...]]:
+    """The ``layout`` fields (a struct format from a message's start) of each message of one
+    reply buffer: one `iter_unpack` (C) if the buffer is uniform, else a walk."""
+    size = _uniform(data)
+    if size:
+        return list(_fields_format(layout, size).iter_unpack(data))
+    head = _fields_format(layout, struct.calcsize("=" + layout))
+    return [head.unpack_from(buf, start) for buf, start in messages([data])]
+
+
 def records(buffers: Iterable[bytes], offsets: tuple[int, ...]) -> Iterator[bytes]:
     """The bytes at ``offsets`` of every reply message, one bytes object per message."""
     return chain.from_iterable(_records(data, offsets) for data in buffers)
@@ -267,14 +280,15 @@ def sock_key(identity: SocketIdentity) -> tuple[int, SockKey] | None:
     ends = [decode_address(token) for token in (local, remote)]
     ports = b"".join(end.port.to_bytes(2, "big") for end in ends)
     addresses = b"".join(_in_family(end, family) or b"" for end in ends)
-    return codes[state], bytes([family]) + ports + addresses
+    return codes[state], (family, ports + addresses)
 
 
 def proc_identity(state: int, key: SockKey) -> SocketIdentity:
     """The inverse of `sock_key`: the identity `socktable` reads from /proc for this socket."""
-    width = 4 if key[0] == socket.AF_INET else 16
+    family, sockid = key
+    width = 4 if family == socket.AF_INET else 16
     tokens = []
-    for port, address in ((key[1:3], key[5 : 5 + width]), (key[3:5], key[21 : 21 + width])):
+    for port, address in ((sockid[0:2], sockid[4 : 4 + width]), (sockid[2:4], sockid[20 : 20 + width])):
         words = "".join(f"{int.from_bytes(address[i : i + 4], sys.byteorder):08X}" for i in range(0, width, 4))
         tokens.append(f"{words}:{int.from_bytes(port, 'big'):04X}")
     return f"{tokens[0]} {tokens[1]} {STATES[state]}"
@@ -283,7 +297,8 @@ def proc_identity(state: int, key: SockKey) -> SocketIdentity:
 def sides_of(key: SockKey, targets: Mapping[str, frozenset[SideKey]]) -> list[str]:
     """The sides on which a socket is a target's: client if its remote end is one, server if
     its local end is (both for a target talking to itself)."""
-    ends = {"client": key[0:1] + key[3:5] + key[21:37], "server": key[0:1] + key[1:3] + key[5:21]}
+    family, sockid = bytes([key[0]]), key[1]
+    ends = {"client": family + sockid[2:4] + sockid[20:36], "server": family + sockid[0:2] + sockid[4:20]}
     return [side for side, end in ends.items() if end in targets[side]]
 
 
@@ -369,38 +384,38 @@ class NetlinkTable:
 
     def _count(self, state: int, sides: tuple[str, ...], native: NativeBaseline, read_at: float,
                pause: Pause | None) -> dict[str, int]:
-        buffers = self.dump(1 << state, sides)
-        counts = {}
-        for side in sides:
-            seen: Counter[bytes] = Counter()
-            for data in buffers:  # one ~32 KiB buffer (~300 rows) per C-level call
-                seen.update(_records(data, SIDE_BYTES[side]))
-                if pause is not None:
-                    pause()
-            counts[side] = sum(seen[key] for key in self.targets[side])
+        seen: dict[str, Counter[bytes]] = {side: Counter() for side in sides}
+        left_out = dict.fromkeys(sides, 0)
         keys = native.keys.get(state)
-        if keys:
-            found = dict(zip(records(buffers, KEY_BYTES), records(buffers, EXPIRES_BYTES), strict=True))
-            left_out = self._left_out(keys.intersection(found), found, native, read_at)
+        for data in self.dump(1 << state, sides):  # ~32 KiB (~300 rows) per buffer: short C calls
             for side in sides:
-                counts[side] -= len(native.on_side[side].intersection(left_out))
-        return counts
+                seen[side].update(_records(data, SIDE_BYTES[side]))
+            if keys:
+                for side, number in self._baseline_rows_in(data, keys, native, read_at, sides).items():
+                    left_out[side] += number
+            if pause is not None:
+                pause()
+        return {side: sum(seen[side][key] for key in self.targets[side]) - left_out[side] for side in sides}
 
     @staticmethod
-    def _left_out(common: AbstractSet[SockKey], found: Mapping[SockKey, bytes], native: NativeBaseline,
-                  read_at: float) -> AbstractSet[SockKey]:
-        """The baseline's sockets among ``common``: all, except TIME_WAIT ones expiring clearly
-        later than the baseline's (new sockets on the same ports, see `Baseline`)."""
-        if native.limits is None or not common:
-            return common
-        keys = tuple(common)
-        left_ms = array("I", b"".join(map(found.__getitem__, keys)))  # native-endian u32, as sent
-        # New when now + time left > expiry + slack, i.e. left > the limit's ms from now; a row
-        # with 0 ms left is an expired socket not yet destroyed, never a new one: so left > max(0, ..).
-        # All C-level maps: no bytecode per row.
-        bounds = map(max, map(sub, map(native.limits.get, keys, repeat(INF)), repeat(read_at * 1000)), repeat(0))
-        renewed = list(compress(keys, map(gt, left_ms, bounds)))
-        return common.difference(renewed) if renewed else common
+    def _baseline_rows_in(data: bytes, keys: frozenset[SockKey], native: NativeBaseline, read_at: float,
+                          sides: tuple[str, ...]) -> dict[str, int]:
+        """Per side, how many rows of one reply buffer are baseline sockets: identities in the
+        baseline, except TIME_WAIT ones expiring clearly later than the baseline's (new sockets
+        on the same ports, see `Baseline`)."""
+        found: list[SockKey] = fields(data, KEY_FIELDS)  # type: ignore[assignment]
+        common = keys.intersection(found)
+        if common and native.limits is not None:
+            left_ms = dict(zip(found, map(itemgetter(0), fields(data, EXPIRES_FIELDS)), strict=True))
+            ids = tuple(common)
+            # New when now + time left > expiry + slack, i.e. left > the limit's ms from now; a
+            # row with 0 ms left is an expired socket not yet destroyed, never a new one: so
+            # left > max(0, ...).  C-level maps: no bytecode per row.
+            bounds = map(max, map(sub, map(native.limits.get, ids, repeat(INF)), repeat(read_at * 1000)), repeat(0))
+            renewed = list(compress(ids, map(gt, map(left_ms.__getitem__, ids), bounds)))
+            if renewed:
+                common = common.difference(renewed)
+        return {side: len(native.on_side[side].intersection(common)) if common else 0 for side in sides}
 
     def _native_for(self, baseline: AbstractSet[SocketIdentity], read_at: float) -> NativeBaseline:
         expiries: Mapping[SocketIdentity, float] | None = None
@@ -436,9 +451,9 @@ class NetlinkTable:
         """(state, key, ms left) of the targets' ESTABLISHED/TIME_WAIT sockets, for `baseline_of`."""
         rows = []
         for state in (TCP_ESTABLISHED, TCP_TIME_WAIT):
-            buffers = self.dump(1 << state, SIDES)
-            found = zip(records(buffers, KEY_BYTES), records(buffers, EXPIRES_BYTES), strict=True)
-            rows.extend((state, key, EXPIRES.unpack(left)[0]) for key, left in found if sides_of(key, self.targets))
+            for data in self.dump(1 << state, SIDES):
+                found = zip(fields(data, KEY_FIELDS), fields(data, EXPIRES_FIELDS), strict=True)
+                rows.extend((state, key, left) for key, (left,) in found if sides_of(key, self.targets))  # type: ignore[arg-type]
         return rows
 
     def rows(self, states: int = 0xFFF) -> Iterator[TableRow]:
