@@ -310,6 +310,9 @@ class NativeBaseline:
     keys: Mapping[int, frozenset[SockKey]]
     limits: Mapping[SockKey, float] | None  # in ms
     on_side: Mapping[str, frozenset[SockKey]]  # the keys on each side (a key may be on both)
+    # Per side, whether every key is on it: usual (a baseline is all client or all server side),
+    # and then, like for a side with no key, a buffer's baseline rows need no lookup per side.
+    all_on_side: Mapping[str, bool]
 
 
 def native_baseline(left_out: Iterable[SocketIdentity], expiries: Mapping[SocketIdentity, float] | None,
@@ -327,9 +330,11 @@ def native_baseline(left_out: Iterable[SocketIdentity], expiries: Mapping[Socket
             on_side[side].add(key)
         if expiries is not None and identity in expiries:
             limits[key] = (expiries[identity] + TIME_WAIT_SLACK_S) * 1000
+    every = set().union(*keys.values())
     return NativeBaseline({state: frozenset(value) for state, value in keys.items()},
                           None if expiries is None else limits,
-                          {side: frozenset(value) for side, value in on_side.items()})
+                          {side: frozenset(value) for side, value in on_side.items()},
+                          {side: value == every for side, value in on_side.items()})
 
 
 class NetlinkTable:
@@ -406,16 +411,20 @@ class NetlinkTable:
         found: list[SockKey] = fields(data, KEY_FIELDS)  # type: ignore[assignment]
         common = keys.intersection(found)
         if common and native.limits is not None:
-            left_ms = dict(zip(found, map(itemgetter(0), fields(data, EXPIRES_FIELDS)), strict=True))
-            ids = tuple(common)
-            # New when now + time left > expiry + slack, i.e. left > the limit's ms from now; a
-            # row with 0 ms left is an expired socket not yet destroyed, never a new one: so
-            # left > max(0, ...).  C-level maps: no bytecode per row.
-            bounds = map(max, map(sub, map(native.limits.get, ids, repeat(INF)), repeat(read_at * 1000)), repeat(0))
-            renewed = list(compress(ids, map(gt, map(left_ms.__getitem__, ids), bounds)))
+            left_ms = map(itemgetter(0), fields(data, EXPIRES_FIELDS))
+            # New when now + time left > expiry + slack, i.e. left > the limit's ms from now (never
+            # for a row that is not in the baseline: its limit is infinite); a row with 0 ms left
+            # is an expired socket not yet destroyed, never a new one: so left > max(0, ...).
+            # C-level maps: no bytecode per row.
+            bounds = map(max, map(sub, map(native.limits.get, found, repeat(INF)), repeat(read_at * 1000)), repeat(0))
+            renewed = list(compress(found, map(gt, left_ms, bounds)))
             if renewed:
                 common = common.difference(renewed)
-        return {side: len(native.on_side[side].intersection(common)) if common else 0 for side in sides}
+        if not common:
+            return dict.fromkeys(sides, 0)
+        # (A side with no key: the intersection with an empty set is immediate.)
+        return {side: len(common) if native.all_on_side[side] else len(native.on_side[side].intersection(common))
+                for side in sides}
 
     def _native_for(self, baseline: AbstractSet[SocketIdentity], read_at: float) -> NativeBaseline:
         expiries: Mapping[SocketIdentity, float] | None = None
