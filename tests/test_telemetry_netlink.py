@@ -15,24 +15,22 @@ from collections.abc import Iterator
 import pytest
 
 from workload.errors import TelemetryError
-from workload.telemetry import netlink, source
-from workload.telemetry.netlink import (
+from workload.telemetry import netlink, sockdiag, source
+from workload.telemetry.netlink import NetlinkTable, proc_identity, sock_key
+from workload.telemetry.sampler import SocketSampler
+from workload.telemetry.sockdiag import (
     AT,
     NLMSG_HEADER,
     TCP_ESTABLISHED,
     TCP_TIME_WAIT,
     TCPDIAG_GETSOCK,
-    NetlinkTable,
     bytecode,
     decode,
     dump,
     messages,
-    proc_identity,
     records,
     request,
-    sock_key,
 )
-from workload.telemetry.sampler import SocketSampler
 from workload.telemetry.socktable import (
     USER_HZ,
     Baseline,
@@ -153,7 +151,7 @@ def test_decode_and_records_of_uniform_and_mixed_buffers() -> None:
         "127.0.0.1:40001", "127.0.0.1:8080", "TIME_WAIT", 3, 59.99)
     assert decode(est).state == "ESTABLISHED" and decode(est).inode == 77 and str(decode(est).remote) == "[::1]:8080"
     uniform, mixed = tw * 4, tw + est + tw
-    assert netlink._uniform(uniform) == len(tw) and netlink._uniform(mixed) == 0
+    assert sockdiag.uniform_size(uniform) == len(tw) and sockdiag.uniform_size(mixed) == 0
     remote = netlink.SIDE_BYTES["client"]
     for buffer in (uniform, mixed):  # the C path and the walk agree
         walked = [bytes(data[start + k] for k in remote) for data, start in messages([buffer])]
@@ -312,7 +310,7 @@ def test_kernel_refusing_the_filter_or_the_legacy_dump_still_counts_the_same(
         assert expected.tw_client == 50
         assert expected == count_sockets(read_socket_tables(), [endpoint])
         # A legacy request type the kernel does not know (EINVAL): v2 requests per family.
-        monkeypatch.setattr(netlink, "TCPDIAG_GETSOCK", 0x7F)
+        monkeypatch.setattr(sockdiag, "TCPDIAG_GETSOCK", 0x7F)
         with NetlinkTable([endpoint]) as table:
             assert table.count() == expected and not table.legacy and table.use_bytecode
             # Bytecode with an unknown op (EINVAL): no filter, the rows are sorted out here.
@@ -324,7 +322,7 @@ def test_kernel_refusing_the_filter_or_the_legacy_dump_still_counts_the_same(
 
 # -- (c) the fallback to /proc -----------------------------------------------------------------
 def test_no_netlink_falls_back_to_proc(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(netlink, "NETLINK_SOCK_DIAG", 0xBAD)  # no such netlink protocol: socket() fails
+    monkeypatch.setattr(sockdiag, "NETLINK_SOCK_DIAG", 0xBAD)  # no such netlink protocol: socket() fails
     listener = listen()
     endpoint = Endpoint(*listener.getsockname())
     try:
