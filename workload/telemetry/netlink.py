@@ -130,7 +130,7 @@ def sides_of(key: SockKey, targets: Mapping[str, frozenset[SideKey]]) -> list[st
 @dataclass(frozen=True)
 class NativeBaseline:
     """The identities a baseline leaves out, per state, as `SockKey`s, and the TIME_WAIT ones'
-    limits (expiry + slack, `time.monotonic` seconds) when takeovers must be checked."""
+    limits (expiry + slack, `time.monotonic` in ms) when takeovers must be checked."""
 
     keys: Mapping[int, frozenset[SockKey]]
     limits: Mapping[SockKey, float] | None  # in ms

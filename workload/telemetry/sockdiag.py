@@ -13,6 +13,7 @@ one size (the replies for one state, in practice) is picked apart by strided sli
 
 from __future__ import annotations
 
+import _socket
 import errno
 import ipaddress
 import os
@@ -33,6 +34,7 @@ NLM_F_REQUEST, NLM_F_DUMP = 0x1, 0x300
 INET_DIAG_REQ_BYTECODE = 1
 BC_JMP, BC_S_COND, BC_D_COND = 1, 7, 8
 TCP_ESTABLISHED, TCP_TIME_WAIT = 1, 6
+DUMP_TIMEOUT_S = 10.0
 RECV_BYTES = 1 << 20  # the kernel fills at most one skb (~32 KiB) per recv: this is plenty
 NLMSG_HEADER = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 # inet_diag_req (legacy): family, src_len, dst_len, ext, sockid (48 bytes), states, dbs.
@@ -90,12 +92,19 @@ def request(states: int, code: bytes = b"", family: int | None = None, seq: int 
     return NLMSG_HEADER.pack(NLMSG_HEADER.size + len(body), kind, NLM_F_REQUEST | NLM_F_DUMP, seq, 0) + body
 
 
-def open_socket() -> socket.socket:
-    """A sock_diag socket; raises OSError where there is none (no AF_NETLINK, seccomp, ...)."""
-    return socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+def open_socket() -> _socket.socket:
+    """A blocking sock_diag socket; raises OSError where there is none (not Linux, seccomp, ...).
+    It is the C-level `_socket.socket`, which gevent never patches: a sampler thread or process
+    blocks in recv() with the GIL released instead of needing a gevent hub of its own."""
+    family = getattr(_socket, "AF_NETLINK", None)
+    if family is None:
+        raise OSError(errno.EAFNOSUPPORT, "no AF_NETLINK sockets on this platform")
+    sock = _socket.socket(family, _socket.SOCK_RAW, NETLINK_SOCK_DIAG)
+    sock.settimeout(DUMP_TIMEOUT_S)  # a kernel that never answers is a failure, not a hang
+    return sock
 
 
-def dump(sock: socket.socket, message: bytes) -> list[bytes]:
+def dump(sock: _socket.socket | socket.socket, message: bytes) -> list[bytes]:
     """Send one dump request; return the buffers of the reply, the NLMSG_DONE excluded.
     A kernel error (NLMSG_ERROR) is raised as OSError with its errno."""
     sock.send(message)
