@@ -218,6 +218,15 @@ def test_counts_match_proc_on_canned_tables_with_baseline_and_takeover() -> None
         assert renewed == SocketCounts(tw_client=1)
         # Plain frozensets work as baselines too (no takeover check).
         assert table.count(frozenset(baseline), read_at=later) == SocketCounts()
+        # 61 s later every baseline TIME_WAIT socket has expired; the kernel still lists some
+        # with 0 ms left (never new sockets), and one identity holds a new socket again.
+        expired = now + 61
+        rows = [(a, b, s, 0, f) for a, b, s, _, f in CANNED]
+        rows[1] = (rows[1][0], rows[1][1], TCP_TIME_WAIT, 45_000, socket.AF_INET)
+        table.rows = rows
+        lingering = table.count(baseline, read_at=expired)
+        assert lingering == count_sockets(proc_tables(rows), targets, baseline, read_at=expired)
+        assert lingering == SocketCounts(tw_client=1)
 
 
 # -- (b) the real kernel table ---------------------------------------------------------------
