@@ -52,7 +52,6 @@ from workload.telemetry.socktable import (
     SocketCounts,
     SocketIdentity,
     TableRow,
-    decode_address,
 )
 
 INF = float("inf")  # the limit of an ESTABLISHED baseline socket: never a new one
@@ -105,29 +104,37 @@ def side_keys(endpoints: Iterable[Endpoint]) -> frozenset[SideKey]:
     return frozenset(keys)
 
 
+def _memory_order(printed: bytes) -> bytes:
+    """/proc prints an address as native-endian 32-bit words (``%08X``): their bytes, reordered
+    to the address's own (network) order, or back again: the same word-wise swap both ways."""
+    if sys.byteorder == "big":
+        return printed
+    return b"".join(printed[i : i + 4][::-1] for i in range(0, len(printed), 4))
+
+
+_CODES = {code: number for number, code in STATES.items()}
+
+
 def sock_key(identity: SocketIdentity) -> tuple[int, SockKey] | None:
     """A `socktable` identity ``"LOCAL REMOTE ST"`` as (state, `SockKey`), or None for a state
-    other than ESTABLISHED and TIME_WAIT."""
+    other than ESTABLISHED and TIME_WAIT.  A tcp6 row's address (``::ffff:a.b.c.d`` included)
+    is the AF_INET6 socket's as it is; a tcp row's is padded, as the kernel pads AF_INET ones."""
     local, remote, state = identity.split(" ")
-    family = socket.AF_INET if len(local) == TOKEN_WIDTH[4] else socket.AF_INET6
-    codes = {code: number for number, code in STATES.items()}
-    if state not in codes:
+    if state not in _CODES:
         return None
-    ends = [decode_address(token) for token in (local, remote)]
-    ports = b"".join(end.port.to_bytes(2, "big") for end in ends)
-    addresses = b"".join(_in_family(end, family) or b"" for end in ends)
-    return codes[state], (family, ports + addresses)
+    family = socket.AF_INET if len(local) == TOKEN_WIDTH[4] else socket.AF_INET6
+    (local_ip, local_port), (remote_ip, remote_port) = (token.split(":") for token in (local, remote))
+    addresses = [_memory_order(bytes.fromhex(ip)).ljust(16, b"\0") for ip in (local_ip, remote_ip)]
+    return _CODES[state], (family, bytes.fromhex(local_port + remote_port) + addresses[0] + addresses[1])
 
 
 def proc_identity(state: int, key: SockKey) -> SocketIdentity:
     """The inverse of `sock_key`: the identity `socktable` reads from /proc for this socket."""
     family, sockid = key
     width = 4 if family == socket.AF_INET else 16
-    tokens = []
-    for port, address in ((sockid[0:2], sockid[4 : 4 + width]), (sockid[2:4], sockid[20 : 20 + width])):
-        words = "".join(f"{int.from_bytes(address[i : i + 4], sys.byteorder):08X}" for i in range(0, width, 4))
-        tokens.append(f"{words}:{int.from_bytes(port, 'big'):04X}")
-    return f"{tokens[0]} {tokens[1]} {STATES[state]}"
+    local = _memory_order(sockid[4 : 4 + width]).hex().upper() + ":" + sockid[0:2].hex().upper()
+    remote = _memory_order(sockid[20 : 20 + width]).hex().upper() + ":" + sockid[2:4].hex().upper()
+    return f"{local} {remote} {STATES[state]}"
 
 
 def sides_of(key: SockKey, targets: Mapping[str, frozenset[SideKey]]) -> list[str]:
