@@ -8,6 +8,10 @@ it takes the baseline and then one sample per ``interval``, each written to its 
 line.  In this process a real OS thread reads those lines (a blocking read releases the GIL) and
 keeps the latest figures and the series under a real lock, so `snapshot()` stays cheap.
 
+The table is read through `workload.telemetry.source`: a netlink sock_diag dump where that works
+(the kernel filters the rows; a few times cheaper at tens of thousands of sockets), else the
+/proc text; the section's ``source`` says which, per process ("thread" mode or the child).
+
 Mode ``"thread"`` (the fallback, and what a custom ``read_tables`` implies) runs the same loop on
 a real OS thread here, yielding the GIL between scan chunks.  If the child cannot start, the
 sampler starts in thread mode instead; if it dies during a run, the reading thread takes over
