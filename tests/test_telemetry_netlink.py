@@ -80,15 +80,21 @@ def sock_key_of(local: Endpoint, remote: Endpoint, family: int) -> tuple[int, by
 
 
 class CannedTable(NetlinkTable):
-    """A NetlinkTable whose dumps return canned replies (pure counting logic, no kernel)."""
+    """A NetlinkTable whose dumps return canned replies (pure counting logic, no kernel), filtered
+    by side the way the kernel's bytecode does, or not (``use_bytecode=False``)."""
 
-    def __init__(self, endpoints: tuple[Endpoint, ...], rows: list[tuple[Endpoint, Endpoint, int, int, int]]) -> None:
-        super().__init__(endpoints)
+    def __init__(self, endpoints: tuple[Endpoint, ...], rows: list[tuple[Endpoint, Endpoint, int, int, int]],
+                 use_bytecode: bool = True) -> None:
+        super().__init__(endpoints, use_bytecode=use_bytecode)
         self.rows = rows
 
-    def dump(self, states: int, sides: object = ()) -> list[bytes]:
-        wanted = [message(local, remote, state, left, family)
-                  for local, remote, state, left, family in self.rows if states & (1 << state)]
+    def _wanted(self, local: Endpoint, remote: Endpoint, sides: tuple[str, ...]) -> bool:
+        ends = {"client": remote, "server": local}  # Endpoint reads ::ffff:a.b.c.d as a.b.c.d
+        return not (sides and self.use_bytecode) or any(ends[side] in self.endpoints for side in sides)
+
+    def dump(self, states: int, sides: tuple[str, ...] = ()) -> list[bytes]:
+        wanted = [message(local, remote, state, left, family) for local, remote, state, left, family in self.rows
+                  if states & (1 << state) and self._wanted(local, remote, sides)]
         return [b"".join(wanted[i : i + 3]) for i in range(0, len(wanted), 3)]  # several buffers
 
 
@@ -195,9 +201,10 @@ def test_identities_round_trip_with_proc_form() -> None:
     assert sock_key("0100007F:1F90 00000000:0000 0A") is None  # LISTEN: never asked for
 
 
-def test_counts_match_proc_on_canned_tables_with_baseline_and_takeover() -> None:
+@pytest.mark.parametrize("filtered", [True, False], ids=["kernel-filtered", "unfiltered"])
+def test_counts_match_proc_on_canned_tables_with_baseline_and_takeover(filtered: bool) -> None:
     targets = (TARGET, V6_TARGET)
-    with CannedTable(targets, CANNED) as table:
+    with CannedTable(targets, CANNED, use_bytecode=filtered) as table:
         expected = count_sockets(proc_tables(CANNED), targets)
         assert expected == SocketCounts(tw_client=3, tw_server=2, est_client=2, est_server=1)
         assert table.count() == expected
