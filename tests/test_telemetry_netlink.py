@@ -209,9 +209,10 @@ def test_counts_match_proc_on_canned_tables_with_baseline_and_takeover(filtered:
         assert expected == SocketCounts(tw_client=3, tw_server=2, est_client=2, est_server=1)
         assert table.count() == expected
         assert table.count(server_side=False) == count_sockets(proc_tables(CANNED), targets, server_side=False)
-        now = time.monotonic()
-        baseline = table.baseline(read_at=now)
+        baseline, now = table.baseline()
         assert baseline == socket_identities(proc_tables(CANNED), targets, now)
+        # The binary form kept from the dump is the one a /proc baseline converts to.
+        assert table._native == (baseline, netlink.native_baseline(baseline, baseline.expiries, table.targets))
         assert baseline.expiries == pytest.approx(socket_identities(proc_tables(CANNED), targets, now).expiries)
         assert table.count(baseline, read_at=now) == SocketCounts()
         # 20 s later: one baseline TIME_WAIT socket's ports were taken over (a full 60 s left
@@ -404,7 +405,7 @@ def test_baselines_are_interchangeable_between_sources() -> None:
     try:
         churn(listener, 25, client_closes=True, deadline=time.monotonic() + 10)
         with NetlinkTable([endpoint]) as table:
-            from_netlink = table.baseline()
+            from_netlink, _ = table.baseline()
             from_proc = socket_identities(read_socket_tables(), [endpoint])
             assert set(from_netlink) == set(from_proc) and len(from_netlink) == 25
             churn(listener, 5, client_closes=False, deadline=time.monotonic() + 10)

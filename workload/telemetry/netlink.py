@@ -294,19 +294,36 @@ class NetlinkTable:
         return SocketCounts(time_wait.get("client", 0), time_wait.get("server", 0),
                             established.get("client", 0), established.get("server", 0))
 
-    def baseline(self, read_at: float | None = None) -> Baseline:
-        """The targets' ESTABLISHED/TIME_WAIT sockets now, as a `Baseline` in /proc identity form.
-        ``read_at``: `time.monotonic` just after the read (default: now), as for `socket_identities`."""
+    def baseline(self) -> tuple[Baseline, float]:
+        """The targets' ESTABLISHED/TIME_WAIT sockets now, as a `Baseline` in /proc identity form
+        (as `socket_identities` makes), and the `time.monotonic` time just after the read.  The
+        binary form of the baseline is kept for `count`, so it is not converted back."""
         rows = self.baseline_rows()
-        return baseline_of(rows, time.monotonic() if read_at is None else read_at)
+        read_at = time.monotonic()  # after the read: an upper bound for the expiries (see Baseline)
+        baseline = baseline_of(rows, read_at)
+        keys: dict[int, set[SockKey]] = {}
+        on_side: dict[str, set[SockKey]] = {side: set() for side in SIDES}
+        for state, key, _, sides in rows:
+            keys.setdefault(state, set()).add(key)
+            for side in sides:
+                on_side[side].add(key)
+        limits = {key: (read_at + left / 1000 + TIME_WAIT_SLACK_S) * 1000
+                  for state, key, left, _ in rows if state == TCP_TIME_WAIT}
+        every = set().union(*keys.values())
+        native = NativeBaseline({state: frozenset(value) for state, value in keys.items()}, limits,
+                                {side: frozenset(value) for side, value in on_side.items()},
+                                {side: value == every for side, value in on_side.items()})
+        self._native = (baseline, native)  # what `_native_for` finds while the takeover check is due
+        return baseline, read_at
 
-    def baseline_rows(self) -> list[tuple[int, SockKey, int]]:
-        """(state, key, ms left) of the targets' ESTABLISHED/TIME_WAIT sockets, for `baseline_of`."""
+    def baseline_rows(self) -> list[tuple[int, SockKey, int, list[str]]]:
+        """(state, key, ms left, sides) of the targets' ESTABLISHED/TIME_WAIT sockets."""
         rows = []
         for state in (TCP_ESTABLISHED, TCP_TIME_WAIT):
             for data in self.dump(1 << state, SIDES):
                 found = zip(fields(data, KEY_FIELDS), expiries_ms(data), strict=True)
-                rows.extend((state, key, left) for key, left in found if sides_of(key, self.targets))  # type: ignore[arg-type]
+                with_sides = ((state, key, left, sides_of(key, self.targets)) for key, left in found)  # type: ignore[arg-type]
+                rows.extend(row for row in with_sides if row[3])
         return rows
 
     def rows(self, states: int = 0xFFF) -> Iterator[TableRow]:
@@ -315,9 +332,9 @@ class NetlinkTable:
             yield decode(data, offset)
 
 
-def baseline_of(rows: Iterable[tuple[int, SockKey, int]], read_at: float) -> Baseline:
+def baseline_of(rows: Iterable[tuple[int, SockKey, int, list[str]]], read_at: float) -> Baseline:
     """A `Baseline` of `NetlinkTable.baseline_rows` read just before ``read_at`` (monotonic)."""
-    identities = {proc_identity(state, key): (state, left) for state, key, left in rows}
+    identities = {proc_identity(state, key): (state, left) for state, key, left, _ in rows}
     expiries = {identity: read_at + left / 1000
                 for identity, (state, left) in identities.items() if state == TCP_TIME_WAIT}
     return Baseline(identities, expiries)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Iterable
 from collections.abc import Set as AbstractSet
 
 from workload.errors import TelemetryError
-from workload.telemetry.netlink import NetlinkTable, baseline_of
+from workload.telemetry.netlink import NetlinkTable
 from workload.telemetry.socktable import (
     Baseline,
     Endpoint,
@@ -79,9 +79,7 @@ class TableSource:
         """The baseline and the `time.monotonic` time just after it was read."""
         if self._netlink is not None:
             try:
-                rows = self._netlink.baseline_rows()
-                read_at = time.monotonic()  # after the read, as below
-                return baseline_of(rows, read_at), read_at
+                return self._netlink.baseline()
             except NETLINK_FAILURES as exc:
                 self._give_up_netlink(exc)
         tables = self._read_tables()
