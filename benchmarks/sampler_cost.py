@@ -8,10 +8,12 @@ to print and to scan.  Other processes' sockets are in the table too: it is per 
 Connections are spread over 16 listener ports so that no destination uses more than a fraction
 of the ephemeral port range.
 
-    python benchmarks/sampler_cost.py [--time-wait 30000] [--rows 30000] [--samples 20] [--gevent]
+    python benchmarks/sampler_cost.py [--time-wait 30000] [--rows 30000] [--samples 20] [--gevent] [--sources]
 
+It also compares one sample's cost through each table source, netlink sock_diag and /proc
+(`workload.telemetry.source`), with the same baseline, in one run (``--sources``: only that).
 ``--gevent`` monkey-patches first and also measures the worst stall of a 5 ms ticker greenlet
-while sampling runs on the sampler's OS thread versus inline on the gevent loop.  The script
+while the sampler runs (child process or OS thread, each source) versus inline on the gevent loop.  The script
 stops by itself: every loop is bounded in count and by ``--budget`` seconds.  The TIME_WAIT
 sockets it leaves expire after 60 s.
 """
@@ -26,6 +28,7 @@ if "--gevent" in sys.argv:  # must precede every socket/threading import
     monkey.patch_all()
 
 import argparse
+import os
 import resource
 import socket
 import statistics
@@ -43,6 +46,8 @@ from workload.telemetry import (
     read_socket_tables,
     socket_identities,
 )
+from workload.telemetry.socktable import Baseline
+from workload.telemetry.source import SOURCE_ENV, TableSource
 
 DEFAULT_TIME_WAIT = 30_000
 DEFAULT_ROWS = 30_000
@@ -129,6 +134,42 @@ def report(label: str, fn: Callable[[], object], samples: int) -> None:
     print(f"  {label:<52} median {median:7.2f} ms   p95 {p95:7.2f} ms")
 
 
+def cpu_ms(fn: Callable[[], object], samples: int) -> tuple[float, float]:
+    """Median (wall, CPU) ms of ``fn``: CPU is user + system time of this process (the kernel's
+    work for a netlink dump or a /proc read included), which other load on the machine inflates less."""
+    walls, cpus = [], []
+    for _ in range(samples):
+        wall, cpu = time.perf_counter(), time.process_time()
+        fn()
+        cpus.append((time.process_time() - cpu) * 1000)
+        walls.append((time.perf_counter() - wall) * 1000)
+    return statistics.median(walls), statistics.median(cpus)
+
+
+def compare_sources(targets: list[Endpoint], samples: int, before: Baseline) -> None:
+    """One sample's cost through netlink vs through /proc, with the same baseline, in one run:
+    ``before`` (taken before the sockets were made: they are all new, the usual case during a
+    run) and one taken now (they are all a previous run's: the baseline check for each)."""
+    proc, netlink = TableSource(targets, prefer="proc"), TableSource(targets, prefer="netlink")
+    if netlink.name != "netlink":
+        print(f"netlink unavailable here: {netlink.fallback_reason}")
+        return
+    for label, baseline in (("new sockets", before), ("all in the baseline", netlink.baseline()[0])):
+        results = {}
+        for source in (netlink, proc):
+            counts = source.count(baseline, True, None, time.monotonic())
+            results[source.name] = cpu_ms(lambda s=source, b=baseline: s.count(b, True, None, time.monotonic()),
+                                          samples)
+            print(f"  {source.name:<8} {counts}")
+        print(f"per-sample cost, both sides, {label}, over {samples} samples (median):")
+        for name, (wall, cpu) in results.items():
+            print(f"  {name:<8} wall {wall:7.2f} ms   CPU {cpu:7.2f} ms")
+        wall_ratio = results["proc"][0] / results["netlink"][0]
+        cpu_ratio = results["proc"][1] / results["netlink"][1]
+        print(f"  /proc / netlink: {wall_ratio:.1f}x wall, {cpu_ratio:.1f}x CPU")
+    netlink.close()
+
+
 def measure(targets: list[Endpoint], samples: int) -> None:
     tables = read_socket_tables()
     baseline = socket_identities(tables, targets)
@@ -171,21 +212,31 @@ def worst_gap_ms(duration: float, work: Callable[[], None]) -> float:
 def measure_gevent_stall(targets: list[Endpoint], duration: float = 3.0) -> None:
     import gevent
 
-    def on_thread() -> None:
-        sampler = SocketSampler(targets, interval=0.1)
-        sampler.start()
-        gevent.sleep(duration)
-        sampler.stop()
-
     def inline() -> None:
         sampler = SocketSampler(targets, interval=0.1)
         for _ in range(round(duration / 0.1)):
             sampler.sample_once()
             gevent.sleep(0.1)
 
+    def started(mode: str, source: str) -> Callable[[], None]:
+        def run() -> None:
+            os.environ[SOURCE_ENV] = source
+            try:
+                sampler = SocketSampler(targets, interval=0.1, mode=mode)
+                sampler.start()
+                gevent.sleep(duration)
+                section = sampler.stop()
+                assert section["source"] == source, section.get("source_fallback")
+            finally:
+                del os.environ[SOURCE_ENV]
+        return run
+
     print("worst stall of a 5 ms ticker greenlet, sampling every 0.1 s for 3 s:")
     print(f"  no sampling (reference)                          {worst_gap_ms(duration, lambda: None):7.2f} ms")
-    print(f"  sampler on its OS thread (SocketSampler.start)   {worst_gap_ms(duration, on_thread):7.2f} ms")
+    for mode in ("process", "thread"):
+        for source in ("netlink", "proc"):
+            label = f"SocketSampler.start(), {mode} mode, {source}"
+            print(f"  {label:<48} {worst_gap_ms(duration, started(mode, source)):7.2f} ms")
     print(f"  sample_once() inline on the gevent loop          {worst_gap_ms(duration, inline):7.2f} ms")
 
 
@@ -197,6 +248,7 @@ def main() -> None:
     parser.add_argument("--listeners", type=int, default=DEFAULT_LISTENERS)
     parser.add_argument("--budget", type=float, default=DEFAULT_BUDGET_S, help="seconds, then give up")
     parser.add_argument("--gevent", action="store_true", help="monkey-patch and measure loop stalls")
+    parser.add_argument("--sources", action="store_true", help="only compare netlink with /proc (and stalls)")
     args = parser.parse_args()
 
     budget = Budget(args.budget)
@@ -208,6 +260,7 @@ def main() -> None:
     held: list[socket.socket] = []
     try:
         began = time.monotonic()
+        before, _ = TableSource(targets, prefer="proc").baseline()
         kernel = KernelCounters()
         kernel.start()
         make_time_wait(listeners, time_wait, budget)
@@ -221,7 +274,9 @@ def main() -> None:
         print(f"created {time_wait} TIME_WAIT + {pairs} ESTABLISHED pairs on {args.listeners} loopback ports "
               f"in {time.monotonic() - began:.1f} s (tcp_max_tw_buckets={buckets})")
         print(f"socket table rows: {table_rows()}  (all of them: the table is per network namespace)")
-        measure(targets, args.samples)
+        if not args.sources:
+            measure(targets, args.samples)
+        compare_sources(targets, args.samples, before)
         if args.gevent:
             measure_gevent_stall(targets)
     finally:

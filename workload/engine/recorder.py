@@ -13,6 +13,7 @@ import csv
 import json
 import logging
 import re
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -85,6 +86,7 @@ class RunRecorder:
         self.kernel = KernelCounters()
         self._server_before = self._server_stats()
         self.finished: dict[str, Any] | None = None
+        self._finishing: threading.Event | None = None  # set while finish() runs (gevent-patched)
 
     def start(self) -> None:
         """Start counting; the run's clock starts when this returns (Locust starts the users
@@ -133,10 +135,22 @@ class RunRecorder:
         means interrupted; a run that ended too short is marked incomplete here as well."""
         if self.finished is not None:
             return self.finished
+        if self._finishing is not None:
+            # Another greenlet is finishing this run (test_stop and quitting can overlap): stopping
+            # the sampler twice would fail, and a second dict would replace the first.
+            self._finishing.wait()
+            return self.finished  # type: ignore[return-value]
+        self._finishing = threading.Event()
+        try:
+            return self._finish(stats, complete, workers)
+        finally:
+            self._finishing.set()
+
+    def _finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
-        sockets = self._stop_sampler()
+        sockets = _rebased(self._stop_sampler(), self.sampler.started_monotonic - self._started_mono)
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
@@ -249,6 +263,14 @@ def _entry(entry: Any) -> dict[str, Any]:
     return {"requests": entry.num_requests, "failures": entry.num_failures,
             "rps": round(entry.total_rps, 2), "p50_ms": p50, "p95_ms": p95, "p99_ms": p99,
             "avg_ms": round(entry.avg_response_time, 2), "max_ms": entry.max_response_time}
+
+
+def _rebased(sockets: dict[str, Any], offset: float) -> dict[str, Any]:
+    """`sockets.series[].t` in seconds since the run's start, as run.json documents it: the
+    sampler counts from its own start, which comes before the run's (taking its baseline)."""
+    for point in sockets.get("series") or []:
+        point["t"] = round(point["t"] + offset, 3)
+    return sockets
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:

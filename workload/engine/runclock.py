@@ -15,9 +15,13 @@ from collections.abc import Callable
 from typing import Any
 
 import gevent
+from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING
 
 log = logging.getLogger("workload")
 MAX_SLEEP_S = 1.0  # the deadline is re-checked at least this often
+# Locust's runner states in which a run is still going: its stop() is not
+# idempotent while a stop is under way, so the timer must not start a second one.
+RUNNING_STATES = frozenset({STATE_INIT, STATE_SPAWNING, STATE_RUNNING})
 
 
 def refresh_loop_clock() -> None:
@@ -53,10 +57,14 @@ class RunClock:
             return
 
         def on_time() -> None:
+            if env.runner.state not in RUNNING_STATES:
+                return  # already stopping: a shape's own end, a signal (a second stop() races the first)
             self.timed_out = True
             recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
             if shape is not None:
                 _last_tick(shape)
+                if env.parsed_options.headless and _end_shape(env.runner):
+                    return
             stop()
 
         self._timer = gevent.spawn(_stop_after, recorder.elapsed, float(run_time), on_time)
@@ -65,6 +73,17 @@ class RunClock:
         timer, self._timer = self._timer, None
         if timer is not None and timer is not gevent.getcurrent():
             timer.kill(block=False)
+
+
+def _end_shape(runner: Any) -> bool:
+    """End a headless shape run by ending its shape greenlet: Locust's main waits on that greenlet
+    and then stops the run, once.  A stop() from here would kill the greenlet, wake main, and
+    main's stop() would race ours (users stopped twice, test_stop fired twice)."""
+    greenlet = getattr(runner, "shape_greenlet", None)
+    if greenlet is None or greenlet.dead:
+        return False
+    greenlet.kill(block=False)
+    return True
 
 
 def _last_tick(shape: Any) -> None:

@@ -2,6 +2,10 @@
 
 * `socktable` parses `/proc/net/tcp{,6}` and counts the targets' TIME_WAIT and ESTABLISHED
   sockets, client side and server side, excluding a baseline taken at the start;
+* `netlink` counts the same sockets from `sock_diag` dumps (`sockdiag`: the wire format), which
+  the kernel filters by state and endpoint (several times cheaper at tens of thousands of
+  sockets), and `source` picks it wherever it works, with /proc as the fallback (run.json
+  `sockets.source`);
 * `kernel` reads the namespace's TCP counters and the ephemeral-port headroom;
 * `sampler` samples the socket table during a run, in a child process (`sampler_process`) so
   that scanning a large table never holds the load generator's GIL, or on an OS thread.

@@ -8,6 +8,10 @@ it takes the baseline and then one sample per ``interval``, each written to its 
 line.  In this process a real OS thread reads those lines (a blocking read releases the GIL) and
 keeps the latest figures and the series under a real lock, so `snapshot()` stays cheap.
 
+The table is read through `workload.telemetry.source`: a netlink sock_diag dump where that works
+(the kernel filters the rows; a few times cheaper at tens of thousands of sockets), else the
+/proc text; the section's ``source`` says which, per process ("thread" mode or the child).
+
 Mode ``"thread"`` (the fallback, and what a custom ``read_tables`` implies) runs the same loop on
 a real OS thread here, yielding the GIL between scan chunks.  If the child cannot start, the
 sampler starts in thread mode instead; if it dies during a run, the reading thread takes over
@@ -52,10 +56,9 @@ from workload.telemetry.socktable import (
     Endpoint,
     SocketCounts,
     SocketTables,
-    count_sockets,
     read_socket_tables,
-    socket_identities,
 )
+from workload.telemetry.source import TableSource
 
 log = logging.getLogger(__name__)
 
@@ -290,6 +293,14 @@ class SocketSampler:
         self._child_baseline = False  # self._baseline is the child's
         self._warnings: list[str] = []
         self._finalizer: weakref.finalize | None = None
+        self._sources: dict[str, TableSource] = {}  # see _source()
+        self._source_name: str | None = None  # the source of the latest figures (run.json `source`)
+        self._source_fallback: str | None = None  # why that is not netlink, when netlink was wanted
+
+    @property
+    def started_monotonic(self) -> float:
+        """CLOCK_MONOTONIC at the sampler's time zero: its series' `t` counts from here."""
+        return self._t0
 
     # -- sampling ---------------------------------------------------------------------------
     def sample_once(self) -> SocketCounts:
@@ -297,14 +308,27 @@ class SocketSampler:
         mode it uses the child's baseline (loaded on the first call)."""
         if self._child is not None and not self._child_baseline:
             self._adopt_child_baseline()
-        return self._sample(pause=None)
+        return self._sample(pause=None, caller="inline")
 
-    def _sample(self, pause: Callable[[], None] | None) -> SocketCounts:
+    def _source(self, caller: str) -> TableSource:
+        """The table source of the sampling thread or of sample_once() callers ("thread",
+        "inline"): one each, because a netlink socket serves one dump at a time."""
+        source = self._sources.get(caller)
+        if source is None:
+            source = self._sources[caller] = TableSource(self.endpoints, self._read_tables)
+        return source
+
+    def _note_source(self, name: str, fallback: str | None) -> None:
+        with self._lock:
+            self._source_name, self._source_fallback = name, fallback
+
+    def _sample(self, pause: Callable[[], None] | None, caller: str = "thread") -> SocketCounts:
         began = time.perf_counter()
         read_at = time.monotonic()  # before the read: a lower bound for the expiries (see Baseline)
-        tables = self._read_tables()
-        counts = count_sockets(tables, self.endpoints, self._baseline, self.server_side_observable, pause, read_at)
+        source = self._source(caller)
+        counts = source.count(self._baseline, self.server_side_observable, pause, read_at)
         cost_ms = (time.perf_counter() - began) * 1000
+        self._note_source(source.name, source.fallback_reason)
         self._record(counts, round(time.monotonic() - self._t0, 3), cost_ms)
         return counts
 
@@ -335,10 +359,10 @@ class SocketSampler:
         return True
 
     def _take_baseline(self) -> None:
-        tables = self._read_tables()
-        # After the read: an upper bound for the expiries, so the same socket never looks newer.
-        self._t0 = time.monotonic()
-        self._baseline = socket_identities(tables, self.endpoints, self._t0)
+        source = self._source("thread")
+        # t0 is just after the read: an upper bound for the expiries, so the same socket never looks newer.
+        self._baseline, self._t0 = source.baseline()
+        self._note_source(source.name, source.fallback_reason)
 
     def _warn(self, message: str) -> None:
         with self._lock:
@@ -397,6 +421,9 @@ class SocketSampler:
                 t, cost_ms = float(message["t"]), float(message["ms"])
         except (ValueError, TypeError, KeyError):
             return  # not a line of ours (nothing else should write there): ignore it
+        if isinstance(message.get("source"), str):
+            fallback = message.get("fallback")
+            self._note_source(message["source"], fallback if isinstance(fallback, str) else None)
         if "counts" in message:
             self._record(counts, t, cost_ms)
             if message.get("final"):
@@ -511,8 +538,15 @@ class SocketSampler:
             self._running = False
         elif self._last is None:
             self._sample_safely(pause=None)  # never started: one sample so the section is not empty
+        self._close_sources()
         self._flush_warnings()
         return self._section(include_series=True)
+
+    def _close_sources(self) -> None:
+        """Release the netlink sockets (a later sample_once() opens a new one)."""
+        sources, self._sources = self._sources, {}
+        for source in sources.values():
+            source.close()
 
     def snapshot(self, include_series: bool = False) -> dict[str, Any]:
         """Live figures for a UI; safe to call from any thread or greenlet at any time."""
@@ -533,10 +567,14 @@ class SocketSampler:
             last, peak, samples = self._last, dict(self._peak), len(self._series)
             series = [dict(point) for point in self._series] if include_series else None
             error = self._error
+            source, fallback = self._source_name, self._source_fallback
         section: dict[str, Any] = {
             "endpoints": [str(endpoint) for endpoint in self.endpoints],
             "server_side_observable": self.server_side_observable,
+            "source": source,  # "netlink" or "proc": how the figures were read; null before any
         }
+        if fallback is not None:
+            section["source_fallback"] = fallback
         end = self._visible(last) if last is not None else dict.fromkeys(SECTIONS)
         for name, key in SECTIONS.items():
             # No sample yet, or a server we cannot see: null, never a misleading 0.

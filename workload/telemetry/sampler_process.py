@@ -9,10 +9,13 @@ load generator's GIL.  CONFIG is one JSON object::
 The child takes the baseline, pickles it to the inherited file ``baseline_fd`` (the parent
 reads it only if it has to go on sampling by itself), then writes JSON lines to stdout:
 
-* ``{"ready": true, "t0": T0, "pid": PID}`` once, after the baseline (``T0``: `time.monotonic`
-  just after the baseline read; CLOCK_MONOTONIC is system-wide, so the parent can use it);
-* ``{"t": T, "counts": {"tw_client": N, ...}, "ms": COST}`` per sample (``T``: seconds since T0),
-  every ``interval`` seconds; the last one, taken when asked to stop, also has ``"final": true``;
+* ``{"ready": true, "t0": T0, "pid": PID, "source": S}`` once, after the baseline (``T0``:
+  `time.monotonic` just after the baseline read; CLOCK_MONOTONIC is system-wide, so the parent
+  can use it; ``S``: "netlink" or "proc", see `workload.telemetry.source`, with ``"fallback":
+  REASON`` when netlink was wanted but is not used);
+* ``{"t": T, "counts": {"tw_client": N, ...}, "ms": COST, "source": S}`` per sample (``T``:
+  seconds since T0), every ``interval`` seconds; the last one, taken when asked to stop, also has
+  ``"final": true``;
 * ``{"error": MESSAGE}`` if the table cannot be read, after which it exits with status 1.
 
 It stops (after a final sample) when it reads ``stop`` or end-of-file on stdin, and it exits
@@ -36,7 +39,8 @@ from dataclasses import asdict
 from typing import Any
 
 from workload.errors import TelemetryError
-from workload.telemetry.socktable import Endpoint, count_sockets, read_socket_tables, socket_identities
+from workload.telemetry.socktable import Endpoint
+from workload.telemetry.source import TableSource
 
 PARENT_CHECK_S = 0.5
 STOP_COMMAND = b"stop"
@@ -82,6 +86,13 @@ class _Stdin:
             self.stopped = True
 
 
+def _source_fields(source: TableSource) -> dict[str, str]:
+    fields = {"source": source.name}
+    if source.fallback_reason is not None:
+        fields["fallback"] = source.fallback_reason
+    return fields
+
+
 def run(config: dict[str, Any]) -> int:
     endpoints = tuple(Endpoint.parse(text) for text in config["endpoints"])
     interval = float(config["interval"])
@@ -95,10 +106,8 @@ def run(config: dict[str, Any]) -> int:
     if not parent_alive():
         return 0
     try:
-        tables = read_socket_tables()
-        t0 = time.monotonic()  # after the read: an upper bound for the expiries (see Baseline)
-        baseline = socket_identities(tables, endpoints, t0)
-        del tables
+        source = TableSource(endpoints)  # netlink if it works here, else /proc (see `source`)
+        baseline, t0 = source.baseline()  # t0: after the read, an upper bound for the expiries
     except (TelemetryError, OSError) as exc:
         _emit({"error": str(exc)})
         return 1
@@ -107,7 +116,7 @@ def run(config: dict[str, Any]) -> int:
             _write_all(int(baseline_fd), pickle.dumps(baseline, protocol=pickle.HIGHEST_PROTOCOL))
         finally:
             os.close(int(baseline_fd))
-    _emit({"ready": True, "t0": t0, "pid": os.getpid()})
+    _emit({"ready": True, "t0": t0, "pid": os.getpid(), **_source_fields(source)})
 
     stdin = _Stdin()
     due = time.monotonic() + interval
@@ -121,12 +130,12 @@ def run(config: dict[str, Any]) -> int:
         began = time.perf_counter()
         read_at = time.monotonic()  # before the read: a lower bound for the expiries
         try:
-            counts = count_sockets(read_socket_tables(), endpoints, baseline, server_side, None, read_at)
+            counts = source.count(baseline, server_side, None, read_at)
         except (TelemetryError, OSError) as exc:
             _emit({"error": str(exc)})
             return 1
         message: dict[str, Any] = {"t": round(time.monotonic() - t0, 3), "counts": asdict(counts),
-                                   "ms": round((time.perf_counter() - began) * 1000, 3)}
+                                   "ms": round((time.perf_counter() - began) * 1000, 3), **_source_fields(source)}
         if stdin.stopped:
             _emit({**message, "final": True})
             return 0
