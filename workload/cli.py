@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from workload import scrub
-from workload.errors import EXIT_BAD_INPUT, WorkloadError
+from workload.errors import ExitCode, WorkloadError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             continue
         print(f"{path}: ok ({loaded.name}; policies: {', '.join(loaded.policy_names())})")
-    return EXIT_BAD_INPUT if failed else 0
+    return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -205,7 +205,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("workload: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ from locust.runners import LocalRunner
 from workload import lint
 from workload.engine import clusterjoin, clusterkey, distributed, selection, webui
 from workload.engine.controller import RunController, check_results_dir
-from workload.errors import EXIT_INTERRUPTED, WorkloadError
+from workload.errors import ExitCode, WorkloadError
 from workload.engine.runclock import refresh_loop_clock
 
 log = logging.getLogger("workload")
@@ -93,7 +93,7 @@ def _interrupted_before_the_run() -> None:
     """Ctrl-C while the scenario loads or the demo target starts: no traceback, no traffic."""
     selection.stop_demo()
     print("workload: interrupted before the run started; nothing was sent", file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(ExitCode.INTERRUPTED)
 
 
 def _preparse() -> Any:

@@ -47,7 +47,7 @@ from gevent import ssl as gssl
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from workload.demo.app import RESET_ENVIRON_KEY, DemoState, ListenerCounters, create_admin_app, create_app
-from workload.errors import EXIT_BAD_INPUT, TargetError
+from workload.errors import ExitCode, TargetError, render_message
 
 BACKLOG = 1024  # load tests open many connections at once; don't let SYNs queue-drop
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -209,7 +209,7 @@ def _add(target: RunningTarget, name: str, server: WSGIServer, host: str) -> Non
         server.start()
     except OSError as exc:
         where = f"{host} port {server.address[1]}"
-        raise TargetError(f"cannot listen for {name} on {where}: {exc}; fix: choose another port") from exc
+        raise TargetError(f"cannot listen for {name} on {where}: {exc}", fix="choose another port") from exc
     target.servers.append(server)
     target.urls[name] = url("http" if name == "admin" else name, host, server.server_port)
 
@@ -285,16 +285,15 @@ def main(argv: list[str] | None = None) -> int:
     if host is None and args.allow_external_bind:
         host = args.host  # asked for explicitly (docker-compose.yml): reachable from other machines
     if host is None:
-        print(
-            f"error: --host {args.host!r} is not a loopback address; the demo target only listens "
-            "on this machine.\n    fix: use --host 127.0.0.1 (or ::1), or --allow-external-bind on a private network",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        print(render_message(f"--host {args.host!r} is not a loopback address; the demo target only listens "
+                             "on this machine.",
+                             fix="use --host 127.0.0.1 (or ::1), or --allow-external-bind on a private network"),
+              file=sys.stderr)
+        return ExitCode.BAD_INPUT
     try:
         target = start_listeners(args, host)
     except TargetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(exc if exc.fix or exc.where else f"error: {exc}", file=sys.stderr)  # rendered, or a bare what
         return exc.exit_code
     try:
         # Handlers go in before the announcement: a launcher may SIGTERM right after it.
