@@ -262,9 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="plain HTTP port (0 = any free port)")
     parser.add_argument("--https-port", type=int, default=0, help="HTTPS port (default 0 = any free port)")
     parser.add_argument("--admin-port", type=int, default=0, help="/__stats port (default 0 = any free port)")
-    tls = parser.add_mutually_exclusive_group()
-    tls.add_argument("--tls", action="store_true", help="serve HTTPS too (already the default)")
-    tls.add_argument("--no-tls", action="store_true", help="do not serve HTTPS")
+    parser.add_argument("--no-tls", action="store_true", help="do not serve HTTPS (served by default)")
     parser.add_argument("--ready-file", help="also write the startup JSON line to this file")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started us dies (used by the launcher)")
