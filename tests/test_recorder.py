@@ -3,13 +3,14 @@ fails, and the run's verdict (requested vs actual duration, incomplete, empty)."
 
 from __future__ import annotations
 
+from locust.stats import RequestStats
+
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
-from locust.stats import RequestStats
 
 from workload.commands import compare
 from workload.engine.recorder import RunInfo, RunRecorder

@@ -18,6 +18,8 @@ Imports locust: only `workload.main` and the compiler load this module.
 
 from __future__ import annotations
 
+from locust.clients import HttpSession, LocustHttpAdapter
+
 import os
 import ssl
 import time
@@ -27,7 +29,6 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
-from locust.clients import HttpSession, LocustHttpAdapter
 from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
 from urllib3 import PoolManager, Retry
