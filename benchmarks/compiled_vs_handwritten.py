@@ -11,7 +11,9 @@ per-connection contexts (what requests/urllib3 do by default; expect >= 10x).
 Traffic goes only to the demo target on 127.0.0.1; every loop is bounded.
 """
 
-import locust  # noqa: F401, I001  (first: it monkey-patches)
+import locust  # noqa: F401  (first: it monkey-patches)
+from locust import HttpUser, constant, task
+from locust.env import Environment
 
 import argparse
 import statistics
@@ -20,12 +22,9 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from locust import HttpUser, constant, task
-from locust.env import Environment
-
-from workload.scenario import targets
-from workload.engine.user import compile_user
 from workload.demo.launcher import DemoTarget, start_demo_target
+from workload.engine.user import compile_user
+from workload.scenario import targets
 from workload.scenario.loader import load_text
 
 SCENARIO = """

@@ -12,7 +12,8 @@ so machine drift hits both; figures are medians.  Run for `shared` (keep-alive) 
 Traffic goes only to the embedded demo target on 127.0.0.1; every loop is bounded.
 """
 
-import locust  # noqa: F401, I001  (first: it monkey-patches)
+import locust  # noqa: F401  (first: it monkey-patches)
+from locust.env import Environment
 
 import argparse
 import statistics
@@ -22,7 +23,6 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # measure this checkout, not an installed copy
-from locust.env import Environment
 from urllib3.poolmanager import pool_classes_by_scheme as STOCK_POOLS
 
 from workload.demo.launcher import DemoTarget, start_demo_target

@@ -1,12 +1,13 @@
 """Shared fixtures.  Imports locust first: it monkey-patches (gevent) and must come before
 requests/urllib3/ssl are imported anywhere in the test process."""
 
-from collections.abc import Iterator  # noqa: E402
-
 import locust  # noqa: F401  (must be first: monkey-patching)
-import pytest  # noqa: E402
 
-from workload.demo.launcher import DemoTarget, start_demo_target  # noqa: E402
+from collections.abc import Iterator
+
+import pytest
+
+from workload.demo.launcher import DemoTarget, start_demo_target
 
 
 @pytest.fixture(scope="session")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from locust.env import Environment
+
 import random
 import signal
 import socket
@@ -13,7 +15,6 @@ from typing import Any
 
 import gevent
 import requests
-from locust.env import Environment
 
 from workload.engine.user import WorkloadUser, compile_user
 from workload.scenario import targets

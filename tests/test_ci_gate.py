@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.helpers import free_port
-from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, EXIT_THRESHOLDS
+from workload.errors import ExitCode
 from workload.results import gate
 from workload.results.ci_outputs import Suite, junit_xml, markdown
 from workload.results.thresholds import ThresholdResult
@@ -92,7 +92,7 @@ def test_judge_run_stores_results_and_writes_the_ci_files(tmp_path, monkeypatch)
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("### ❌ Thresholds of s (shared): 1 of 3 thresholds passed, 2 failed\n")
     assert step_summary.read_text() == summary + "\n"
-    assert gate.exit_code(results) == EXIT_THRESHOLDS
+    assert gate.exit_code(results) == ExitCode.THRESHOLDS
     assert gate.exit_code(results[1:2]) is None  # passing: Locust's own exit code stands
 
 
@@ -114,7 +114,7 @@ def test_compare_gate_combines_every_policy(tmp_path, monkeypatch):
         (run_dir / "run.json").write_text(json.dumps(canned_run(policy, p95=p95)))  # never judged: judged here
         dirs.append(run_dir)
     gate.judge_run(SCENARIO, canned_run("shared", p95=40), dirs[0])  # judged by its child
-    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == EXIT_THRESHOLDS
+    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == ExitCode.THRESHOLDS
     root = ET.parse(tmp_path / "junit.xml").getroot()
     assert [s.get("name") for s in root.findall("testsuite")] == ["s: shared", "s: fresh"]
     assert [c.get("classname") for c in root.iter("testcase") if c.find("failure") is not None] == ["fresh", "fresh"]
@@ -142,7 +142,7 @@ def test_ci_scenario_passes_and_a_tightened_copy_exits_3(tmp_path, demo_target):
     runs = {"pass": headless(CI_SCENARIO, tmp_path / "pass", env), "tight": headless(tight, tmp_path / "tight", env)}
     codes = {name: process.wait(timeout=RUN_TIMEOUT_S) for name, process in runs.items()}
     logs = {name: (tmp_path / f"{name}.log").read_text(errors="replace") for name in runs}
-    assert codes == {"pass": 0, "tight": EXIT_THRESHOLDS}, logs
+    assert codes == {"pass": 0, "tight": ExitCode.THRESHOLDS}, logs
 
     passed = tmp_path / "pass" / "r"
     junit = ET.parse(passed / "junit.xml").getroot()
@@ -177,10 +177,10 @@ def test_an_incomplete_run_never_reads_as_passed(tmp_path, monkeypatch):
     assert (root.get("tests"), root.get("failures")) == ("4", "1")
     first = next(root.iter("testcase"))
     assert (first.get("name"), first.find("failure").get("type")) == ("run: incomplete", "incomplete")
-    assert gate.exit_code(results, run) == EXIT_INCOMPLETE  # ...the run does not
+    assert gate.exit_code(results, run) == ExitCode.INCOMPLETE  # ...the run does not
 
 
-@pytest.mark.parametrize(("headless", "expected"), [(True, EXIT_NO_REQUESTS), (False, None)])
+@pytest.mark.parametrize(("headless", "expected"), [(True, ExitCode.NO_REQUESTS), (False, None)])
 def test_after_run_fails_an_empty_run(tmp_path, monkeypatch, headless, expected):
     monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
     run = canned_run()
@@ -203,7 +203,7 @@ def test_compare_gate_fails_when_one_run_is_incomplete(tmp_path, monkeypatch):
         run_dir.mkdir(parents=True)
         (run_dir / "run.json").write_text(json.dumps({**canned_run(policy), "complete": complete}))
         dirs.append(run_dir)
-    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == EXIT_INCOMPLETE
+    assert gate.judge_compare(dirs, SCENARIO, tmp_path) == ExitCode.INCOMPLETE
     assert "INCOMPLETE: 1 of 2 runs cannot pass" in (tmp_path / "summary.md").read_text()
 
 
@@ -224,7 +224,7 @@ def test_an_interrupted_run_with_processes_fails_the_gate(tmp_path, demo_target)
         time.sleep(0.2)
     time.sleep(3)
     master.send_signal(signal.SIGTERM)
-    assert master.wait(timeout=RUN_TIMEOUT_S) == EXIT_INCOMPLETE, log.read_text(errors="replace")[-3000:]
+    assert master.wait(timeout=RUN_TIMEOUT_S) == ExitCode.INCOMPLETE, log.read_text(errors="replace")[-3000:]
     run = json.loads((tmp_path / "cut" / "run.json").read_text())
     assert run["complete"] is False and run["incomplete_reason"].startswith("interrupted after ")
     summary = (tmp_path / "cut" / "summary.md").read_text()

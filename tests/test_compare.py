@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from workload.errors import EXIT_BAD_INPUT
+from workload.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = str(ROOT / "scenarios" / "demo.yaml")
@@ -49,8 +49,8 @@ def test_compare_children_last_the_requested_time_and_results_are_never_reused(t
     assert elapsed >= 2 * REQUESTED_S  # two runs one after the other, measured here
 
     again = _compare("--policies", "shared", "--duration", "3s", "--out", str(out), env=env)
-    assert again.returncode == EXIT_BAD_INPUT and "Traceback" not in again.stderr
-    assert f"workload: --out {out} is not empty" in again.stderr and "add --replace" in again.stderr
+    assert again.returncode == ExitCode.BAD_INPUT and "Traceback" not in again.stderr
+    assert f"workload: error: --out {out} is not empty" in again.stderr and "add --replace" in again.stderr
     assert _runs(out) == runs  # nothing touched
 
     replaced = _compare("--policies", "shared", "--duration", "3s", "--users", "2", "--out", str(out),
@@ -70,10 +70,10 @@ def test_bad_out_is_exit_2_without_traceback(tmp_path, demo_target, kind):
     out = str(target) if kind == "file" else "/proc/workload-no/out"
     before = demo_target.stats()["requests"]
     done = _compare("--duration", "3s", "--out", out, env=_env(demo_target), timeout=60)
-    assert done.returncode == EXIT_BAD_INPUT and "Traceback" not in done.stderr
-    expected = (f"workload: --out {out} is a file, not a folder; fix: pass a folder path" if kind == "file" else
-                f"workload: --out {out} is not writable (No such file or directory); fix: pass a folder you "
-                "can write to, or fix its permissions")
+    assert done.returncode == ExitCode.BAD_INPUT and "Traceback" not in done.stderr
+    expected = (f"workload: error: --out {out} is a file, not a folder\n    fix: pass a folder path" if kind == "file"
+                else f"workload: error: --out {out} is not writable (No such file or directory)\n"
+                "    fix: pass a folder you can write to, or fix its permissions")
     assert done.stderr.strip() == expected
     assert target.read_text() == "keep me" and demo_target.stats()["requests"] == before  # nothing sent
 
@@ -125,18 +125,19 @@ def test_a_killed_compare_takes_its_locust_child_with_it(tmp_path, demo_target):
 
 def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, demo_target):
     done = _compare("--duration", "2.5s", "--out", str(tmp_path / "out"), env=_env(demo_target), timeout=60)
-    assert done.returncode == EXIT_BAD_INPUT and "Traceback" not in done.stderr
-    assert done.stderr.strip() == "workload: --duration 2.5s is not a whole number of seconds; fix: use e.g. 2s"
+    assert done.returncode == ExitCode.BAD_INPUT and "Traceback" not in done.stderr
+    assert done.stderr.strip() == ("workload: error: --duration 2.5s is not a whole number of seconds\n"
+                                   "    fix: use e.g. 2s")
     assert not (tmp_path / "out").exists()
 
 
 def test_no_finished_run_is_incomplete_not_bad_input(tmp_path):
     from workload.commands.compare import run_against_target
-    from workload.errors import EXIT_INCOMPLETE, RunError
+    from workload.errors import RunError
     from workload.scenario.loader import load_text
 
     loaded = load_text("target: {host: 'http://127.0.0.1:9'}\nendpoints: [{name: a, path: /}]\n", "s.yaml")
     with pytest.raises(RunError) as raised:
         run_against_target(loaded, tmp_path, lambda demo, flag: [])
-    assert raised.value.exit_code == EXIT_INCOMPLETE
+    assert raised.value.exit_code == ExitCode.INCOMPLETE
     assert str(raised.value) == f"no run finished; see the logs in {tmp_path}"

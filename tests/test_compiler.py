@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
 from locust.exception import StopUser
+
+import pytest
 
 from tests.helpers import harness, run_tasks
 

@@ -18,7 +18,7 @@ import requests
 
 from workload.demo.launcher import DemoTarget, start_demo_target
 from workload.demo.server import main as serve_main
-from workload.errors import EXIT_BAD_INPUT, TargetError
+from workload.errors import ExitCode, TargetError
 
 
 def session() -> requests.Session:
@@ -203,7 +203,7 @@ def test_reset_stats_zeroes_cumulative_counters(demo_target: DemoTarget) -> None
 
 
 def test_non_loopback_host_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
-    assert serve_main(["--host", "10.0.0.1", "--port", "0"]) == EXIT_BAD_INPUT
+    assert serve_main(["--host", "10.0.0.1", "--port", "0"]) == ExitCode.BAD_INPUT
     assert "not a loopback address" in capsys.readouterr().err
 
 

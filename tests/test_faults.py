@@ -15,6 +15,7 @@ import pytest
 
 from tests.helpers import harness, run_tasks
 from tests.rawserver import http_response, raw_server
+from workload.errors import ExitCode
 from workload.results.faults import DEFAULT_MAX_ERROR_ROWS, by_cause, classify, install_error_cap, normalise
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -116,7 +117,7 @@ def test_interrupted_compare_writes_an_incomplete_report(tmp_path, demo_target):
     time.sleep(3)  # let the first policy run for a while
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
-    assert proc.returncode == 130, err[-2000:]
+    assert proc.returncode == ExitCode.INTERRUPTED, err[-2000:]
     summary = json.loads((tmp_path / "summary.json").read_text())
     assert summary["incomplete"] is True
     assert [p["policy"] for p in summary["policies"]] == ["shared"]

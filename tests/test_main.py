@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from tests.helpers import free_port, stop_process, wait_until_up
-from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS
+from workload.errors import ExitCode
 
 ROOT = Path(__file__).resolve().parent.parent
 MAIN = str(ROOT / "workload" / "main.py")
@@ -143,13 +143,13 @@ def test_an_unwritable_results_dir_is_exit_2_before_any_traffic(tmp_path, demo_t
     afile = tmp_path / "results"
     afile.write_text("not a folder")
     before = demo_target.stats()["requests"]
-    for results, why in ((str(afile), "is a file, not a folder; fix: pass a folder path"),
-                         ("/proc/workload-no", "is not writable (No such file or directory); fix: pass a folder "
+    for results, why in ((str(afile), "is a file, not a folder\n    fix: pass a folder path"),
+                         ("/proc/workload-no", "is not writable (No such file or directory)\n    fix: pass a folder "
                                                "you can write to, or fix its permissions")):
         done = _headless(["--scenario", "scenarios/demo.yaml", "-t", "2s", "--results-dir", results],
                          _env(demo_target), timeout=60)
         assert done.returncode == 2 and "Traceback" not in done.stderr
-        assert f"workload: --results-dir {results} {why}" in done.stderr
+        assert f"workload: error: --results-dir {results} {why}" in done.stderr
     assert demo_target.stats()["requests"] == before
 
 
@@ -176,7 +176,7 @@ def test_ctrl_c_stops_users_before_the_demo_target_and_fails_the_gate(tmp_path):
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=60)
     output = log.read_text(errors="replace")
-    assert proc.returncode == EXIT_INCOMPLETE, output[-3000:]
+    assert proc.returncode == ExitCode.INCOMPLETE, output[-3000:]
     assert "Traceback" not in output and "KeyboardInterrupt" not in output
     assert "refused" not in output.lower() and "ConnectionRefused" not in output
     run = json.loads((tmp_path / "cut" / "run.json").read_text())
@@ -201,7 +201,7 @@ def test_a_run_without_one_completed_request_fails_with_its_own_code(tmp_path):
                             "endpoints: [{name: hang, path: /}]\npolicies: {shared: {}}\n")
         done = _headless(["--scenario", str(scenario), "-u", "2", "-r", "2", "-t", "2s",
                           "--results-dir", str(tmp_path), "--run-id", "empty"], dict(os.environ))
-    assert done.returncode == EXIT_NO_REQUESTS, done.stderr[-3000:]
+    assert done.returncode == ExitCode.NO_REQUESTS, done.stderr[-3000:]
     assert "EMPTY run: no request completed (the target never answered within the run)" in done.stderr
     run = json.loads((tmp_path / "empty" / "run.json").read_text())
     assert run["complete"] is True and run["stats"]["total"]["requests"] == 0

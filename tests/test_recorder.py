@@ -3,17 +3,18 @@ fails, and the run's verdict (requested vs actual duration, incomplete, empty)."
 
 from __future__ import annotations
 
+from locust.stats import RequestStats
+
 import json
 import os
 import time
 from pathlib import Path
 
 import pytest
-from locust.stats import RequestStats
 
 from workload.commands import compare
 from workload.engine.recorder import RunInfo, RunRecorder
-from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, ResultsError, UnsafePathError
+from workload.errors import ExitCode, ResultsError, UnsafePathError
 from workload.results import paths, verdict
 
 UNWRITABLE = "/proc/workload-cannot-create-this"  # even root cannot create files in /proc
@@ -64,8 +65,8 @@ def test_out_must_be_new_or_empty_unless_replaced(tmp_path: Path) -> None:
     with pytest.raises(ResultsError) as raised:
         paths.output_dir(str(out), tmp_path, "compare")
     assert str(raised.value) == (
-        f"--out {out} is not empty (runs, summary.json): its results would be mixed with this run's; fix: "
-        "pass a new or empty folder, or add --replace to delete the earlier results in it")
+        f"error: --out {out} is not empty (runs, summary.json): its results would be mixed with this run's\n"
+        "    fix: pass a new or empty folder, or add --replace to delete the earlier results in it")
     assert paths.output_dir(str(out), tmp_path, "compare", replace=True) == out.resolve()
     assert list(out.iterdir()) == []
 
@@ -80,12 +81,13 @@ def test_replace_deletes_nothing_it_did_not_write(tmp_path: Path) -> None:
 
 def test_out_that_is_a_file_or_unwritable_is_a_clear_error(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("x")
-    with pytest.raises(ResultsError, match=r"^--out .*/file is a file, not a folder; fix: pass a folder path$"):
+    with pytest.raises(ResultsError,
+                       match=r"^error: --out .*/file is a file, not a folder\n    fix: pass a folder path$"):
         paths.output_dir(str(tmp_path / "file"), tmp_path, "compare")
     with pytest.raises(ResultsError) as raised:
         paths.writable_dir(UNWRITABLE, "--results-dir")
-    assert str(raised.value) == (f"--results-dir {UNWRITABLE} is not writable (No such file or directory); "
-                                 "fix: pass a folder you can write to, or fix its permissions")
+    assert str(raised.value) == (f"error: --results-dir {UNWRITABLE} is not writable (No such file or directory)\n"
+                                 "    fix: pass a folder you can write to, or fix its permissions")
 
 
 # -- the run's verdict ---------------------------------------------------------------------------------
@@ -106,10 +108,10 @@ def test_exit_codes_of_incomplete_and_empty_runs() -> None:
     full = {"complete": True, "stats": {"total": {"requests": 5}}}
     assert verdict.exit_code(full) is None and verdict.problem(full) is None
     empty = {"complete": True, "stats": {"total": {"requests": 0}}}
-    assert verdict.exit_code(empty) == EXIT_NO_REQUESTS
+    assert verdict.exit_code(empty) == ExitCode.NO_REQUESTS
     assert verdict.problem(empty) == "EMPTY run: no request completed (the target never answered within the run)"
     cut = {"complete": False, "incomplete_reason": "interrupted after 1.00 s", "stats": {"total": {"requests": 0}}}
-    assert verdict.exit_code(cut) == EXIT_INCOMPLETE  # incomplete comes first
+    assert verdict.exit_code(cut) == ExitCode.INCOMPLETE  # incomplete comes first
     assert verdict.problem(cut) == "INCOMPLETE run: interrupted after 1.00 s; its figures cannot pass a gate"
 
 

@@ -375,7 +375,8 @@ def test_source_choice_by_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(SOURCE_ENV, "proc")
     assert TableSource([TARGET]).name == "proc" and TableSource([TARGET]).fallback_reason is None
     monkeypatch.setenv(SOURCE_ENV, "ebpf")
-    with pytest.raises(TelemetryError, match="WORKLOAD_SOCKET_SOURCE='ebpf'; fix: use one of netlink, proc"):
+    with pytest.raises(TelemetryError,
+                       match="WORKLOAD_SOCKET_SOURCE='ebpf' is not a socket source\n    fix: use one of netlink, proc"):
         TableSource([TARGET])
     monkeypatch.delenv(SOURCE_ENV)
     assert TableSource([TARGET], read_tables=lambda: {4: "", 6: ""}).name == "proc"  # custom text

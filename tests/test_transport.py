@@ -222,3 +222,18 @@ def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_
         assert secret not in seen
     assert user.vars["key"] == "key-not-for-strangers"
 
+
+
+def test_a_tls_file_that_went_bad_after_validation_is_a_tls_file_error(tmp_path):
+    # Validation loads the file first (scenario.tls_files); here it changed before the run started.
+    from workload.engine.transport import PolicyTransport
+    from workload.errors import TlsFileError
+    from workload.scenario.schema import Policy
+
+    bad = tmp_path / "ca.pem"
+    bad.write_text("not a certificate")
+    with pytest.raises(TlsFileError) as raised:
+        PolicyTransport("shared", Policy(type="shared"), str(bad), None)
+    text = str(raised.value)
+    assert text.startswith(f"error: policy 'shared': cannot load the TLS files (verify='{bad}', cert=None)")
+    assert text.endswith("\n    fix: give PEM files (a CA bundle for verify, certificate and key for cert)")

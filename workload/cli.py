@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable, Sequence
 
 from workload import scrub
-from workload.errors import EXIT_BAD_INPUT, WorkloadError
+from workload.errors import ExitCode, WorkloadError
 
 
 def _validate(args: argparse.Namespace) -> int:
@@ -28,7 +28,7 @@ def _validate(args: argparse.Namespace) -> int:
             failed += 1
             continue
         print(f"{path}: ok ({loaded.name}; policies: {', '.join(loaded.policy_names())})")
-    return EXIT_BAD_INPUT if failed else 0
+    return ExitCode.BAD_INPUT if failed else ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:
@@ -43,8 +43,6 @@ def _serve(args: argparse.Namespace) -> int:
     argv = ["--host", args.host, "--port", str(args.port), "--admin-port", str(args.admin_port)]
     if args.allow_external_bind:
         argv.append("--allow-external-bind")
-    if args.tls:
-        argv.append("--tls")
     return serve_main(argv)
 
 
@@ -150,7 +148,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=PORT, default=8080, help="0..65535 (0: any free port)")
-    p.add_argument("--tls", action="store_true", help="also serve HTTPS (on by default)")
     p.add_argument("--admin-port", type=PORT, default=0, help="port of /__stats (default: any free port)")
     p.add_argument("--allow-external-bind", action="store_true",
                    help="allow a non-loopback --host, e.g. 0.0.0.0 in docker-compose (no authentication!)")
@@ -205,7 +202,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt:
         print("workload: interrupted", file=sys.stderr)
-        return 130
+        return ExitCode.INTERRUPTED
 
 
 if __name__ == "__main__":

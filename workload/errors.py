@@ -3,20 +3,30 @@
 Library errors (PyYAML, pydantic, Jinja2, OS errors) are translated into these at module
 boundaries with ``raise ... from exc``.  Every message says *what* is wrong, *where*
 (file, line, key path) and *how to fix it*; the CLI and the locustfile print the message
-and exit with `EXIT_BAD_INPUT` instead of showing a traceback.
+and exit with `ExitCode.BAD_INPUT` instead of showing a traceback.
+
+A `WorkloadError` carries its parts (`what`, `fix`, `where`) and `render_message` lays them
+out in one place, pre-commit style: ``WHERE: error: WHAT`` / ``    fix: FIX``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import IntEnum
 
 from workload.redaction import redact
 
-EXIT_BAD_INPUT = 2
-EXIT_THRESHOLDS = 3  # a run finished but breached a threshold (Locust's own error code is 1)
-EXIT_INCOMPLETE = 4  # interrupted, or ended more than 5% short of its requested duration
-EXIT_NO_REQUESTS = 5  # the run ended without one completed request (nothing to judge)
-EXIT_INTERRUPTED = 130  # compare/capacity stopped by Ctrl-C/SIGTERM, or a run before it started
+
+class ExitCode(IntEnum):
+    """Every exit code `workload` and the locustfile end with (README: "Exit codes")."""
+
+    OK = 0
+    LOCUST_FAILURES = 1  # Locust's own code: requests failed (the run still has results)
+    BAD_INPUT = 2  # a scenario, option or file is wrong: nothing was run
+    THRESHOLDS = 3  # a run finished but breached a threshold (distinct from Locust's 1)
+    INCOMPLETE = 4  # interrupted, or ended more than 5% short of its requested duration
+    NO_REQUESTS = 5  # the run ended without one completed request (nothing to judge)
+    INTERRUPTED = 130  # compare/capacity stopped by Ctrl-C/SIGTERM, or a run before it started
 
 
 @dataclass(frozen=True)
@@ -36,10 +46,24 @@ class Problem:
         return f"{where}: ==> At key: {key}\n    {self.severity}: {self.what}\n    fix: {self.fix}"
 
 
-class WorkloadError(Exception):
-    """Root of every error this package raises on purpose."""
+def render_message(what: str, fix: str = "", where: str = "") -> str:
+    """The one layout of a message: where (file, file:line, option or key path), what, how to fix.
 
-    exit_code = EXIT_BAD_INPUT
+    A bare `what` (no fix, no where) stays as it is: wrapped library text or a plain statement."""
+    if not fix and not where:
+        return what
+    text = f"{where}: error: {what}" if where else f"error: {what}"
+    return f"{text}\n    fix: {fix}" if fix else text
+
+
+class WorkloadError(Exception):
+    """Root of every error this package raises on purpose; carries what, where and the fix."""
+
+    exit_code: int = ExitCode.BAD_INPUT
+
+    def __init__(self, what: str = "", fix: str = "", where: str = ""):
+        self.what, self.fix, self.where = what, fix, where
+        super().__init__(render_message(what, fix, where))
 
 
 class ScenarioError(WorkloadError):
@@ -57,6 +81,11 @@ class ScenarioError(WorkloadError):
 
 class TargetError(WorkloadError):
     """The embedded demo target could not be started or reached."""
+
+
+class TlsFileError(WorkloadError):
+    """A TLS file the scenario names (CA bundle, client certificate or key) cannot be loaded when
+    a run starts (validation loaded it first, see `scenario.tls_files`: it changed or vanished since)."""
 
 
 class RunError(WorkloadError):

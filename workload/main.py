@@ -7,7 +7,10 @@ one user class so Locust has a class to discover; the class actually run is re-c
 master's forwarded scenario.  A bad scenario prints located messages and exits 2.
 """
 
-import locust  # noqa: F401, I001  (first, before anything imports ssl or requests)
+import locust  # noqa: F401  (first, before anything imports ssl or requests: see [tool.ruff.lint.isort])
+from locust import events
+from locust.argument_parser import get_empty_argument_parser
+from locust.runners import LocalRunner
 
 import logging
 import os
@@ -17,15 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import gevent
-from locust import events
-from locust.argument_parser import get_empty_argument_parser
-from locust.runners import LocalRunner
 
 from workload import lint
 from workload.engine import clusterjoin, clusterkey, distributed, selection, webui
 from workload.engine.controller import RunController, check_results_dir
-from workload.errors import EXIT_INTERRUPTED, WorkloadError
 from workload.engine.runclock import refresh_loop_clock
+from workload.errors import ExitCode, WorkloadError
 
 log = logging.getLogger("workload")
 DEFAULT_SCENARIO = "scenarios/demo.yaml"
@@ -93,7 +93,7 @@ def _interrupted_before_the_run() -> None:
     """Ctrl-C while the scenario loads or the demo target starts: no traceback, no traffic."""
     selection.stop_demo()
     print("workload: interrupted before the run started; nothing was sent", file=sys.stderr)
-    sys.exit(EXIT_INTERRUPTED)
+    sys.exit(ExitCode.INTERRUPTED)
 
 
 def _preparse() -> Any:

@@ -26,7 +26,7 @@ from rich.console import Console
 from workload import scrub
 from workload.commands.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.engine.shapes import DEFAULT_STOP_AFTER, ladder
-from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
+from workload.errors import ExitCode, RunError
 from workload.report.capacity import CAPACITY_SCHEMA, describe, write_capacity
 from workload.report.knee import Slo, analyse
 from workload.report.runs import load_run
@@ -89,7 +89,7 @@ def _span(value: str | None, default: float, flag: str) -> float:
 
 def _positive(value: float | None, flag: str) -> None:
     if value is not None and value <= 0:
-        raise RunError(f"{flag} must be positive, got {value:g}; fix: pass a number above 0")
+        raise RunError(f"{flag} must be positive, got {value:g}", fix="pass a number above 0")
 
 
 def slo_for(loaded: LoadedScenario, policy: str, request: CapacityRequest) -> Slo:
@@ -112,11 +112,11 @@ def plan_of(request: CapacityRequest) -> CapacityPlan:
                         (request.target_rps, "--target-rps"), (request.slo_p95_ms, "--slo-p95-ms")):
         _positive(value, flag)
     if step_s < MIN_STEP_S:
-        raise RunError(f"--step-duration {step_s:g}s is too short to measure; fix: use at least {MIN_STEP_S:g}s")
+        raise RunError(f"--step-duration {step_s:g}s is too short to measure", fix=f"use at least {MIN_STEP_S:g}s")
     if max_s < step_s:
-        raise RunError(f"--max-duration {max_s:g}s is shorter than one step ({step_s:g}s); fix: raise it")
+        raise RunError(f"--max-duration {max_s:g}s is shorter than one step ({step_s:g}s)", fix="raise it")
     if request.slo_failure_ratio is not None and not 0 <= request.slo_failure_ratio <= 1:
-        raise RunError("--slo-failure-ratio must be between 0 and 1; fix: e.g. 0.01 for 1%")
+        raise RunError("--slo-failure-ratio must be between 0 and 1", fix="e.g. 0.01 for 1%")
     step_users = request.step_users or DEFAULT_STEP_USERS
     max_users = max(request.max_users or DEFAULT_MAX_USERS, step_users)
     out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "capacity", request.replace)
@@ -149,10 +149,10 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
     print(describe(result, write_capacity(result, plan.out)))
     scrub.scrub_tree(plan.out)  # capacity.json, reports, logs and every child's files
     if interrupted:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     codes = [c for c in (verdict.exit_code(load_run(path)) for path in finished) if c is not None]
     if result["incomplete"]:
-        return min(codes, default=EXIT_INCOMPLETE)
+        return min(codes, default=ExitCode.INCOMPLETE)
     return min(codes, default=0)  # an empty run (5) is no capacity figure either
 
 

@@ -31,7 +31,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from workload import lint, scrub
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
-from workload.errors import EXIT_INCOMPLETE, EXIT_INTERRUPTED, RunError
+from workload.errors import ExitCode, RunError
 from workload.report import build_report, describe
 from workload.results import gate, paths
 from workload.scenario import targets
@@ -42,7 +42,8 @@ MAIN = str(Path(__file__).parent.parent / "main.py")  # the locustfile, workload
 DEFAULT_OUT_ROOT = Path("results")
 STOP_GRACE_S = 20.0
 POLL_S = 0.25
-EXIT_CODES_WITH_RESULTS = (0, 1, 3, 4, 5)  # ok, requests failed, thresholds, incomplete, empty
+EXIT_CODES_WITH_RESULTS = (ExitCode.OK, ExitCode.LOCUST_FAILURES, ExitCode.THRESHOLDS, ExitCode.INCOMPLETE,
+                           ExitCode.NO_REQUESTS)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
 CLOCK_SLACK_S = 1.0  # a child's run may not start before the child was launched (wall clocks)
 
@@ -79,8 +80,8 @@ def plan_of(request: CompareRequest) -> Plan:
     except ValueError as exc:
         raise RunError(f"--duration: {exc}") from exc
     if duration != int(duration):  # Locust's -t takes whole seconds only
-        raise RunError(f"--duration {duration:g}s is not a whole number of seconds; fix: use e.g. "
-                       f"{max(int(duration), 1)}s")
+        raise RunError(f"--duration {duration:g}s is not a whole number of seconds",
+                       fix=f"use e.g. {max(int(duration), 1)}s")
     out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "compare", request.replace)
     return Plan(loaded, policies, request.users or load.users, request.spawn_rate or load.spawn_rate,
                 duration, out, request.workers)
@@ -140,7 +141,7 @@ def run_against_target(loaded: LoadedScenario, runs_dir: Path,
             demo.stop()
     if not finished:
         error = RunError(f"{'interrupted: ' if interrupted.flag else ''}no run finished; see the logs in {runs_dir}")
-        error.exit_code = EXIT_INTERRUPTED if interrupted.flag else EXIT_INCOMPLETE  # not bad input (2)
+        error.exit_code = ExitCode.INTERRUPTED if interrupted.flag else ExitCode.INCOMPLETE  # not bad input
         raise error
     return finished, interrupted.flag
 
@@ -159,11 +160,11 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     code = gate.judge_compare(finished, plan.loaded.model, plan.out, console)  # 0, 3, 4 or 5
     scrub.scrub_tree(plan.out)  # reports, logs and every child's files: no secret left
     if interrupted:
-        return EXIT_INTERRUPTED
+        return ExitCode.INTERRUPTED
     if missing:
         console.print(f"[bold red]INCOMPLETE[/bold red]: {len(plan.policies) - len(finished)} of "
                       f"{len(plan.policies)} policies have no run; see the logs in {plan.out / 'runs'}")
-        return EXIT_INCOMPLETE
+        return ExitCode.INCOMPLETE
     return code
 
 

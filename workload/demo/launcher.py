@@ -81,8 +81,8 @@ class DemoTarget:
             return cls(*urls, ca_path=data["ca_path"], pid=int(data["pid"]))
         except (ValueError, TypeError, KeyError) as exc:
             raise TargetError(
-                f"{DEMO_ENV_VAR} does not describe a demo target ({exc!r}): {value[:200]!r}; "
-                "fix: set it from DemoTarget.to_env() or unset it"
+                f"{DEMO_ENV_VAR} does not describe a demo target ({exc!r}): {value[:200]!r}",
+                fix="set it from DemoTarget.to_env() or unset it",
             ) from exc
 
     def __enter__(self) -> Self:

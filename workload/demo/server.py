@@ -47,7 +47,7 @@ from gevent import ssl as gssl
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from workload.demo.app import RESET_ENVIRON_KEY, DemoState, ListenerCounters, create_admin_app, create_app
-from workload.errors import EXIT_BAD_INPUT, TargetError
+from workload.errors import ExitCode, TargetError, render_message
 
 BACKLOG = 1024  # load tests open many connections at once; don't let SYNs queue-drop
 HANDSHAKE_TIMEOUT_S = 10.0
@@ -209,7 +209,7 @@ def _add(target: RunningTarget, name: str, server: WSGIServer, host: str) -> Non
         server.start()
     except OSError as exc:
         where = f"{host} port {server.address[1]}"
-        raise TargetError(f"cannot listen for {name} on {where}: {exc}; fix: choose another port") from exc
+        raise TargetError(f"cannot listen for {name} on {where}: {exc}", fix="choose another port") from exc
     target.servers.append(server)
     target.urls[name] = url("http" if name == "admin" else name, host, server.server_port)
 
@@ -262,9 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--port", type=int, default=8080, help="plain HTTP port (0 = any free port)")
     parser.add_argument("--https-port", type=int, default=0, help="HTTPS port (default 0 = any free port)")
     parser.add_argument("--admin-port", type=int, default=0, help="/__stats port (default 0 = any free port)")
-    tls = parser.add_mutually_exclusive_group()
-    tls.add_argument("--tls", action="store_true", help="serve HTTPS too (already the default)")
-    tls.add_argument("--no-tls", action="store_true", help="do not serve HTTPS")
+    parser.add_argument("--no-tls", action="store_true", help="do not serve HTTPS (served by default)")
     parser.add_argument("--ready-file", help="also write the startup JSON line to this file")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started us dies (used by the launcher)")
@@ -285,16 +283,15 @@ def main(argv: list[str] | None = None) -> int:
     if host is None and args.allow_external_bind:
         host = args.host  # asked for explicitly (docker-compose.yml): reachable from other machines
     if host is None:
-        print(
-            f"error: --host {args.host!r} is not a loopback address; the demo target only listens "
-            "on this machine.\n    fix: use --host 127.0.0.1 (or ::1), or --allow-external-bind on a private network",
-            file=sys.stderr,
-        )
-        return EXIT_BAD_INPUT
+        print(render_message(f"--host {args.host!r} is not a loopback address; the demo target only listens "
+                             "on this machine.",
+                             fix="use --host 127.0.0.1 (or ::1), or --allow-external-bind on a private network"),
+              file=sys.stderr)
+        return ExitCode.BAD_INPUT
     try:
         target = start_listeners(args, host)
     except TargetError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(exc if exc.fix or exc.where else f"error: {exc}", file=sys.stderr)  # rendered, or a bare what
         return exc.exit_code
     try:
         # Handlers go in before the announcement: a launcher may SIGTERM right after it.

@@ -42,9 +42,6 @@ _LISTEN: dict[str, str | None] = {"host": None}  # set on a master: its --master
 class ClusterKeyError(WorkloadError):
     """The cluster cannot be run safely: a missing, malformed or wrong WORKLOAD_CLUSTER_KEY."""
 
-    def __init__(self, what: str, fix: str):
-        super().__init__(f"error: {what}\n    fix: {fix}")
-
 
 def generate_key() -> str:
     return Fernet.generate_key().decode("ascii")

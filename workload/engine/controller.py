@@ -9,14 +9,15 @@ its shape was interrupted: it is written incomplete, after its users have stoppe
 
 from __future__ import annotations
 
+from locust.html import get_html_report
+from locust.runners import MasterRunner, WorkerRunner
+
 import logging
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
 import gevent
-from locust.html import get_html_report
-from locust.runners import MasterRunner, WorkerRunner
 
 from workload import scrub
 from workload.engine import selection, shapes

@@ -18,6 +18,8 @@ Imports locust: loaded only by `workload.main`.
 
 from __future__ import annotations
 
+from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
+
 import logging
 import os
 import socket
@@ -25,7 +27,6 @@ import time
 from typing import Any
 
 import gevent
-from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
 from workload.engine import clusterjoin
 from workload.errors import TelemetryError

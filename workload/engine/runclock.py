@@ -10,12 +10,13 @@ run stops at its planned end (the shape itself ticks only once a second).
 
 from __future__ import annotations
 
+from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING
+
 import logging
 from collections.abc import Callable
 from typing import Any
 
 import gevent
-from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING
 
 log = logging.getLogger("workload")
 MAX_SLEEP_S = 1.0  # the deadline is re-checked at least this often

@@ -118,8 +118,8 @@ def parse_spec(text: str) -> ShapeSpec:
     try:
         return ShapeSpec.model_validate(json.loads(text))
     except (ValueError, ValidationError) as exc:
-        raise RunError(f"--shape: {exc}; fix: pass JSON like "
-                       '{"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}]}') from exc
+        raise RunError(str(exc), where="--shape",
+                       fix='pass JSON like {"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}]}') from exc
 
 
 def _breached(figures: dict[str, Any], spec: ShapeSpec) -> bool:

@@ -18,6 +18,8 @@ Imports locust: only `workload.main` and the compiler load this module.
 
 from __future__ import annotations
 
+from locust.clients import HttpSession, LocustHttpAdapter
+
 import os
 import ssl
 import time
@@ -27,13 +29,12 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import urllib3
-from locust.clients import HttpSession, LocustHttpAdapter
 from requests.adapters import HTTPAdapter
 from requests.exceptions import RequestException
 from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
-from workload.errors import TargetError
+from workload.errors import TlsFileError
 from workload.scenario.schema import Policy, RetrySpec, TimeoutSpec
 from workload.telemetry.connections import COUNTING_POOL_CLASSES
 
@@ -210,9 +211,9 @@ class PolicyTransport:
         try:
             self.ssl_context = make_ssl_context(verify, cert) if shared else None
         except (OSError, ssl.SSLError) as exc:
-            raise TargetError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
-                              f"{exc}; fix: give PEM files (a CA bundle for verify, certificate and key for cert)"
-                              ) from exc
+            raise TlsFileError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
+                               f"{exc}",
+                               fix="give PEM files (a CA bundle for verify, certificate and key for cert)") from exc
         self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
         self.gate = gate
 

@@ -10,14 +10,14 @@ Imports locust: loaded only from `workload.main` and tests that import locust fi
 
 from __future__ import annotations
 
+from locust import HttpUser, between, constant, constant_pacing, constant_throughput
+from locust.exception import StopUser
+
 import itertools
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
-
-from locust import HttpUser, between, constant, constant_pacing, constant_throughput
-from locust.exception import StopUser
 
 from workload.engine.transport import PolicyTransport, RecycleState, make_gate
 from workload.plan.checks import ParsedResponse, run_captures

@@ -26,6 +26,7 @@ from flask import Blueprint, Response, jsonify, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.engine.clusterkey import is_loopback
+from workload.errors import render_message
 from workload.redaction import redact, register_userinfo
 from workload.telemetry.cluster import worker_rows
 
@@ -75,10 +76,11 @@ class ScenarioField:
         return value, self._problem(value, "is not a scenario file there")
 
     def _problem(self, value: str, reason: str) -> str:
-        return (f"error: the web UI's scenario field reads only *.yaml files under {self.folder}: "
-                f"'{value}' {reason}\n    fix: choose a listed scenario, put the file in that folder (or point "
-                "--scenarios-dir / WORKLOAD_SCENARIOS_DIR at its own), or give it on the command line "
-                "with --scenario PATH")
+        return render_message(f"the web UI's scenario field reads only *.yaml files under {self.folder}: "
+                              f"'{value}' {reason}",
+                              fix="choose a listed scenario, put the file in that folder (or point "
+                              "--scenarios-dir / WORKLOAD_SCENARIOS_DIR at its own), or give it on the command "
+                              "line with --scenario PATH")
 
 
 def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ import logging
 import sys
 from collections.abc import Iterable
 
-from workload.errors import EXIT_BAD_INPUT, Problem, WorkloadError
+from workload.errors import ExitCode, Problem, WorkloadError
 from workload.lint.rules import RULES, LintContext
 from workload.scenario.loader import LoadedScenario, load_scenario
 from workload.scenario.schema import Scenario
@@ -86,7 +86,7 @@ def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | 
 
 
 def run_check(paths: list[str], strict: bool = False) -> int:
-    """`workload check`: 0, or `EXIT_BAD_INPUT` for an invalid file or (with --strict) any warning."""
+    """`workload check`: 0, or `ExitCode.BAD_INPUT` for an invalid file or (with --strict) any warning."""
     invalid = warned = 0
     for path in paths:
         try:
@@ -100,4 +100,4 @@ def run_check(paths: list[str], strict: bool = False) -> int:
             print(render(problems, path) + "\n")
         else:
             print(f"{path}: ok (no warnings)")
-    return EXIT_BAD_INPUT if invalid or (strict and warned) else 0
+    return ExitCode.BAD_INPUT if invalid or (strict and warned) else ExitCode.OK

@@ -3,7 +3,7 @@
 After a headless run the controller calls `judge_run`: the results are stored into run.json
 under `thresholds`, `junit.xml` and `summary.md` are written next to it, the table goes to
 stderr and the Markdown is appended to `$GITHUB_STEP_SUMMARY` when that is set.  A breach
-means exit code `EXIT_THRESHOLDS` (3), distinct from Locust's 1 for failed requests.  An
+means exit code `ExitCode.THRESHOLDS` (3), distinct from Locust's 1 for failed requests.  An
 incomplete run (4) or an empty one (5) never passes, whatever its thresholds say
 (`workload.results.verdict`): the outputs say INCOMPLETE / EMPTY instead of "N of N passed".
 `judge_compare` does the same once for all the policies of a `workload compare`, reading
@@ -21,7 +21,7 @@ from typing import Any
 
 from rich.console import Console
 
-from workload.errors import EXIT_THRESHOLDS
+from workload.errors import ExitCode
 from workload.results import paths, verdict
 from workload.results.ci_outputs import Suite, junit_xml, markdown, print_table
 from workload.results.thresholds import ThresholdResult, evaluate, results_of, summary_of
@@ -65,18 +65,18 @@ def after_run(environment: Any, scenario: Scenario, run: dict[str, Any], out_dir
 
 
 def exit_code(results: list[ThresholdResult], run: dict[str, Any] | None = None) -> int | None:
-    """Incomplete (4) or empty (5) first, then `EXIT_THRESHOLDS` on any breach; None leaves
+    """Incomplete (4) or empty (5) first, then `ExitCode.THRESHOLDS` on any breach; None leaves
     Locust's own exit code (0, or 1 on errors)."""
     code = verdict.exit_code(run) if run is not None else None
     if code is not None:
         return code
-    return EXIT_THRESHOLDS if any(not r.passed for r in results) else None
+    return ExitCode.THRESHOLDS if any(not r.passed for r in results) else None
 
 
 def judge_compare(run_dirs: list[Path], scenario: Scenario, out_dir: Path,
                   console: Console | None = None) -> int:
     """The combined gate of a comparison: 0; else the first run's incomplete (4) or empty (5)
-    code; else `EXIT_THRESHOLDS` if any policy breached."""
+    code; else `ExitCode.THRESHOLDS` if any policy breached."""
     runs = [read_run(path) for path in run_dirs]
     suites = [suite_of(run, _stored_or_evaluated(scenario, run)) for run in runs]
     write_outputs(out_dir, suites, f"Thresholds of {suites[0].scenario if suites else 'the comparison'}")
@@ -84,7 +84,7 @@ def judge_compare(run_dirs: list[Path], scenario: Scenario, out_dir: Path,
     codes = [c for c in (verdict.exit_code(run) for run in runs) if c is not None]
     if codes:
         return min(codes)  # incomplete before empty
-    return EXIT_THRESHOLDS if any(s.failed for s in suites) else 0
+    return ExitCode.THRESHOLDS if any(s.failed for s in suites) else ExitCode.OK
 
 
 def _stored_or_evaluated(scenario: Scenario, run: dict[str, Any]) -> list[ThresholdResult]:

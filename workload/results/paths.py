@@ -18,18 +18,18 @@ from pathlib import Path
 from workload.errors import ResultsError, UnsafePathError
 
 MAX_SUFFIX = 1000  # fresh names tried per base name before giving up
+PLAIN_NAME = "use a plain name (letters, digits, '-', '_', '.')"
 
 
 def inside(root: Path | str, name: str | Path) -> Path:
     """`root/name`, resolved, or UnsafePathError if it is not strictly inside `root`."""
     base = Path(root).resolve()
     if not str(name) or Path(name).is_absolute():
-        raise UnsafePathError(f"refusing to write {str(name)!r}: not a name inside {base}; "
-                              "fix: use a plain name (letters, digits, '-', '_', '.')")
+        raise UnsafePathError(f"refusing to write {str(name)!r}: not a name inside {base}", fix=PLAIN_NAME)
     path = (base / name).resolve()
     if path == base or not path.is_relative_to(base):
         raise UnsafePathError(f"refusing to write {path}: {str(name)!r} leads outside the results folder "
-                              f"{base}; fix: use a plain name (letters, digits, '-', '_', '.')")
+                              f"{base}", fix=PLAIN_NAME)
     return path
 
 
@@ -44,23 +44,23 @@ def fresh_dir(root: Path | str, name: str) -> Path:
         except FileExistsError:
             continue
         except OSError as exc:
-            raise ResultsError(f"cannot create the results folder {path}: {exc.strerror}; "
-                               "fix: pass a folder you can write to") from exc
-    raise ResultsError(f"{MAX_SUFFIX} folders named {name}* already exist in {base}; fix: clean them up")
+            raise ResultsError(f"cannot create the results folder {path}: {exc.strerror}",
+                               fix="pass a folder you can write to") from exc
+    raise ResultsError(f"{MAX_SUFFIX} folders named {name}* already exist in {base}", fix="clean them up")
 
 
 def writable_dir(path: Path | str, flag: str = "results folder") -> Path:
     """`path` as an existing folder this process can create files in (created if missing)."""
     folder = Path(path)
     if folder.exists() and not folder.is_dir():
-        raise ResultsError(f"{flag} {folder} is a file, not a folder; fix: pass a folder path")
+        raise ResultsError(f"{flag} {folder} is a file, not a folder", fix="pass a folder path")
     try:
         folder.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryFile(dir=folder, prefix=".workload-probe-"):
             pass
     except OSError as exc:
-        raise ResultsError(f"{flag} {folder} is not writable ({exc.strerror}); "
-                           "fix: pass a folder you can write to, or fix its permissions") from exc
+        raise ResultsError(f"{flag} {folder} is not writable ({exc.strerror})",
+                           fix="pass a folder you can write to, or fix its permissions") from exc
     return folder.resolve()
 
 
@@ -82,9 +82,8 @@ def output_dir(out: str | None, root: Path, prefix: str, replace: bool = False) 
     leftovers = sorted(p.name for p in folder.iterdir() if not p.name.startswith(".workload-probe-"))
     if leftovers and not replace:
         shown = ", ".join(leftovers[:5]) + (", ..." if len(leftovers) > 5 else "")
-        raise ResultsError(f"--out {out} is not empty ({shown}): its results would be mixed with this "
-                           "run's; fix: pass a new or empty folder, or add --replace to delete the earlier "
-                           "results in it")
+        raise ResultsError(f"--out {out} is not empty ({shown}): its results would be mixed with this run's",
+                           fix="pass a new or empty folder, or add --replace to delete the earlier results in it")
     for name in leftovers:
         _remove_result(folder, name)
     return folder
@@ -92,8 +91,8 @@ def output_dir(out: str | None, root: Path, prefix: str, replace: bool = False) 
 
 def _remove_result(folder: Path, name: str) -> None:
     if name not in REPLACEABLE:
-        raise ResultsError(f"--replace: {folder / name} is not something workload wrote; nothing was "
-                           "deleted; fix: move it away or pass another --out")
+        raise ResultsError(f"--replace: {folder / name} is not something workload wrote; nothing was deleted",
+                           fix="move it away or pass another --out")
     path = inside(folder, name)
     if path.is_dir() and not path.is_symlink():
         shutil.rmtree(path)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS
+from workload.errors import ExitCode
 
 SHORT_TOLERANCE = 0.05  # a run more than 5% shorter than requested did not measure what was asked
 
@@ -42,9 +42,9 @@ def problem(run: dict[str, Any]) -> str | None:
 
 
 def exit_code(run: dict[str, Any]) -> int | None:
-    """`EXIT_INCOMPLETE`, `EXIT_NO_REQUESTS`, or None when the run can be judged."""
+    """`ExitCode.INCOMPLETE`, `ExitCode.NO_REQUESTS`, or None when the run can be judged."""
     if not run.get("complete", False):
-        return EXIT_INCOMPLETE
+        return ExitCode.INCOMPLETE
     if is_empty(run):
-        return EXIT_NO_REQUESTS
+        return ExitCode.NO_REQUESTS
     return None

@@ -76,8 +76,8 @@ def read_kernel_counters(
         groups = parse_proc_counters(_read(snmp_path))
     except OSError as exc:
         raise TelemetryError(
-            f"cannot read {snmp_path} ({exc}): kernel counters need Linux with /proc mounted; "
-            "fix: run on Linux or turn kernel telemetry off"
+            f"cannot read it ({exc}): kernel counters need Linux with /proc mounted",
+            fix="run on Linux or turn kernel telemetry off", where=str(snmp_path),
         ) from exc
     # TcpExt is a bonus: without it the Tcp counters alone are still worth reporting.
     with contextlib.suppress(OSError):
@@ -98,7 +98,7 @@ def parse_port_range(text: str) -> tuple[int, int]:
     try:
         low, high = (int(part) for part in text.split())
     except ValueError as exc:
-        raise TelemetryError(f"unexpected ip_local_port_range {text!r}; fix: expect 'LOW HIGH'") from exc
+        raise TelemetryError(f"unexpected ip_local_port_range {text!r}", fix="expect 'LOW HIGH'") from exc
     return low, high
 
 
@@ -112,7 +112,7 @@ def port_headroom(range_path: str = DEFAULT_PORT_RANGE_PATH, reuse_path: str = D
         low, high = parse_port_range(_read(range_path))
     except OSError as exc:
         raise TelemetryError(
-            f"cannot read {range_path} ({exc}): port headroom needs Linux; fix: run on Linux"
+            f"cannot read it ({exc}): port headroom needs Linux", fix="run on Linux", where=str(range_path)
         ) from exc
     try:
         reuse: int | None = int(_read(reuse_path).strip())
@@ -132,7 +132,7 @@ def forecast(
     closes first leave TIME_WAIT on the server, not here.
     """
     if range_size <= 0:
-        raise TelemetryError(f"port range size {range_size} is not positive; fix: check ip_local_port_range")
+        raise TelemetryError(f"port range size {range_size} is not positive", fix="check ip_local_port_range")
     in_time_wait = new_connections_per_s * time_wait_seconds
     return {
         "new_connections_per_s": round(new_connections_per_s, RATE_DIGITS),

@@ -9,7 +9,7 @@ side here, with a `Counter` over the endpoint bytes of each row (no Python code 
 counting never depends on the filter: a kernel that refuses it, or the one-walk request, is asked
 without.  Sockets of a previous run are left out with the same `Baseline` as the /proc parser
 (identities in the ``/proc`` text form, converted once to the binary form here), so a baseline
-taken from either source serves the other.  `read_rows` decodes every socket, for tests.
+taken from either source serves the other.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ import sys
 import time
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import compress, repeat
@@ -34,7 +34,6 @@ from workload.telemetry.sockdiag import (
     TCP_TIME_WAIT,
     bytecode,
     columns,
-    decode,
     dump,
     fields,
     messages,
@@ -51,7 +50,6 @@ from workload.telemetry.socktable import (
     Pause,
     SocketCounts,
     SocketIdentity,
-    TableRow,
 )
 
 INF = float("inf")  # the limit of an ESTABLISHED baseline socket: never a new one
@@ -326,11 +324,6 @@ class NetlinkTable:
                 rows.extend(row for row in with_sides if row[3])
         return rows
 
-    def rows(self, states: int = 0xFFF) -> Iterator[TableRow]:
-        """Every TCP socket in the states of the mask ``states`` (default: all), decoded."""
-        for data, offset in messages(self.dump(states)):
-            yield decode(data, offset)
-
 
 def baseline_of(rows: Iterable[tuple[int, SockKey, int, list[str]]], read_at: float) -> Baseline:
     """A `Baseline` of `NetlinkTable.baseline_rows` read just before ``read_at`` (monotonic)."""
@@ -338,9 +331,3 @@ def baseline_of(rows: Iterable[tuple[int, SockKey, int, list[str]]], read_at: fl
     expiries = {identity: read_at + left / 1000
                 for identity, (state, left) in identities.items() if state == TCP_TIME_WAIT}
     return Baseline(identities, expiries)
-
-
-def read_rows(states: int = 0xFFF) -> list[TableRow]:
-    """Every TCP socket of this network namespace, decoded (slow: tests and debugging)."""
-    with NetlinkTable(()) as table:
-        return list(table.rows(states))

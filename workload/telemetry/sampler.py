@@ -202,7 +202,7 @@ class _Child:
             data += chunk
         baseline = pickle.loads(data)
         if not isinstance(baseline, Baseline):
-            raise TelemetryError("the sampler process left no baseline; fix: see the warnings above")
+            raise TelemetryError("the sampler process left no baseline", fix="see the warnings above")
         return baseline
 
     def kill(self) -> None:
@@ -259,14 +259,15 @@ class SocketSampler:
         mode: str | None = None,
     ) -> None:
         if not 0 < interval <= MAX_INTERVAL_S:
-            raise TelemetryError(f"sampling interval {interval} s; fix: use 0 < interval <= {MAX_INTERVAL_S}")
+            raise TelemetryError(f"sampling interval {interval} s is out of range",
+                                 fix=f"use 0 < interval <= {MAX_INTERVAL_S}")
         custom_reader = read_tables is not read_socket_tables
         if mode is None:
             mode = "thread" if custom_reader else "process"
         if mode not in MODES:
-            raise TelemetryError(f"sampler mode {mode!r}; fix: use one of {', '.join(MODES)}")
+            raise TelemetryError(f"unknown sampler mode {mode!r}", fix=f"use one of {', '.join(MODES)}")
         if mode == "process" and custom_reader:
-            raise TelemetryError("a custom read_tables cannot run in a child process; fix: use mode='thread'")
+            raise TelemetryError("a custom read_tables cannot run in a child process", fix="use mode='thread'")
         self.endpoints = tuple(endpoints)
         self.interval = interval
         self.server_side_observable = server_side_observable
@@ -405,7 +406,7 @@ class SocketSampler:
         self._running = True
         _start_os_thread(lambda: self._run(ready))
         if not _wait_released(ready, timeout):
-            raise TelemetryError(f"taking the socket baseline took over {timeout} s; fix: check /proc")
+            raise TelemetryError(f"taking the socket baseline took over {timeout} s", fix="check /proc")
         if self._error is not None:
             self._running = False
             raise TelemetryError(self._error)
@@ -599,5 +600,5 @@ class KernelCounters:
 
     def stop(self) -> dict[str, int]:
         if self._before is None:
-            raise TelemetryError("KernelCounters.stop() before start(); fix: call start() first")
+            raise TelemetryError("KernelCounters.stop() before start()", fix="call start() first")
         return kernel_delta(self._before, self._read())

@@ -38,7 +38,7 @@ import time
 from dataclasses import asdict
 from typing import Any
 
-from workload.errors import TelemetryError
+from workload.errors import ExitCode, TelemetryError
 from workload.telemetry.socktable import Endpoint
 from workload.telemetry.source import TableSource
 
@@ -150,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) != 1:
         print("usage: python -m workload.telemetry.sampler_process CONFIG_JSON", file=sys.stderr)
-        return 2
+        return ExitCode.BAD_INPUT
     try:
         return run(json.loads(args[0]))
     except ParentGone:

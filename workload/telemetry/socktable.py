@@ -119,11 +119,11 @@ class Endpoint:
         try:
             address = ipaddress.ip_address(self.ip)
         except ValueError as exc:
-            raise TelemetryError(f"{self.ip!r} is not an IP address; fix: use e.g. 127.0.0.1 or ::1") from exc
+            raise TelemetryError(f"{self.ip!r} is not an IP address", fix="use e.g. 127.0.0.1 or ::1") from exc
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         if not 0 <= self.port <= 0xFFFF:
-            raise TelemetryError(f"port {self.port} is out of range; fix: use 0..65535")
+            raise TelemetryError(f"port {self.port} is out of range", fix="use 0..65535")
         object.__setattr__(self, "ip", str(address))
 
     @classmethod
@@ -131,7 +131,7 @@ class Endpoint:
         """Parse ``127.0.0.1:8080`` or ``[::1]:8080``."""
         host, sep, port = text.strip().rpartition(":")
         if not sep or not port.isdigit() or not host:
-            raise TelemetryError(f"{text!r} is not IP:PORT; fix: write 127.0.0.1:8080 or [::1]:8080")
+            raise TelemetryError(f"{text!r} is not IP:PORT", fix="write 127.0.0.1:8080 or [::1]:8080")
         return cls(host.removeprefix("[").removesuffix("]"), int(port))
 
     @property
@@ -162,7 +162,7 @@ def system_resolver(host: str, port: int) -> list[str]:
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError as exc:
-        raise TelemetryError(f"cannot resolve {host!r}: {exc}; fix: use an IP address in the URL") from exc
+        raise TelemetryError(f"cannot resolve {host!r}: {exc}", fix="use an IP address in the URL") from exc
     return [str(info[4][0]) for info in infos]
 
 
@@ -174,8 +174,8 @@ def _hosts_for(host: str, port: int, resolve: Resolver | None) -> list[str]:
     except ValueError:
         if resolve is None:
             raise TelemetryError(
-                f"host {host!r} is not an IP address; fix: use an IP in the URL or pass "
-                "resolve=system_resolver to look it up"
+                f"host {host!r} is not an IP address",
+                fix="use an IP in the URL or pass resolve=system_resolver to look it up",
             ) from None
         return list(resolve(host, port))
     # Connecting to the unspecified address reaches the local host over loopback on Linux.
@@ -192,9 +192,9 @@ def endpoints_from_urls(urls: Iterable[str], resolve: Resolver | None = None) ->
         try:
             port = parts.port or DEFAULT_PORTS.get(parts.scheme.lower())
         except ValueError as exc:
-            raise TelemetryError(f"bad port in URL {url!r}; fix: use a port in 1..65535") from exc
+            raise TelemetryError(f"bad port in URL {url!r}", fix="use a port in 1..65535") from exc
         if not parts.hostname or port is None:
-            raise TelemetryError(f"cannot tell host and port of {url!r}; fix: write e.g. http://127.0.0.1:8080")
+            raise TelemetryError(f"cannot tell host and port of {url!r}", fix="write e.g. http://127.0.0.1:8080")
         for ip in _hosts_for(parts.hostname, port, resolve):
             found[Endpoint(ip, port)] = None
     return tuple(found)
@@ -221,7 +221,7 @@ def parse_timer(field: str, hz: int | None = None) -> tuple[int, float]:
             raise ValueError(field)
         return int(kind, 16), int(when, 16) / (hz or USER_HZ)
     except ValueError:
-        raise TelemetryError(f"{field!r} is not a tr:tm->when timer field; fix: pass e.g. 03:00001770") from None
+        raise TelemetryError(f"{field!r} is not a tr:tm->when timer field", fix="pass e.g. 03:00001770") from None
 
 
 def parse_table(text: str, family: int) -> Iterator[TableRow]:
@@ -447,9 +447,9 @@ def read_socket_tables(paths: Mapping[int, str] = DEFAULT_TABLE_PATHS) -> dict[i
                 tables[family] = ""
                 continue
             raise TelemetryError(
-                f"{path} does not exist: socket telemetry needs Linux with /proc mounted; "
-                "fix: run on Linux or turn socket telemetry off"
+                "does not exist: socket telemetry needs Linux with /proc mounted",
+                fix="run on Linux or turn socket telemetry off", where=str(path),
             ) from exc
         except OSError as exc:
-            raise TelemetryError(f"cannot read {path}: {exc}; fix: check /proc permissions") from exc
+            raise TelemetryError(f"cannot read it: {exc}", fix="check /proc permissions", where=str(path)) from exc
     return tables

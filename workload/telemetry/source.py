@@ -49,7 +49,8 @@ class TableSource:
         self.fallback_reason: str | None = None  # why netlink is not used, if it was wanted
         prefer = prefer or os.environ.get(SOURCE_ENV) or "netlink"
         if prefer not in SOURCES:
-            raise TelemetryError(f"{SOURCE_ENV}={prefer!r}; fix: use one of {', '.join(SOURCES)}")
+            raise TelemetryError(f"{SOURCE_ENV}={prefer!r} is not a socket source",
+                                 fix=f"use one of {', '.join(SOURCES)}")
         if prefer == "netlink" and read_tables is read_socket_tables:
             self._probe()
 
