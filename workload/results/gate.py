@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,7 @@ from rich.console import Console
 from workload.errors import EXIT_THRESHOLDS
 from workload.results import paths, verdict
 from workload.results.ci_outputs import Suite, junit_xml, markdown, print_table
+from workload.results.paths import write_atomic
 from workload.results.thresholds import ThresholdResult, evaluate, results_of, summary_of
 from workload.scenario.schema import Scenario
 
@@ -126,15 +126,3 @@ def append_step_summary(text: str, environ: dict[str, str] | None = None) -> Non
             handle.write(text + "\n")
     except OSError as exc:  # a CI convenience: the gate's verdict must not depend on it
         log.warning("could not append to $%s (%s): %s", STEP_SUMMARY_ENV, target, exc)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
