@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from locust.stats import RequestStats
 
+from tests.factories import make_run
 from workload.commands import compare
 from workload.engine.recorder import RunInfo, RunRecorder
 from workload.errors import EXIT_INCOMPLETE, EXIT_NO_REQUESTS, ResultsError, UnsafePathError
@@ -103,12 +104,12 @@ def test_completion(actual, requested, interrupted, shape, expected) -> None:
 
 
 def test_exit_codes_of_incomplete_and_empty_runs() -> None:
-    full = {"complete": True, "stats": {"total": {"requests": 5}}}
+    full = make_run(stats__total__requests=5)
     assert verdict.exit_code(full) is None and verdict.problem(full) is None
-    empty = {"complete": True, "stats": {"total": {"requests": 0}}}
+    empty = make_run(stats__total__requests=0)
     assert verdict.exit_code(empty) == EXIT_NO_REQUESTS
     assert verdict.problem(empty) == "EMPTY run: no request completed (the target never answered within the run)"
-    cut = {"complete": False, "incomplete_reason": "interrupted after 1.00 s", "stats": {"total": {"requests": 0}}}
+    cut = make_run(complete=False, incomplete_reason="interrupted after 1.00 s", stats__total__requests=0)
     assert verdict.exit_code(cut) == EXIT_INCOMPLETE  # incomplete comes first
     assert verdict.problem(cut) == "INCOMPLETE run: interrupted after 1.00 s; its figures cannot pass a gate"
 
@@ -135,7 +136,8 @@ def test_run_json_has_requested_and_actual_duration_and_causes(tmp_path: Path) -
     stored = json.loads((out / "run.json").read_text())
     assert stored["requested_duration_s"] == 30.0 and 0.05 <= stored["duration_s"] < 30
     assert stored["complete"] is False and stored["incomplete_reason"].endswith("short of the requested 30 s")
-    assert stored["failures_by_cause"] == {"refused": 1} == run["failures_by_cause"]
+    assert stored["failures_by_cause"] == {"refused": 1} == run.failures_by_cause
+    assert stored == run.dump() and isinstance(stored["stats"]["endpoints"][0]["p50_ms"], int)  # 15, not 15.0
     assert (out / "stats.csv").is_file() and (out / "failures.csv").is_file()
 
 

@@ -29,7 +29,7 @@ RUN_FILE = "run.json"
 RUN_SCHEMA = "workload.run/1"
 CORRUPT_FIX = "this run.json is incomplete or corrupt: re-run the load"
 
-Number = StrictInt | StrictFloat  # an int stays an int on disk (3, not 3.0)
+Number = StrictInt | StrictFloat  # an int stays an int on disk (3, not 3.0); a bool is no number
 Name = Annotated[StrictStr, Field(min_length=1)]
 
 
@@ -38,7 +38,7 @@ class Section(BaseModel):
 
 
 class Figures(Section):
-    """One row of Locust's stats: the run's total, or one endpoint's."""
+    """The run's total row of Locust's stats."""
 
     requests: Number
     failures: Number
@@ -50,9 +50,19 @@ class Figures(Section):
     max_ms: Number | None = None
 
 
-class EndpointFigures(Figures):
+class EndpointFigures(Section):
+    """One endpoint's row (`method` and `name` first, as in stats.csv)."""
+
     method: StrictStr = ""
     name: StrictStr = ""
+    requests: Number
+    failures: Number
+    rps: Number
+    p50_ms: Number | None = None
+    p95_ms: Number | None = None
+    p99_ms: Number | None = None
+    avg_ms: Number | None = None
+    max_ms: Number | None = None
 
 
 class ErrorRow(Section):
