@@ -5,216 +5,51 @@
 a reader never sees half a file) and `read_run` the only reader, whose errors name the file,
 the key path, what is wrong and how to fix it, like a scenario's.
 
-Sections keep keys this version does not name (`extra="allow"`): their contents come from
-telemetry whose keys vary with the platform and the socket source (`source_fallback`,
-`aggregation`...), and a run.json must survive a read and a write unchanged.  Fields a run cut
-short may lack default to None; `dump` leaves out every key the run did not have, so the file
-on disk has exactly the keys the run wrote.
+The sections are in `workload.results.run_sections`; they keep keys this version does not
+name.  Fields a run cut short may lack default to None; `dump` leaves out every key the run did
+not have, so the file on disk has exactly the keys the run wrote.
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr, ValidationError
+from pydantic import ConfigDict, Field, StrictBool, StrictStr, ValidationError
 
 from workload.errors import Problem, ResultsError
 from workload.results import paths
+from workload.results.run_sections import (
+    Connections,
+    EndpointFigures,
+    ErrorRow,
+    Figures,
+    HistoryPoint,
+    Load,
+    Number,
+    PeakEnd,
+    PolicyRef,
+    Ports,
+    ScenarioRef,
+    Section,
+    Sockets,
+    Stage,
+    Stats,
+    Target,
+    ThresholdRow,
+    ThresholdSummary,
+    Worker,
+)
 from workload.scenario.compose import key_path
 from workload.scenario.messages import data_path
 
 RUN_FILE = "run.json"
 RUN_SCHEMA = "workload.run/1"
 CORRUPT_FIX = "this run.json is incomplete or corrupt: re-run the load"
-
-Number = StrictInt | StrictFloat  # an int stays an int on disk (3, not 3.0); a bool is no number
-Name = Annotated[StrictStr, Field(min_length=1)]
-
-
-class Section(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="allow")
-
-
-class Figures(Section):
-    """The run's total row of Locust's stats."""
-
-    requests: Number
-    failures: Number
-    rps: Number
-    p50_ms: Number | None = None
-    p95_ms: Number | None = None
-    p99_ms: Number | None = None
-    avg_ms: Number | None = None
-    max_ms: Number | None = None
-
-
-class EndpointFigures(Section):
-    """One endpoint's row (`method` and `name` first, as in stats.csv)."""
-
-    method: StrictStr = ""
-    name: StrictStr = ""
-    requests: Number
-    failures: Number
-    rps: Number
-    p50_ms: Number | None = None
-    p95_ms: Number | None = None
-    p99_ms: Number | None = None
-    avg_ms: Number | None = None
-    max_ms: Number | None = None
-
-
-class ErrorRow(Section):
-    method: StrictStr = ""
-    name: StrictStr = ""
-    error: StrictStr = ""
-    cause: StrictStr | None = None
-    occurrences: Number = 0
-
-
-class HistoryPoint(Section):
-    t: Number
-    users: Number | None = None
-    rps: Number | None = None
-    failures_per_s: Number | None = None
-    p50_ms: Number | None = None
-    p95_ms: Number | None = None
-
-
-class Stats(Section):
-    total: Figures
-    endpoints: list[EndpointFigures] = []
-    errors: list[ErrorRow] = []
-    history: list[HistoryPoint] = []
-
-
-class SetupMs(Section):
-    count: Number | None = None
-    avg: Number | None = None
-    p50: Number | None = None
-    p95: Number | None = None
-    max: Number | None = None
-
-
-class Connections(Section):
-    tcp_connects: Number | None = None
-    tls_handshakes: Number | None = None
-    tls_failures: Number | None = None
-    pool_discards: Number | None = None
-    connect_errors: Number | None = None
-    requests_per_connection: Number | None = None
-    setup_ms: SetupMs | None = None
-
-
-class PeakEnd(Section):
-    peak: Number | None = None
-    end: Number | None = None
-
-
-class Sockets(Section):
-    endpoints: list[StrictStr] = []
-    server_side_observable: StrictBool | None = None
-    source: StrictStr | None = None
-    source_fallback: StrictStr | None = None
-    time_wait_client: PeakEnd | None = None
-    time_wait_server: PeakEnd | None = None
-    established_client: PeakEnd | None = None
-    established_server: PeakEnd | None = None
-    samples: Number | None = None
-    series: list[dict[str, Any]] | None = None
-    error: StrictStr | None = None
-
-
-class Ports(Section):
-    range: list[StrictInt] | None = None
-    size: Number | None = None
-    tcp_tw_reuse: Number | None = None
-    new_connections_per_s: Number | None = None
-    time_wait_seconds: Number | None = None
-    forecast_time_wait: Number | None = None
-    forecast_share: Number | None = None
-
-
-class Worker(Section):
-    """One worker of a distributed run, as it reported itself."""
-
-    id: StrictStr | None = None
-    index: StrictInt | None = None
-    host: StrictStr | None = None
-    netns: StrictStr | None = None
-    pid: StrictInt | None = None
-    final: StrictBool = False
-    requests: Number | None = None
-    connections: Connections | None = None
-    sockets: Sockets | None = None
-    kernel: dict[str, Number | None] | None = None
-
-
-class Stage(Section):
-    """One stage of a shape run: planned users, then the measured figures (if it had two ticks)."""
-
-    stage: StrictInt
-    users: Number | None = None
-    spawn_rate: Number | None = None
-    users_reached: Number | None = None
-    started_at: Number | None = None
-    ended_at: Number | None = None
-    measured_from: Number | None = None
-    measured_s: Number | None = None
-    requests: Number | None = None
-    failures: Number | None = None
-    rps: Number | None = None
-    failure_ratio: Number | None = None
-    avg_ms: Number | None = None
-    p50_ms: Number | None = None
-    p95_ms: Number | None = None
-    p99_ms: Number | None = None
-    tcp_connects: Number | None = None
-    connects_per_s: Number | None = None
-    stopped_run: StrictBool | None = None
-
-
-class ThresholdRow(Section):
-    policy: StrictStr
-    scope: StrictStr
-    metric: StrictStr
-    limit: Number
-    actual: Number | None
-    passed: StrictBool
-    message: StrictStr
-
-
-class ThresholdSummary(Section):
-    passed: StrictBool
-    evaluated: StrictInt
-    failed: StrictInt
-    results: list[ThresholdRow]
-
-
-class Named(Section):
-    name: Name
-
-
-class ScenarioRef(Named):
-    path: StrictStr | None = None
-
-
-class PolicyRef(Named):
-    type: StrictStr | None = None
-    settings: dict[str, Any] | None = None
-
-
-class Target(Section):
-    urls: list[StrictStr] = []
-    local: StrictBool | None = None
-
-
-class Load(Section):
-    users: Number | None = None
-    spawn_rate: Number | None = None
-    duration_s: Number | None = None
-
+__all__ = ["Connections", "EndpointFigures", "ErrorRow", "Figures", "HistoryPoint", "PeakEnd", "Ports", "RunResult",
+           "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary", "Worker", "read_run", "validate_run",
+           "write_run"]
 
 class RunResult(Section):
     """run.json: what was run, what it measured, and (once judged) its thresholds."""
@@ -317,7 +152,7 @@ def _what(kind: str, value: Any, path: tuple[str | int, ...]) -> str:
         return f"expected a list, found {_json_kind(value)}"
     if kind == "bool_type":
         return f"expected true or false, found {found}"
-    if kind in ("string_too_short",):
+    if kind == "string_too_short":
         return "expected a non-empty string"
     if kind == "string_type":
         return f"expected text, found {found}"
