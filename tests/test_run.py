@@ -63,7 +63,7 @@ def test_thresholds_are_added_by_a_copy() -> None:
     ({"stats__total__requests": True}, "stats.total.requests", "expected a number, found True"),
     ({"stats__errors": {}}, "stats.errors", "expected a list, found an object"),
     ({"sockets": [1, 2]}, "sockets", "expected an object, found a list"),
-    ({"workers": [{"index": "a"}]}, "workers[0].index", "expected a number, found 'a'"),
+    ({"workers": [{"final": "a"}]}, "workers[0].final", "expected true or false, found 'a'"),
     ({"schema": "workload.run/0"}, "schema", "schema is 'workload.run/0', expected 'workload.run/1'"),
 ])
 def test_invalid_run_json_names_the_key(tmp_path: Path, overrides: dict[str, Any], key: str, what: str) -> None:
@@ -105,3 +105,9 @@ def test_the_writer_stays_inside_its_folder(tmp_path: Path) -> None:
     with pytest.raises(UnsafePathError):
         write_run(tmp_path / "run", make_run())
     assert not (tmp_path / "elsewhere" / RUN_FILE).exists()
+
+
+def test_a_workers_odd_report_does_not_cost_the_run_its_file() -> None:
+    odd = {"id": 7, "index": "first", "host": None, "final": True, "connections": {"tcp_connects": "many"}}
+    run = make_run(workers=[odd])
+    assert run.workers[0].index == "first" and run.dump()["workers"] == [odd]

@@ -120,18 +120,21 @@ class Ports(Section):
 
 
 class Worker(Section):
-    """One worker of a distributed run, as it reported itself."""
+    """One worker of a distributed run, as it reported itself.
 
-    id: StrictStr | None = None
-    index: StrictInt | None = None
-    host: StrictStr | None = None
-    netns: StrictStr | None = None
-    pid: StrictInt | None = None
+    Copied from the worker's messages unchecked (`workload.telemetry.cluster.worker_entry`):
+    whatever one worker sends, the master's run.json is still written, so these are `Any`."""
+
+    id: Any = None
+    index: Any = None
+    host: Any = None
+    netns: Any = None
+    pid: Any = None
     final: StrictBool = False
-    requests: Number | None = None
-    connections: Connections | None = None
-    sockets: Sockets | None = None
-    kernel: dict[str, Number | None] | None = None
+    requests: Any = None
+    connections: Any = None
+    sockets: Any = None
+    kernel: Any = None
 
 
 class Stage(Section):
