@@ -13,10 +13,12 @@ from typing import Any
 
 import pytest
 
+from tests.factories import make_run
 from workload.commands.capacity import DEFAULT_SLO_FAILURE_RATIO, DEFAULT_SLO_P95_MS, CapacityRequest, plan_of
 from workload.errors import RunError
 from workload.report.capacity import describe, write_capacity
 from workload.report.knee import ENDED_BOUND, ENDED_NO_KNEE, ENDED_SATURATED, ENDED_SLO, Slo, analyse, find_knee
+from workload.results.run import RunResult
 
 ROOT = Path(__file__).resolve().parent.parent
 SLO = Slo(p95_ms=100, failure_ratio=0.01)
@@ -65,7 +67,7 @@ def test_small_steps_need_proportionally_smaller_gains():
 
 
 # -- steps and forecast from a run ------------------------------------------------------------
-def canned_run(policy: str, policy_type: str, per_request: float, scope: str = "user") -> dict[str, Any]:
+def canned_run(policy: str, policy_type: str, per_request: float, scope: str = "user") -> RunResult:
     """A capacity run.json: 4 steps of 10 users, 5 s each, measured from second 1 to 5."""
     t0, stages, series = 1000.0, [], []
     for i, (rps, p95) in enumerate([(180, 55), (360, 58), (540, 70), (560, 150)]):
@@ -77,10 +79,10 @@ def canned_run(policy: str, policy_type: str, per_request: float, scope: str = "
                        "tcp_connects": int(requests * per_request), "connects_per_s": rps * per_request})
         series += [{"t": 5 * i + s, "tw_client": 10 * (i + 1) * s, "tw_server": 30 * (i + 1) * s,
                     "est_client": users, "est_server": users} for s in range(1, 6)]
-    return {"schema": "workload.run/1", "run_id": policy, "complete": True, "started_at": t0,
-            "policy": {"name": policy, "type": policy_type, "settings": {"scope": scope}},
-            "target": {"urls": ["http://127.0.0.1:8080"], "local": True}, "ports": {"size": 28232},
-            "stages": stages, "sockets": {"series": series}}
+    return make_run(run_id=policy, started_at=t0,
+                    policy={"name": policy, "type": policy_type, "settings": {"scope": scope}},
+                    target={"urls": ["http://127.0.0.1:8080"], "local": True}, ports={"size": 28232},
+                    stages=stages, sockets={"series": series})
 
 
 def test_steps_read_sockets_in_each_measured_window():

@@ -15,12 +15,15 @@ from typing import Any
 
 import pytest
 
+from tests.factories import make_run
 from tests.helpers import free_port
 from workload.errors import ExitCode
 from workload.results import gate
 from workload.results.ci_outputs import Suite, junit_xml, markdown
+from workload.results.run import RunResult, write_run
 from workload.results.thresholds import ThresholdResult
 from workload.scenario.loader import load_scenario, load_text
+from workload.scenario.schema import Scenario
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_SCENARIO = ROOT / "scenarios" / "ci.yaml"
@@ -34,12 +37,17 @@ def result(metric: str = "p95_ms", passed: bool = True, scope: str = "total", po
     return ThresholdResult(policy, scope, metric, limit, actual, passed, f"{metric} message")
 
 
-def canned_run(policy: str = "shared", p95: int = 40, rps: float = 50.0) -> dict[str, Any]:
+def canned_run(policy: str = "shared", p95: int = 40, rps: float = 50.0, **overrides: Any) -> RunResult:
     row = {"requests": 100, "failures": 0, "rps": rps, "p50_ms": 5, "p95_ms": p95, "p99_ms": p95}
-    return {"run_id": policy, "complete": True, "duration_s": 4.0, "scenario": {"name": "s"},
-            "policy": {"name": policy}, "stats": {"total": row, "endpoints": [{"name": "list", "method": "GET",
-                                                                               **row}]},
-            "connections": {"tcp_connects": 5, "pool_discards": 0}}
+    return make_run(run_id=policy, duration_s=4.0, scenario={"name": "s"}, policy={"name": policy},
+                    stats__total=row, stats__endpoints=[{"name": "list", "method": "GET", **row}],
+                    connections={"tcp_connects": 5, "pool_discards": 0}, **overrides)
+
+
+def after_run(environment: Any, scenario: Scenario, run: RunResult, out_dir: Path) -> None:
+    """As the controller does it: judged, then the CI files and the exit code."""
+    judged, results = gate.judged(scenario, run)
+    gate.after_run(environment, judged, results, out_dir)
 
 
 # -- outputs ------------------------------------------------------------------------------------
@@ -83,7 +91,7 @@ def test_judge_run_stores_results_and_writes_the_ci_files(tmp_path, monkeypatch)
     step_summary = tmp_path / "step.md"
     monkeypatch.setenv(gate.STEP_SUMMARY_ENV, str(step_summary))
     run = canned_run(p95=700)
-    results = gate.judge_run(SCENARIO, run, tmp_path)
+    _, results = gate.judge_run(SCENARIO, run, tmp_path)
     assert [(r.scope, r.metric, r.passed) for r in results] == [
         ("total", "p95_ms", False), ("total", "min_rps", True), ("list", "p95_ms", False)]
     stored = json.loads((tmp_path / "run.json").read_text())["thresholds"]
@@ -101,7 +109,7 @@ def test_after_run_sets_the_exit_code_only_for_unattended_breaches(tmp_path, mon
     monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
     environment = SimpleNamespace(parsed_options=SimpleNamespace(headless=headless, autostart=False),
                                   process_exit_code=None)
-    gate.after_run(environment, SCENARIO, canned_run(p95=p95), tmp_path)
+    after_run(environment, SCENARIO, canned_run(p95=p95), tmp_path)
     assert environment.process_exit_code == expected
 
 
@@ -111,7 +119,7 @@ def test_compare_gate_combines_every_policy(tmp_path, monkeypatch):
     for policy, p95 in (("shared", 40), ("fresh", 900)):
         run_dir = tmp_path / "runs" / policy
         run_dir.mkdir(parents=True)
-        (run_dir / "run.json").write_text(json.dumps(canned_run(policy, p95=p95)))  # never judged: judged here
+        write_run(run_dir, canned_run(policy, p95=p95))  # never judged: judged here
         dirs.append(run_dir)
     gate.judge_run(SCENARIO, canned_run("shared", p95=40), dirs[0])  # judged by its child
     assert gate.judge_compare(dirs, SCENARIO, tmp_path) == ExitCode.THRESHOLDS
@@ -165,8 +173,8 @@ def test_ci_scenario_passes_and_a_tightened_copy_exits_3(tmp_path, demo_target):
 def test_an_incomplete_run_never_reads_as_passed(tmp_path, monkeypatch):
     monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
     reason = "interrupted after 1.20 s of the requested 4 s"
-    run = {**canned_run(p95=40), "complete": False, "incomplete_reason": reason}
-    results = gate.judge_run(SCENARIO, run, tmp_path)
+    run = canned_run(p95=40, complete=False, incomplete_reason=reason)
+    _, results = gate.judge_run(SCENARIO, run, tmp_path)
     assert all(r.passed for r in results)  # the figures alone would pass...
     summary = (tmp_path / "summary.md").read_text()
     assert summary.startswith("### ❌ Thresholds of s (shared): INCOMPLETE: 1 of 1 run cannot pass "
@@ -183,12 +191,11 @@ def test_an_incomplete_run_never_reads_as_passed(tmp_path, monkeypatch):
 @pytest.mark.parametrize(("headless", "expected"), [(True, ExitCode.NO_REQUESTS), (False, None)])
 def test_after_run_fails_an_empty_run(tmp_path, monkeypatch, headless, expected):
     monkeypatch.delenv(gate.STEP_SUMMARY_ENV, raising=False)
-    run = canned_run()
-    run["stats"]["total"] = {**run["stats"]["total"], "requests": 0, "rps": 0.0}
+    run = canned_run(rps=0.0, stats__total__requests=0)
     environment = SimpleNamespace(parsed_options=SimpleNamespace(headless=headless, autostart=False),
                                   process_exit_code=None)
-    gate.after_run(environment, load_text("target: demo\nendpoints: [{name: list, path: /l}]\n", "e.yaml").model,
-                   run, tmp_path)
+    after_run(environment, load_text("target: demo\nendpoints: [{name: list, path: /l}]\n", "e.yaml").model,
+              run, tmp_path)
     assert environment.process_exit_code == expected
     assert (tmp_path / "summary.md").read_text() == (
         "### ❌ Thresholds of s (shared): EMPTY: 1 of 1 run cannot pass (0 of 0 thresholds failed on partial "
@@ -201,7 +208,7 @@ def test_compare_gate_fails_when_one_run_is_incomplete(tmp_path, monkeypatch):
     for policy, complete in (("shared", True), ("fresh", False)):
         run_dir = tmp_path / "runs" / policy
         run_dir.mkdir(parents=True)
-        (run_dir / "run.json").write_text(json.dumps({**canned_run(policy), "complete": complete}))
+        write_run(run_dir, canned_run(policy, complete=complete))
         dirs.append(run_dir)
     assert gate.judge_compare(dirs, SCENARIO, tmp_path) == ExitCode.INCOMPLETE
     assert "INCOMPLETE: 1 of 2 runs cannot pass" in (tmp_path / "summary.md").read_text()

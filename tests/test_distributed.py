@@ -18,11 +18,13 @@ from typing import Any
 import pytest
 import yaml
 
+from tests.factories import run_data
 from tests.helpers import free_port, stop_process, wait_until_up
 from workload.demo.launcher import DemoTarget
 from workload.engine import clusterkey
 from workload.engine.webui import connection_rows
 from workload.report import build_report
+from workload.results.run import validate_run, write_run
 from workload.telemetry import cluster
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -128,13 +130,12 @@ def test_connections_tab_shows_each_worker_and_how_totals_are_formed():
 
 def test_report_has_a_workers_table(tmp_path):
     reports = [_report("w0", "a", 10, 40), _report("w1", "a", 20, 50)]
-    run = cluster.merge_into({
-        "schema": "workload.run/1", "run_id": "r", "complete": True, "scenario": {"name": "demo"},
-        "policy": {"name": "fresh", "type": "fresh"},
-        "stats": {"total": {"requests": 200, "failures": 0, "rps": 10.0}, "history": [], "errors": []},
-    }, reports)
+    run = cluster.merge_into(run_data(
+        run_id="r", policy={"name": "fresh", "type": "fresh"},
+        stats={"total": {"requests": 200, "failures": 0, "rps": 10.0}, "history": [], "errors": []},
+    ), reports)
     (tmp_path / "r").mkdir()
-    (tmp_path / "r" / "run.json").write_text(json.dumps(run))
+    write_run(tmp_path / "r", validate_run(run))
     build_report([tmp_path / "r"], tmp_path / "report")
     markdown = (tmp_path / "report" / "report.md").read_text()
     assert "## Workers" in markdown

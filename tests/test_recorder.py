@@ -12,10 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from tests.factories import make_run
 from workload.commands import compare
+from workload.engine import recorder as recorder_module
 from workload.engine.recorder import RunInfo, RunRecorder
 from workload.errors import ExitCode, ResultsError, UnsafePathError
-from workload.results import paths, verdict
+from workload.results import gate, paths, verdict
+from workload.results.run import write_run
+from workload.scenario.loader import load_text
 
 UNWRITABLE = "/proc/workload-cannot-create-this"  # even root cannot create files in /proc
 
@@ -105,12 +109,12 @@ def test_completion(actual, requested, interrupted, shape, expected) -> None:
 
 
 def test_exit_codes_of_incomplete_and_empty_runs() -> None:
-    full = {"complete": True, "stats": {"total": {"requests": 5}}}
+    full = make_run(stats__total__requests=5)
     assert verdict.exit_code(full) is None and verdict.problem(full) is None
-    empty = {"complete": True, "stats": {"total": {"requests": 0}}}
+    empty = make_run(stats__total__requests=0)
     assert verdict.exit_code(empty) == ExitCode.NO_REQUESTS
     assert verdict.problem(empty) == "EMPTY run: no request completed (the target never answered within the run)"
-    cut = {"complete": False, "incomplete_reason": "interrupted after 1.00 s", "stats": {"total": {"requests": 0}}}
+    cut = make_run(complete=False, incomplete_reason="interrupted after 1.00 s", stats__total__requests=0)
     assert verdict.exit_code(cut) == ExitCode.INCOMPLETE  # incomplete comes first
     assert verdict.problem(cut) == "INCOMPLETE run: interrupted after 1.00 s; its figures cannot pass a gate"
 
@@ -137,8 +141,28 @@ def test_run_json_has_requested_and_actual_duration_and_causes(tmp_path: Path) -
     stored = json.loads((out / "run.json").read_text())
     assert stored["requested_duration_s"] == 30.0 and 0.05 <= stored["duration_s"] < 30
     assert stored["complete"] is False and stored["incomplete_reason"].endswith("short of the requested 30 s")
-    assert stored["failures_by_cause"] == {"refused": 1} == run["failures_by_cause"]
+    assert stored["failures_by_cause"] == {"refused": 1} == run.failures_by_cause
+    assert stored == run.dump() and isinstance(stored["stats"]["endpoints"][0]["p50_ms"], int)  # 15, not 15.0
     assert (out / "stats.csv").is_file() and (out / "failures.csv").is_file()
+
+
+def test_a_judged_run_is_written_once_with_its_thresholds_and_stays_redacted(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.setenv("H9_RECORDER_SECRET", "h9-secret-in-a-name")
+    loaded = load_text('target:\n  host: http://127.0.0.1:9\n  headers: {X-Key: "${H9_RECORDER_SECRET}"}\n'
+                       "endpoints:\n  - {path: /l, thresholds: {p95_ms: 500}}\n", "s.yaml")
+    recorder, stats = _recorder(tmp_path / "run", requested_s=None)
+    stats.log_request("GET", "h9-secret-in-a-name", 5, 10)
+    written: list[Path] = []
+    monkeypatch.setattr(recorder_module, "write_run", lambda folder, run: written.append(write_run(folder, run)))
+    run = recorder.finish(stats, complete=True)
+    recorder.finished, results = gate.judged(loaded.model, run)
+    out = recorder.write(stats)
+    assert written == [out / "run.json"]  # one write, the judged run; no temporary file left beside it
+    assert sorted(p.name for p in out.iterdir()) == ["failures.csv", "run.json", "stats.csv"]
+    stored = json.loads((out / "run.json").read_text())
+    assert stored["thresholds"]["evaluated"] == len(results) == 1 and run.thresholds is None
+    assert "h9-secret-in-a-name" not in (out / "run.json").read_text()
+    assert [e["name"] for e in stored["stats"]["endpoints"]] == ["***", "list"]
 
 
 def test_a_run_that_cannot_be_written_is_saved_to_a_printed_fallback(tmp_path: Path, caplog) -> None:

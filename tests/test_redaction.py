@@ -25,6 +25,7 @@ from urllib.parse import parse_qs, quote, quote_plus, urlsplit
 import pytest
 from flask import Flask, jsonify
 
+from tests.factories import run_data
 from workload import scrub
 from workload.engine import webui
 from workload.errors import Problem, ScenarioError
@@ -41,6 +42,7 @@ from workload.redaction import (
     worth_registering,
 )
 from workload.results.ci_outputs import Suite, junit_xml, markdown
+from workload.results.run import validate_run
 from workload.results.thresholds import ThresholdResult, evaluate
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Login
@@ -449,10 +451,10 @@ def test_thresholds_still_find_an_endpoint_whose_name_was_redacted(monkeypatch):
     loaded = load_text('target: http://127.0.0.1:9\nendpoints:\n'
                        '  - {path: "/x?k=${H6_PATH_KEY}", thresholds: {max_failure_ratio: 0.1}}\n')
     row = {"requests": 10, "failures": 0, "rps": 5.0, "p50_ms": 1, "p95_ms": 2, "p99_ms": 2}
-    run = redact_data({"policy": {"name": "shared"}, "stats": {"total": row, "endpoints": [
-        {"name": f"GET /x?k={key}", "method": "GET", **row}]}})
-    assert run["stats"]["endpoints"][0]["name"] == f"GET /x?k={MASK}"
-    (result,) = evaluate(loaded.model, run)
+    data = redact_data(run_data(stats__total=row, stats__endpoints=[
+        {"name": f"GET /x?k={key}", "method": "GET", **row}]))
+    assert data["stats"]["endpoints"][0]["name"] == f"GET /x?k={MASK}"
+    (result,) = evaluate(loaded.model, validate_run(data))
     assert result.passed and result.actual == 0.0
 
 

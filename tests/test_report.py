@@ -11,9 +11,11 @@ from typing import Any
 
 import pytest
 
+from tests.factories import run_data
 from workload.errors import ResultsError
 from workload.report import ReportPaths, build_report, build_summary, describe, load_run
 from workload.report.summary import ended_by
+from workload.results.run import validate_run
 
 DURATION = 30
 
@@ -29,17 +31,17 @@ def _series(tw_client: int, tw_server: int | None, est: int) -> list[dict[str, A
              "est_client": est, "est_server": est} for t in range(1, DURATION + 1)]
 
 
-def make_run(policy: str, policy_type: str, *, requests: int, rps: float, latency: tuple[int, int, int],
+def run_doc(policy: str, policy_type: str, *, requests: int, rps: float, latency: tuple[int, int, int],
              connects: int, tw_client: int = 0, tw_server: int | None = 0, est_client: int = 10,
              tls: int = 0, discards: int = 0, resets: int = 0, accepted: int | None = None,
              errors: list[dict[str, Any]] | None = None, host: str = "http://127.0.0.1:8080",
              local: bool = True, complete: bool = True) -> dict[str, Any]:
-    """A realistic run.json (workload.run/1) for one policy of the scenario 'demo'."""
+    """A realistic run.json document (workload.run/1) for one policy of the scenario 'demo'."""
     failures = sum(e["occurrences"] for e in errors or [])
     rate = round(connects / DURATION, 1)
     p50, p95, p99 = latency
-    return {
-        "schema": "workload.run/1", "run_id": f"20261121-105012-demo-{policy}", "complete": complete,
+    return run_data(**{
+        "run_id": f"20261121-105012-demo-{policy}", "complete": complete,
         "scenario": {"name": "demo", "path": "scenarios/demo.yaml"},
         "policy": {"name": policy, "type": policy_type,
                    "settings": {"pool_maxsize": 10, "auth": {"password": "hunter2-secret"}}},
@@ -73,7 +75,7 @@ def make_run(policy: str, policy_type: str, *, requests: int, rps: float, latenc
                   "forecast_share": round(rate * 60 / 28232, 4)},
         "server": {"connections_accepted": accepted, "requests": requests} if local else None,
         "workers": [],
-    }
+    })
 
 
 SHARED = {"policy": "shared", "policy_type": "shared", "requests": 87_780, "rps": 2926.0,
@@ -104,7 +106,7 @@ def write_run(root: Path, name: str, run: dict[str, Any]) -> Path:
 @pytest.fixture()
 def demo_dirs(tmp_path: Path) -> list[Path]:
     specs = (SHARED, CLOSE, FRESH)
-    return [write_run(tmp_path / "results", spec["policy"], make_run(**spec)) for spec in specs]
+    return [write_run(tmp_path / "results", spec["policy"], run_doc(**spec)) for spec in specs]
 
 
 @pytest.fixture()
@@ -176,7 +178,7 @@ def test_findings_text(demo_report: ReportPaths) -> None:
 
 
 def test_tls_close_ended_by_reset(tmp_path: Path) -> None:
-    paths = build_report([write_run(tmp_path, "tls", make_run(**CLOSE_TLS))], tmp_path / "out")
+    paths = build_report([write_run(tmp_path, "tls", run_doc(**CLOSE_TLS))], tmp_path / "out")
     policy = _summary(paths)["policies"][0]
     assert policy["ended_by"] == "reset" and policy["tls_handshakes"] == 1540
     assert policy["time_wait_client_peak"] == 0 and policy["time_wait_server_peak"] == 0
@@ -186,7 +188,7 @@ def test_tls_close_ended_by_reset(tmp_path: Path) -> None:
 
 
 def test_remote_target_server_side_not_observable(tmp_path: Path) -> None:
-    paths = build_report([write_run(tmp_path, "remote", make_run(**REMOTE))], tmp_path / "out")
+    paths = build_report([write_run(tmp_path, "remote", run_doc(**REMOTE))], tmp_path / "out")
     summary = _summary(paths)
     policy = summary["policies"][0]
     assert policy["server_side_observable"] is False and policy["server"] is None
@@ -235,7 +237,7 @@ def test_incomplete_flag_marks_report(demo_dirs: list[Path], tmp_path: Path) -> 
 
 
 def test_interrupted_run_marks_report(tmp_path: Path) -> None:
-    run = make_run(**{**FRESH, "complete": False})
+    run = validate_run(run_doc(**{**FRESH, "complete": False}))
     summary = build_summary([run])
     assert summary["incomplete"] is True and summary["policies"][0]["complete"] is False
     assert ("fresh: the run did not complete; its figures cover only what was measured before it stopped"
@@ -279,13 +281,13 @@ def test_corrupt_run_json(tmp_path: Path) -> None:
     ({"sockets": [1, 2]}, "sockets"),
 ])
 def test_invalid_run_json_names_key(tmp_path: Path, change: dict[str, Any], key: str) -> None:
-    directory = write_run(tmp_path, "run", {**make_run(**SHARED), **change})
+    directory = write_run(tmp_path, "run", {**run_doc(**SHARED), **change})
     with pytest.raises(ResultsError, match=f"At key: {re.escape(key)}\n"):
         load_run(directory / "run.json")
 
 
 def test_nan_is_rejected(tmp_path: Path) -> None:
-    directory = write_run(tmp_path, "run", make_run(**SHARED))
+    directory = write_run(tmp_path, "run", run_doc(**SHARED))
     path = directory / "run.json"
     path.write_text(path.read_text(encoding="utf-8").replace('"rps": 2926.0', '"rps": NaN', 1))
     with pytest.raises(ResultsError, match="NaN is not a JSON number"):
@@ -294,8 +296,8 @@ def test_nan_is_rejected(tmp_path: Path) -> None:
 
 def test_text_is_escaped(tmp_path: Path) -> None:
     evil = "<img src=x onerror=alert(1)>|x"
-    run = make_run(**{**SHARED, "policy": evil})
-    paths = build_report([write_run(tmp_path, "evil", run), write_run(tmp_path, "fresh", make_run(**FRESH))],
+    run = run_doc(**{**SHARED, "policy": evil})
+    paths = build_report([write_run(tmp_path, "evil", run), write_run(tmp_path, "fresh", run_doc(**FRESH))],
                          tmp_path / "out")
     page = paths.html.read_text(encoding="utf-8")
     assert "<img" not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
@@ -304,9 +306,9 @@ def test_text_is_escaped(tmp_path: Path) -> None:
 
 
 def test_duplicate_policies_get_run_ids(tmp_path: Path) -> None:
-    first, second = make_run(**SHARED), make_run(**SHARED)
+    first, second = run_doc(**SHARED), run_doc(**SHARED)
     second["run_id"] = "second"
-    labels = [p["label"] for p in build_summary([first, second])["policies"]]
+    labels = [p["label"] for p in build_summary([validate_run(first), validate_run(second)])["policies"]]
     assert labels == ["shared (20261121-105012-demo-shared)", "shared (second)"]
 
 

@@ -7,7 +7,9 @@ from typing import Any
 
 import pytest
 
+from tests.factories import make_run
 from workload.errors import ScenarioError
+from workload.results.run import RunResult
 from workload.results.thresholds import ThresholdResult, evaluate, results_of, run_thresholds, summary_of
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Scenario
@@ -48,16 +50,15 @@ def row(name: str, method: str = "GET", requests: int = 100, failures: int = 0, 
 
 
 def run(policy: str = "shared", total: dict[str, Any] | None = None, endpoints: list[dict[str, Any]] | None = None,
-        connections: dict[str, Any] | None = None, tw_peak: int | None = 3) -> dict[str, Any]:
-    return {
-        "policy": {"name": policy},
-        "scenario": {"name": "s"},
-        "stats": {"total": total or row("Aggregated", requests=300, rps=60.0),
-                  "endpoints": endpoints if endpoints is not None else [
-                      row("list items"), row("GET /api/me"), row("buy: POST /cart", method="POST", p50=10)]},
-        "connections": connections or {"tcp_connects": 10, "pool_discards": 0, "requests_per_connection": 30.0},
-        "sockets": {"time_wait_client": {"peak": tw_peak, "end": 0}},
-    }
+        connections: dict[str, Any] | None = None, tw_peak: int | None = 3) -> RunResult:
+    return make_run(
+        policy={"name": policy},
+        stats__total=total or row("Aggregated", requests=300, rps=60.0),
+        stats__endpoints=endpoints if endpoints is not None else [
+            row("list items"), row("GET /api/me"), row("buy: POST /cart", method="POST", p50=10)],
+        connections=connections or {"tcp_connects": 10, "pool_discards": 0, "requests_per_connection": 30.0},
+        sockets={"time_wait_client": {"peak": tw_peak, "end": 0}},
+    )
 
 
 def by_key(results: list[ThresholdResult]) -> dict[tuple[str, str], ThresholdResult]:
@@ -144,9 +145,9 @@ def test_no_thresholds_means_no_results():
 def test_results_round_trip_through_run_json():
     results = evaluate(scenario(), run())
     section = summary_of(results)
-    assert (section["passed"], section["evaluated"], section["failed"]) == (True, 9, 0)
-    assert results_of({"thresholds": section}) == results
-    assert results_of({}) is None
+    assert (section.passed, section.evaluated, section.failed) == (True, 9, 0)
+    assert results_of(make_run(thresholds=section.model_dump())) == results
+    assert results_of(make_run()) is None
 
 
 def problems(text: str) -> str:

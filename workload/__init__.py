@@ -9,7 +9,7 @@ gevent, except the engine):
   results/    run.json, thresholds and the CI gate           + scenario
   engine/     the plan run in Locust: the ONLY package that imports locust / gevent
                                                               + scenario, plan, telemetry, results, demo.launcher
-  report/     run directories -> comparison / capacity report  + telemetry
+  report/     run directories -> comparison / capacity report  + telemetry, results
   lint/       `workload check`: valid scenarios that measure the wrong thing  + scenario, plan, telemetry
   commands/   `workload compare`, `workload capacity` (Locust child processes)  anything locust-free
   demo/       the embedded demo target, its own (gevent) process

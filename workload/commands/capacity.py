@@ -159,11 +159,11 @@ def run_capacity(request: CapacityRequest, console: Console | None = None) -> in
 def build_result(plan: CapacityPlan, run_dirs: list[Path], incomplete: bool = False) -> dict[str, Any]:
     """capacity.json: the plan, the SLOs and one analysis per finished policy run."""
     runs = [load_run(path) for path in run_dirs]
-    policies = [analyse(run, plan.slos[run["policy"]["name"]], plan.target_rps) for run in runs]
+    policies = [analyse(run, plan.slos[run.policy.name], plan.target_rps) for run in runs]
     return {
         "schema": CAPACITY_SCHEMA, "scenario": plan.loaded.name, "scenario_path": plan.loaded.path,
         "generated_at": time.strftime("%Y-%m-%d %H:%M:%S"),
-        "incomplete": incomplete or any(not run.get("complete") for run in runs),
+        "incomplete": incomplete or any(not run.complete for run in runs),
         "plan": {"step_users": plan.step_users, "step_duration_s": plan.step_s, "max_users": plan.max_users,
                  "max_duration_s": plan.max_s, "steps": len(plan.stages), "target_rps": plan.target_rps},
         "slo": {name: slo.to_dict() for name, slo in plan.slos.items()},

@@ -14,7 +14,6 @@ killed compare leaves no load running.
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import signal
 import socket
@@ -31,9 +30,10 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from workload import lint, scrub
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
-from workload.errors import ExitCode, RunError
+from workload.errors import ExitCode, ResultsError, RunError
 from workload.report import build_report, describe
 from workload.results import gate, paths
+from workload.results.run import RUN_FILE, read_run
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_scenario
 from workload.scenario.timespan import seconds
@@ -240,11 +240,12 @@ def child_paths(runs_dir: Path, policy: str) -> tuple[Path, Path]:
 def written_by_child(run_dir: Path, run_id: str, launched: float) -> bool:
     """Whether `run_dir` holds a run.json that the child launched at `launched` wrote: its
     run id, started after the launch.  Anything else (an earlier run's file) is not this run."""
+    file = paths.inside(run_dir, RUN_FILE)
     try:
-        run = json.loads(paths.inside(run_dir, "run.json").read_text(encoding="utf-8"))
-        return bool(run.get("run_id") == run_id and float(run.get("started_at", 0)) >= launched - CLOCK_SLACK_S)
-    except (OSError, ValueError, TypeError, AttributeError):
+        run = read_run(file)
+    except ResultsError:  # missing, or not a run.json (the child writes it whole, atomically)
         return False
+    return run.run_id == run_id and float(run.started_at or 0) >= launched - CLOCK_SLACK_S
 
 
 def _die_with_parent(parent: int) -> Callable[[], None]:

@@ -212,12 +212,12 @@ class RunController:
         if recorder is None or recorder.finished is not None:
             return None
         workers = self.cluster.worker_entries() if self.cluster is not None else None
-        recorder.finish(self.env.stats, complete and not self.interrupted, workers=workers)
-        if self.cluster is not None and recorder.finished is not None:
-            self.cluster.merge_into(recorder.finished)  # per-host sockets, summed counters
+        merge = self.cluster.merge_into if self.cluster is not None else None  # per-host sockets, summed counters
+        run = recorder.finish(self.env.stats, complete and not self.interrupted, workers=workers, merge=merge)
+        assert self.current is not None
+        recorder.finished, results = gate.judged(self.current.loaded.model, run)  # thresholds, before the one write
         out = recorder.write(self.env.stats, html=_html(self.env))
-        assert self.current is not None and recorder.finished is not None
-        gate.after_run(self.env, self.current.loaded.model, recorder.finished, out)  # thresholds, exit 3
+        gate.after_run(self.env, recorder.finished, results, out)  # junit.xml, summary.md, exit 3/4/5
         scrub.scrub_run(out, self.options)  # report.html, CSVs, junit.xml...; again at exit
         self.results.append(out)
         log.info("workload: results written to %s", out)

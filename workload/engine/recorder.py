@@ -10,7 +10,6 @@ environment and stats objects, so it does not import locust.
 from __future__ import annotations
 
 import csv
-import json
 import logging
 import re
 import threading
@@ -24,6 +23,7 @@ from workload.errors import TelemetryError
 from workload.redaction import redact_data
 from workload.results import paths, verdict
 from workload.results.faults import by_cause, classify
+from workload.results.run import RUN_FILE, RUN_SCHEMA, RunResult, validate_run, write_run
 from workload.telemetry import (
     Endpoint,
     KernelCounters,
@@ -38,6 +38,7 @@ from workload.telemetry.connections import STATS
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"
 PERCENTILES = (0.5, 0.95, 0.99)
+Merge = Callable[[dict[str, Any]], dict[str, Any]]  # run.json document -> the same, a cluster's figures in
 
 
 @dataclass
@@ -85,7 +86,7 @@ class RunRecorder:
         self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
         self.kernel = KernelCounters()
         self._server_before = self._server_stats()
-        self.finished: dict[str, Any] | None = None
+        self.finished: RunResult | None = None  # redacted, as written
         self._finishing: threading.Event | None = None  # set while finish() runs (gevent-patched)
 
     def start(self) -> None:
@@ -130,19 +131,28 @@ class RunRecorder:
         end = self._stopped[1] if self._stopped is not None else time.monotonic()
         return max(end - self._started_mono, 1e-9)
 
-    def finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    def finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None = None,
+               merge: Merge | None = None) -> RunResult:
         """Stop sampling and build run.json (idempotent: the first call wins).  `complete` False
-        means interrupted; a run that ended too short is marked incomplete here as well."""
+        means interrupted; a run that ended too short is marked incomplete here as well.  `merge`
+        replaces a master's sections by its cluster's figures.  The run is redacted here: the
+        gate, the files and the reports all see the same, redacted, figures."""
         if self.finished is not None:
             return self.finished
         if self._finishing is not None:
             # Another greenlet is finishing this run (test_stop and quitting can overlap): stopping
             # the sampler twice would fail, and a second dict would replace the first.
             self._finishing.wait()
-            return self.finished  # type: ignore[return-value]
+            assert self.finished is not None, "the other finish() failed"
+            return self.finished
         self._finishing = threading.Event()
         try:
-            return self._finish(stats, complete, workers)
+            document = self._finish(stats, complete, workers)
+            if merge is not None:
+                document = merge(document)
+            redact_data(document)
+            self.finished = validate_run(document, self.out_dir / RUN_FILE)
+            return self.finished
         finally:
             self._finishing.set()
 
@@ -158,8 +168,8 @@ class RunRecorder:
         reason = verdict.completion(duration, self.info.requested_s, interrupted=not complete,
                                     stopped_by_shape=any(s.get("stopped_run") for s in stages))
         section = stats_section(stats, self.history)
-        self.finished = {
-            "schema": "workload.run/1",
+        return {
+            "schema": RUN_SCHEMA,
             "run_id": self.out_dir.name,
             "complete": reason is None,
             "incomplete_reason": reason,
@@ -181,13 +191,11 @@ class RunRecorder:
             "workers": workers or [],
             **self.info.extra,
         }
-        return self.finished
 
     def write(self, stats: Any, html: str | None = None) -> Path:
         """Write the run's files into its folder; if that fails, into a new temporary folder
         (logged), so a finished run is never lost.  The folder actually written."""
         assert self.finished is not None, "finish() first"
-        redact_data(self.finished)  # in place: the gate and reports read the same dict
         try:
             return self._write_files(self.out_dir, html)
         except OSError as exc:
@@ -201,9 +209,10 @@ class RunRecorder:
         """The one place run files are written: each path proven inside the run folder first."""
         assert self.finished is not None
         folder.mkdir(parents=True, exist_ok=True)
-        paths.inside(folder, "run.json").write_text(json.dumps(self.finished, indent=2) + "\n")
-        write_csv(paths.inside(folder, "stats.csv"), self.finished["stats"]["endpoints"])
-        write_csv(paths.inside(folder, "failures.csv"), self.finished["stats"]["errors"])
+        write_run(folder, self.finished)
+        stats = self.finished.dump()["stats"]
+        write_csv(paths.inside(folder, "stats.csv"), stats["endpoints"])
+        write_csv(paths.inside(folder, "failures.csv"), stats["errors"])
         if html is not None:
             paths.inside(folder, "report.html").write_text(html, encoding="utf-8")
         return folder

@@ -18,6 +18,8 @@ import pygal
 from pygal.graph.graph import Graph
 from pygal.style import Style
 
+from workload.results.run import RunResult, Sockets
+
 Point = tuple[float, float | None]
 
 DEFAULT_WIDTH = 900
@@ -78,10 +80,10 @@ def _number(value: Any) -> float | None:
     return value if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
-def _series_of(samples: Any, key: str) -> list[Point]:
+def _series_of(samples: list[dict[str, Any]] | None, key: str) -> list[Point]:
     points: list[Point] = []
-    for sample in samples if isinstance(samples, list) else []:
-        t = _number(sample.get("t")) if isinstance(sample, dict) else None
+    for sample in samples or []:
+        t = _number(sample.get("t"))
         if t is not None:
             points.append((t, _number(sample.get(key))))
     return points
@@ -125,24 +127,23 @@ def _time_chart(title: str, y_title: str, lines: list[Line], *, log: bool = Fals
     return inline_svg(chart)
 
 
-def rps_chart(runs: list[tuple[str, dict[str, Any]]]) -> str | None:
+def rps_chart(runs: list[tuple[str, RunResult]]) -> str | None:
     """Requests per second over time, one line per policy (from stats.history); on a log
     scale when the policies differ by more than DEFAULT_LOG_RATIO."""
-    lines = [Line(label, _series_of((run.get("stats") or {}).get("history"), "rps"), policy_color(i))
+    lines = [Line(label, [(p.t, _number(p.rps)) for p in run.stats.history], policy_color(i))
              for i, (label, run) in enumerate(runs)]
     return _time_chart("Throughput over time", "requests/s", lines, log=True)
 
 
-def time_wait_chart(runs: list[tuple[str, dict[str, Any]]]) -> str | None:
+def time_wait_chart(runs: list[tuple[str, RunResult]]) -> str | None:
     """TIME_WAIT sockets over time per policy (one colour) and side (server dashed), from
     sockets.series.  The server side is left out where it is not observable (remote target)."""
     lines: list[Line] = []
     for i, (label, run) in enumerate(runs):
-        sockets = run.get("sockets") or {}
-        samples = sockets.get("series")
-        lines.append(Line(f"{label} · client", _series_of(samples, "tw_client"), policy_color(i)))
-        if sockets.get("server_side_observable") is not False:
-            lines.append(Line(f"{label} · server", _series_of(samples, "tw_server"), policy_color(i), True))
+        sockets = run.sockets if run.sockets is not None else Sockets()
+        lines.append(Line(f"{label} · client", _series_of(sockets.series, "tw_client"), policy_color(i)))
+        if sockets.server_side_observable is not False:
+            lines.append(Line(f"{label} · server", _series_of(sockets.series, "tw_server"), policy_color(i), True))
     return _time_chart("TIME_WAIT sockets over time (server dashed)", "sockets in TIME_WAIT", lines)
 
 

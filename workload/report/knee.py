@@ -18,6 +18,7 @@ from statistics import fmean
 from typing import Any
 
 from workload.errors import TelemetryError
+from workload.results.run import RunResult
 from workload.telemetry import forecast, port_headroom
 
 DEFAULT_MIN_RPS_GAIN = 0.05
@@ -51,25 +52,26 @@ def _window(series: list[dict[str, Any]], lo: float, hi: float, key: str) -> lis
     return [p[key] for p in series if lo <= p.get("t", -1) <= hi and isinstance(p.get(key), int | float)]
 
 
-def steps_of(run: dict[str, Any]) -> list[dict[str, Any]]:
+def steps_of(run: RunResult) -> list[dict[str, Any]]:
     """One row per measured step: load, throughput, latency, failures, connections, TIME_WAIT."""
-    started = run.get("started_at") or 0.0
-    series = (run.get("sockets") or {}).get("series") or []
+    started = run.started_at or 0.0
+    series = (run.sockets.series if run.sockets is not None else None) or []
     rows = []
-    for stage in run.get("stages") or []:
-        if stage.get("requests") is None or stage.get("measured_from") is None:
+    for stage in run.stages or []:
+        if stage.requests is None or stage.measured_from is None:
             continue  # too short to measure
-        lo, hi = stage["measured_from"] - started, stage["ended_at"] - started
+        lo, hi = stage.measured_from - started, (stage.ended_at or 0.0) - started
         tw, tw_server, est = (_window(series, lo, hi, key) for key in ("tw_client", "tw_server", "est_client"))
-        requests = stage["requests"]
+        requests = stage.requests
         rows.append({
-            "users": stage["users"], "users_reached": stage.get("users_reached"), "rps": stage["rps"],
-            "p50_ms": stage.get("p50_ms"), "p95_ms": stage.get("p95_ms"), "p99_ms": stage.get("p99_ms"),
-            "avg_ms": stage.get("avg_ms"), "requests": requests, "failures": stage.get("failures", 0),
-            "failure_ratio": stage.get("failure_ratio"), "tcp_connects": stage.get("tcp_connects"),
-            "connects_per_s": stage.get("connects_per_s"),
-            "connections_per_request": round(stage["tcp_connects"] / requests, 4)
-            if requests and stage.get("tcp_connects") is not None else None,
+            "users": stage.users, "users_reached": stage.users_reached, "rps": stage.rps,
+            "p50_ms": stage.p50_ms, "p95_ms": stage.p95_ms, "p99_ms": stage.p99_ms,
+            "avg_ms": stage.avg_ms, "requests": requests,
+            "failures": stage.failures if "failures" in stage.model_fields_set else 0,
+            "failure_ratio": stage.failure_ratio, "tcp_connects": stage.tcp_connects,
+            "connects_per_s": stage.connects_per_s,
+            "connections_per_request": round(stage.tcp_connects / requests, 4)
+            if requests and stage.tcp_connects is not None else None,
             "connections": round(fmean(est), 1) if est else None,
             "time_wait_client": max(tw) if tw else None,
             "time_wait_server": max(tw_server) if tw_server else None,
@@ -117,8 +119,8 @@ def find_knee(steps: list[dict[str, Any]], slo: Slo) -> dict[str, Any]:
             "max_users_within_slo": max((s["users"] for s in within), default=None)}
 
 
-def _ports_size(run: dict[str, Any]) -> int | None:
-    size = (run.get("ports") or {}).get("size")
+def _ports_size(run: RunResult) -> int | None:
+    size = run.ports.size if run.ports is not None else None
     if isinstance(size, int) and size > 0:
         return size
     try:
@@ -127,8 +129,8 @@ def _ports_size(run: dict[str, Any]) -> int | None:
         return None
 
 
-def _hosts(run: dict[str, Any]) -> int:
-    urls = (run.get("target") or {}).get("urls") or []
+def _hosts(run: RunResult) -> int:
+    urls = run.target.urls if run.target is not None else []
     return max(len(set(urls)), 1)
 
 
@@ -151,10 +153,9 @@ def _client_share(step: dict[str, Any]) -> float | None:
     return client / (client + server)
 
 
-def _pool_advice(run: dict[str, Any], in_flight: float, hosts: int) -> dict[str, Any]:
-    policy = run.get("policy") or {}
-    settings = policy.get("settings") or {}
-    if policy.get("type") not in POOLED_TYPES:
+def _pool_advice(run: RunResult, in_flight: float, hosts: int) -> dict[str, Any]:
+    settings = run.policy.settings or {}
+    if run.policy.type not in POOLED_TYPES:
         return {"pool_maxsize": None, "pool_connections": None,
                 "pool_note": "does not apply: this policy opens a new connection per request"}
     if settings.get("scope") == "process":
@@ -164,7 +165,7 @@ def _pool_advice(run: dict[str, Any], in_flight: float, hosts: int) -> dict[str,
             "pool_note": "per-user pools: a user has one request in flight, so one connection per host"}
 
 
-def _time_wait_forecast(run: dict[str, Any], ref: dict[str, Any], new_per_s: float) -> dict[str, Any]:
+def _time_wait_forecast(run: RunResult, ref: dict[str, Any], new_per_s: float) -> dict[str, Any]:
     """Steady-state TIME_WAIT at `new_per_s` new connections/s, and its share of the port range."""
     size = _ports_size(run)
     ports = forecast(new_per_s, size) if size else {"forecast_time_wait": None, "forecast_share": None}
@@ -173,7 +174,7 @@ def _time_wait_forecast(run: dict[str, Any], ref: dict[str, Any], new_per_s: flo
     port_share = round(client_tw / size, 4) if client_tw is not None and size else None
     note = None
     if port_share is not None and port_share >= 1:
-        reuse = (run.get("ports") or {}).get("tcp_tw_reuse")
+        reuse = run.ports.tcp_tw_reuse if run.ports is not None else None
         note = (f"more TIME_WAIT than ephemeral ports: new connects fail (EADDRNOTAVAIL) unless the kernel "
                 f"reuses TIME_WAIT ports (tcp_tw_reuse={reuse} here; 2 = loopback only)")
     return {"time_wait_upper_bound": upper, "time_wait_client_share": round(share, 3) if share is not None else None,
@@ -182,7 +183,7 @@ def _time_wait_forecast(run: dict[str, Any], ref: dict[str, Any], new_per_s: flo
             "port_note": note}
 
 
-def forecast_at(run: dict[str, Any], steps: list[dict[str, Any]], knee: dict[str, Any],
+def forecast_at(run: RunResult, steps: list[dict[str, Any]], knee: dict[str, Any],
                 target_rps: float) -> dict[str, Any]:
     """What running this policy at `target_rps` needs: connections, TIME_WAIT, ports, fds, pool."""
     ref = _reference(steps, knee, target_rps)
@@ -204,14 +205,13 @@ def forecast_at(run: dict[str, Any], steps: list[dict[str, Any]], knee: dict[str
     }
 
 
-def analyse(run: dict[str, Any], slo: Slo, target_rps: float | None = None) -> dict[str, Any]:
+def analyse(run: RunResult, slo: Slo, target_rps: float | None = None) -> dict[str, Any]:
     """One policy's capacity: its steps, knee and (with a target rate) the forecast."""
     steps = steps_of(run)
     knee = find_knee(steps, slo)
-    policy = run.get("policy") or {}
     return {
-        "policy": policy.get("name"), "type": policy.get("type"), "run_id": run.get("run_id"),
-        "complete": run.get("complete"), "slo": slo.to_dict(), "knee": knee, "steps": steps,
-        "stopped_early": any(s.get("stopped_run") for s in run.get("stages") or []),
+        "policy": run.policy.name, "type": run.policy.type, "run_id": run.run_id,
+        "complete": run.complete, "slo": slo.to_dict(), "knee": knee, "steps": steps,
+        "stopped_early": any(s.stopped_run for s in run.stages or []),
         "forecast": forecast_at(run, steps, knee, target_rps) if target_rps else None,
     }

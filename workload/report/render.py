@@ -18,6 +18,7 @@ from markupsafe import Markup
 from workload.redaction import redact
 from workload.report import charts, workers
 from workload.report.findings import amount, count, percent
+from workload.results.run import RunResult
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
@@ -207,7 +208,7 @@ _ENV = Environment(autoescape=True, keep_trailing_newline=True)
 _TEMPLATE = _ENV.from_string(HTML_TEMPLATE)
 
 
-def _charts(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _charts(summary: dict[str, Any], runs: list[RunResult]) -> list[dict[str, Any]]:
     labelled = [(row["label"], run) for row, run in zip(summary["policies"], runs, strict=True)]
     drawn = [("Throughput over time", charts.rps_chart(labelled)),
              ("TIME_WAIT sockets over time", charts.time_wait_chart(labelled)),
@@ -215,7 +216,7 @@ def _charts(summary: dict[str, Any], runs: list[dict[str, Any]]) -> list[dict[st
     return [{"title": title, "svg": Markup(svg) if svg else None} for title, svg in drawn]
 
 
-def render_html(summary: dict[str, Any], runs: list[dict[str, Any]]) -> str:
+def render_html(summary: dict[str, Any], runs: list[RunResult]) -> str:
     """report.html for `summary` and the runs it was built from (same order: for the charts)."""
     tables = [{"title": title, "headers": [name for name, _ in columns], "rows": table_rows(summary, columns),
                "align": [Markup(' class="text"') if name in TEXT_COLUMNS else "" for name, _ in columns]}

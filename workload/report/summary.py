@@ -11,8 +11,11 @@ import math
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import BaseModel
+
 from workload.errors import ResultsError
 from workload.report.findings import build_findings
+from workload.results.run import Connections, PeakEnd, RunResult, Sockets, Stats
 
 SUMMARY_SCHEMA = "workload.summary/1"
 # A way of ending accounts for the connections when it covers at least this share of them.
@@ -36,45 +39,43 @@ def number(value: Any) -> int | float | None:
     return value if math.isfinite(value) else None
 
 
-def _obj(data: Any, key: str) -> dict[str, Any]:
-    value = data.get(key) if isinstance(data, dict) else None
-    return value if isinstance(value, dict) else {}
+def present(section: BaseModel | None) -> bool:
+    """The run has this section, and it is not empty."""
+    return section is not None and bool(section.model_dump(exclude_unset=True))
 
 
-def _peak_end(sockets: dict[str, Any], key: str, observable: bool) -> tuple[Any, Any]:
-    if not observable:
+def _peak_end(figures: PeakEnd | None, observable: bool) -> tuple[Any, Any]:
+    if not observable or figures is None:
         return None, None
-    figures = _obj(sockets, key)
-    return number(figures.get("peak")), number(figures.get("end"))
+    return number(figures.peak), number(figures.end)
 
 
-def _requests_per_connection(conns: dict[str, Any], requests: Any) -> float | None:
-    given = number(conns.get("requests_per_connection"))
+def _requests_per_connection(conns: Connections, requests: Any) -> float | None:
+    given = number(conns.requests_per_connection)
     if given is not None:
         return round(given, 1)
-    opened = number(conns.get("tcp_connects"))
+    opened = number(conns.tcp_connects)
     return round(requests / opened, 1) if opened and requests is not None else None
 
 
-def _failures_by_cause(stats: dict[str, Any]) -> dict[str, int]:
+def _failures_by_cause(stats: Stats) -> dict[str, int]:
     counts: dict[str, int] = {}
-    for error in stats.get("errors") or []:
-        if not isinstance(error, dict):
-            continue
-        cause = error.get("cause") if isinstance(error.get("cause"), str) else DEFAULT_CAUSE
-        counts[cause] = counts.get(cause, 0) + int(number(error.get("occurrences")) or 0)
+    for error in stats.errors:
+        cause = error.cause if error.cause is not None else DEFAULT_CAUSE
+        counts[cause] = counts.get(cause, 0) + int(number(error.occurrences) or 0)
     return dict(sorted(counts.items(), key=lambda item: (-item[1], item[0])))
 
 
-def _picked(section: Any, keys: tuple[str, ...]) -> dict[str, Any] | None:
+def _picked(section: BaseModel | dict[str, Any] | None, keys: tuple[str, ...]) -> dict[str, Any] | None:
     """The named keys of a section (null when the run has no such section)."""
-    if not isinstance(section, dict):
+    if section is None:
         return None
-    return {key: section.get(key) for key in keys}
+    data = section if isinstance(section, dict) else section.model_dump()
+    return {key: data.get(key) for key in keys}
 
 
-def _kernel(run: dict[str, Any]) -> dict[str, int | float]:
-    return {str(k): v for k, v in _obj(run, "kernel").items() if number(v) is not None}
+def _kernel(run: RunResult) -> dict[str, int | float]:
+    return {str(k): v for k, v in (run.kernel or {}).items() if number(v) is not None}
 
 
 def resets(kernel: dict[str, int | float]) -> int | float | None:
@@ -125,53 +126,51 @@ def ended_by(entry: dict[str, Any]) -> str | None:
     return way if share >= DEFAULT_ENDED_SHARE else None
 
 
-def _traffic(run: dict[str, Any]) -> dict[str, Any]:
-    total = _obj(_obj(run, "stats"), "total")
-    return {key: number(total.get(key)) for key in
+def _traffic(run: RunResult) -> dict[str, Any]:
+    total = run.stats.total
+    return {key: number(getattr(total, key)) for key in
             ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")}
 
 
-def _connections(run: dict[str, Any], requests: Any) -> dict[str, Any]:
-    conns = _obj(run, "connections")
-    return {"connections_opened": number(conns.get("tcp_connects")),
+def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
+    conns = run.connections or Connections()
+    return {"connections_opened": number(conns.tcp_connects),
             "requests_per_connection": _requests_per_connection(conns, requests),
-            "tls_handshakes": number(conns.get("tls_handshakes")),
-            "tls_failures": number(conns.get("tls_failures")),
-            "pool_discards": number(conns.get("pool_discards")),
-            "connection_setup_ms": number(_obj(conns, "setup_ms").get("avg"))}
+            "tls_handshakes": number(conns.tls_handshakes),
+            "tls_failures": number(conns.tls_failures),
+            "pool_discards": number(conns.pool_discards),
+            "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None}
 
 
-def _sockets(run: dict[str, Any]) -> dict[str, Any]:
-    sockets = _obj(run, "sockets")
-    measured = bool(sockets)
-    observable = sockets.get("server_side_observable") is not False if measured else None
-    client = _peak_end(sockets, "time_wait_client", measured)
-    server = _peak_end(sockets, "time_wait_server", bool(observable))
-    endpoints = [e for e in sockets.get("endpoints") or [] if isinstance(e, str)]
+def _sockets(run: RunResult) -> dict[str, Any]:
+    sockets = run.sockets if run.sockets is not None else Sockets()
+    measured = present(run.sockets)
+    observable = sockets.server_side_observable is not False if measured else None
+    client = _peak_end(sockets.time_wait_client, measured)
+    server = _peak_end(sockets.time_wait_server, bool(observable))
     return {"time_wait_client_peak": client[0], "time_wait_client_end": client[1],
             "time_wait_server_peak": server[0], "time_wait_server_end": server[1],
-            "established_client_peak": _peak_end(sockets, "established_client", measured)[0],
-            "server_side_observable": observable, "endpoints": endpoints}
+            "established_client_peak": _peak_end(sockets.established_client, measured)[0],
+            "server_side_observable": observable, "endpoints": list(sockets.endpoints)}
 
 
-def policy_entry(run: dict[str, Any]) -> dict[str, Any]:
+def policy_entry(run: RunResult) -> dict[str, Any]:
     """The summary row of one run."""
-    policy = _obj(run, "policy")
     entry: dict[str, Any] = {
-        "policy": policy.get("name"), "policy_type": policy.get("type"), "label": policy.get("name"),
-        "run_id": run.get("run_id"), "complete": run.get("complete") is True,
-        "duration_s": number(run.get("duration_s")), "users": number(_obj(run, "load").get("users")),
-        "target_local": _obj(run, "target").get("local"),
+        "policy": run.policy.name, "policy_type": run.policy.type, "label": run.policy.name,
+        "run_id": run.run_id, "complete": run.complete,
+        "duration_s": number(run.duration_s), "users": number(run.load.users) if run.load is not None else None,
+        "target_local": run.target.local if run.target is not None else None,
     }
     entry.update(_traffic(run))
     entry.update(_connections(run, entry["requests"]))
     entry.update(_sockets(run))
     entry["kernel"] = _kernel(run)
-    entry["ports"] = _picked(run.get("ports"), PORT_KEYS)
+    entry["ports"] = _picked(run.ports, PORT_KEYS)
     entry["ended_by"] = ended_by(entry)
-    entry["failures_by_cause"] = _failures_by_cause(_obj(run, "stats"))
-    entry["server"] = _picked(run.get("server"), SERVER_KEYS)
-    entry["workers"] = run.get("workers") or []
+    entry["failures_by_cause"] = _failures_by_cause(run.stats)
+    entry["server"] = _picked(run.server, SERVER_KEYS)
+    entry["workers"] = run.dump()["workers"] if "workers" in run.model_fields_set else []
     return entry
 
 
@@ -183,7 +182,7 @@ def _label_duplicates(policies: list[dict[str, Any]]) -> None:
             entry["label"] = f"{entry['policy']} ({entry['run_id'] or f'run {index + 1}'})"
 
 
-def build_summary(runs: list[dict[str, Any]], *, incomplete: bool = False) -> dict[str, Any]:
+def build_summary(runs: list[RunResult], *, incomplete: bool = False) -> dict[str, Any]:
     """The ``workload.summary/1`` document for `runs` (as loaded by `load_run`).
 
     `incomplete` marks a report whose set of runs was cut short; it is also set when any run
@@ -193,7 +192,7 @@ def build_summary(runs: list[dict[str, Any]], *, incomplete: bool = False) -> di
         raise ResultsError("no runs to summarise: pass one or more run directories containing run.json")
     policies = [policy_entry(run) for run in runs]
     _label_duplicates(policies)
-    scenarios = list(dict.fromkeys(_obj(run, "scenario").get("name") for run in runs))
+    scenarios = list(dict.fromkeys(run.scenario.name for run in runs))
     return {
         "schema": SUMMARY_SCHEMA,
         "scenario": ", ".join(scenarios),

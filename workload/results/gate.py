@@ -1,7 +1,8 @@
 """CI gate: a finished run (or a policy comparison) judged against its thresholds.
 
-After a headless run the controller calls `judge_run`: the results are stored into run.json
-under `thresholds`, `junit.xml` and `summary.md` are written next to it, the table goes to
+After a headless run the controller has the run judged (`judged`: the results go into the
+run's `thresholds`, before its run.json is written, once) and calls `after_run`: `junit.xml`
+and `summary.md` are written next to run.json, the table goes to
 stderr and the Markdown is appended to `$GITHUB_STEP_SUMMARY` when that is set.  A breach
 means exit code `ExitCode.THRESHOLDS` (3), distinct from Locust's 1 for failed requests.  An
 incomplete run (4) or an empty one (5) never passes, whatever its thresholds say
@@ -12,10 +13,8 @@ what each child run stored.  No locust import.
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -24,6 +23,8 @@ from rich.console import Console
 from workload.errors import ExitCode
 from workload.results import paths, verdict
 from workload.results.ci_outputs import Suite, junit_xml, markdown, print_table
+from workload.results.paths import write_atomic
+from workload.results.run import RUN_FILE, RunResult, read_run, write_run
 from workload.results.thresholds import ThresholdResult, evaluate, results_of, summary_of
 from workload.scenario.schema import Scenario
 
@@ -31,29 +32,39 @@ log = logging.getLogger("workload")
 STEP_SUMMARY_ENV = "GITHUB_STEP_SUMMARY"
 JUNIT_FILE = "junit.xml"
 SUMMARY_FILE = "summary.md"
-RUN_FILE = "run.json"
 
 
-def judge_run(scenario: Scenario, run: dict[str, Any], out_dir: Path,
-              console: Console | None = None) -> list[ThresholdResult]:
-    """Evaluate, store into `run` and run.json, write the CI files, print the table."""
+def judged(scenario: Scenario, run: RunResult) -> tuple[RunResult, list[ThresholdResult]]:
+    """`run` with its `thresholds` section (a copy: the model is frozen), and the results."""
     results = evaluate(scenario, run)
-    run["thresholds"] = summary_of(results)
-    write_atomic(paths.inside(out_dir, RUN_FILE), json.dumps(run, indent=2) + "\n")
+    return run.model_copy(update={"thresholds": summary_of(results)}), results
+
+
+def judge_run(scenario: Scenario, run: RunResult, out_dir: Path,
+              console: Console | None = None) -> tuple[RunResult, list[ThresholdResult]]:
+    """Judge a saved run again: run.json rewritten with its thresholds, then the CI files."""
+    run, results = judged(scenario, run)
+    write_run(out_dir, run)
+    ci_files(run, results, out_dir, console)
+    return run, results
+
+
+def ci_files(run: RunResult, results: list[ThresholdResult], out_dir: Path,
+             console: Console | None = None) -> None:
+    """junit.xml and summary.md of one judged run, and its table printed."""
     suite = suite_of(run, results)
-    title = f"Thresholds of {suite.scenario} ({suite.policy})"
-    write_outputs(out_dir, [suite], title)
+    write_outputs(out_dir, [suite], f"Thresholds of {suite.scenario} ({suite.policy})")
     print_table([suite], console)
-    return results
 
 
-def after_run(environment: Any, scenario: Scenario, run: dict[str, Any], out_dir: Path) -> None:
-    """The controller's hook: judge the run and, for an unattended run, set the exit code.
+def after_run(environment: Any, run: RunResult, results: list[ThresholdResult], out_dir: Path) -> None:
+    """The controller's hook, once run.json (judged by `judged`) is written: the CI files and,
+    for an unattended run, the exit code.
 
     Only headless (or --autostart) runs set `process_exit_code`, which Locust then uses over
     its own: one failing run in an interactive web UI session must not decide how a later
     quit exits.  When every threshold passes, Locust's own code (0, or 1 on errors) stands."""
-    results = judge_run(scenario, run, out_dir)
+    ci_files(run, results, out_dir)
     options = getattr(environment, "parsed_options", None)
     unattended = bool(getattr(options, "headless", False) or getattr(options, "autostart", False))
     code = exit_code(results, run)
@@ -64,7 +75,7 @@ def after_run(environment: Any, scenario: Scenario, run: dict[str, Any], out_dir
         environment.process_exit_code = code
 
 
-def exit_code(results: list[ThresholdResult], run: dict[str, Any] | None = None) -> int | None:
+def exit_code(results: list[ThresholdResult], run: RunResult | None = None) -> int | None:
     """Incomplete (4) or empty (5) first, then `ExitCode.THRESHOLDS` on any breach; None leaves
     Locust's own exit code (0, or 1 on errors)."""
     code = verdict.exit_code(run) if run is not None else None
@@ -77,7 +88,7 @@ def judge_compare(run_dirs: list[Path], scenario: Scenario, out_dir: Path,
                   console: Console | None = None) -> int:
     """The combined gate of a comparison: 0; else the first run's incomplete (4) or empty (5)
     code; else `ExitCode.THRESHOLDS` if any policy breached."""
-    runs = [read_run(path) for path in run_dirs]
+    runs = [read_run(paths.inside(path, RUN_FILE)) for path in run_dirs]
     suites = [suite_of(run, _stored_or_evaluated(scenario, run)) for run in runs]
     write_outputs(out_dir, suites, f"Thresholds of {suites[0].scenario if suites else 'the comparison'}")
     print_table(suites, console)
@@ -87,22 +98,16 @@ def judge_compare(run_dirs: list[Path], scenario: Scenario, out_dir: Path,
     return ExitCode.THRESHOLDS if any(s.failed for s in suites) else ExitCode.OK
 
 
-def _stored_or_evaluated(scenario: Scenario, run: dict[str, Any]) -> list[ThresholdResult]:
+def _stored_or_evaluated(scenario: Scenario, run: RunResult) -> list[ThresholdResult]:
     # A child that died before judging (or an older run.json) is judged here instead.
     stored = results_of(run)
     return stored if stored is not None else evaluate(scenario, run)
 
 
-def suite_of(run: dict[str, Any], results: list[ThresholdResult]) -> Suite:
-    policy = str((run.get("policy") or {}).get("name", ""))
-    scenario = str((run.get("scenario") or {}).get("name", ""))
-    properties = {"run_id": str(run.get("run_id", "")), "complete": str(bool(run.get("complete"))).lower()}
-    return Suite(scenario, policy, results, float(run.get("duration_s") or 0.0), properties,
+def suite_of(run: RunResult, results: list[ThresholdResult]) -> Suite:
+    properties = {"run_id": run.run_id or "", "complete": str(run.complete).lower()}
+    return Suite(run.scenario.name, run.policy.name, results, float(run.duration_s or 0.0), properties,
                  problem=verdict.problem(run))
-
-
-def read_run(run_dir: Path) -> dict[str, Any]:
-    return dict(json.loads((Path(run_dir) / RUN_FILE).read_text(encoding="utf-8")))
 
 
 def write_outputs(out_dir: Path, suites: list[Suite], title: str) -> tuple[Path, Path]:
@@ -126,15 +131,3 @@ def append_step_summary(text: str, environ: dict[str, str] | None = None) -> Non
             handle.write(text + "\n")
     except OSError as exc:  # a CI convenience: the gate's verdict must not depend on it
         log.warning("could not append to $%s (%s): %s", STEP_SUMMARY_ENV, target, exc)
-
-
-def write_atomic(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader never sees half a file."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise

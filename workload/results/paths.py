@@ -98,3 +98,15 @@ def _remove_result(folder: Path, name: str) -> None:
         shutil.rmtree(path)
     else:
         path.unlink()
+
+
+def write_atomic(path: Path, text: str) -> None:
+    """Write whole or not at all: a reader never sees half a file (temporary file + rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from workload.redaction import redact
+from workload.results.run import EndpointFigures, Figures, RunResult, ThresholdRow, ThresholdSummary
 from workload.scenario.schema import EndpointThresholds, Request, Scenario, Thresholds
 
 TOTAL_SCOPE = "total"
@@ -50,6 +51,10 @@ class ThresholdResult:
         return cls(**{key: data[key] for key in cls.__dataclass_fields__})
 
 
+Row = Figures | EndpointFigures  # the run's total, or one endpoint's row
+Reader = Callable[[Row | None, RunResult], float | None]
+
+
 @dataclass(frozen=True)
 class Metric:
     """How to read one threshold key's figure from run.json and which way the limit points."""
@@ -57,38 +62,40 @@ class Metric:
     label: str
     unit: str
     comparison: str
-    read: Callable[[dict[str, Any], dict[str, Any]], float | None]  # (stats row, run) -> figure
+    read: Reader  # (stats row or None, run) -> figure
     missing: str  # why the figure can be absent
 
 
-def _row_value(key: str) -> Callable[[dict[str, Any], dict[str, Any]], float | None]:
-    return lambda row, run: row.get(key) if row.get("requests") else None
+def _row_value(key: str) -> Reader:
+    return lambda row, run: getattr(row, key) if row is not None and row.requests else None
 
 
-def _failure_ratio(row: dict[str, Any], run: dict[str, Any]) -> float | None:
-    requests = row.get("requests") or 0
-    return (row.get("failures") or 0) / requests if requests else None
+def _failure_ratio(row: Row | None, run: RunResult) -> float | None:
+    return row.failures / row.requests if row is not None and row.requests else None
 
 
-def _rps(row: dict[str, Any], run: dict[str, Any]) -> float | None:
-    return row.get("rps")
+def _rps(row: Row | None, run: RunResult) -> float | None:
+    return row.rps if row is not None else None
 
 
-def _time_wait_client(row: dict[str, Any], run: dict[str, Any]) -> float | None:
-    return ((run.get("sockets") or {}).get("time_wait_client") or {}).get("peak")
+def _time_wait_client(row: Row | None, run: RunResult) -> float | None:
+    peak = run.sockets.time_wait_client if run.sockets is not None else None
+    return peak.peak if peak is not None else None
 
 
-def _requests_per_connection(row: dict[str, Any], run: dict[str, Any]) -> float | None:
-    connections = run.get("connections") or {}
-    per_connection = connections.get("requests_per_connection")
-    if per_connection is None and connections.get("tcp_connects") and row.get("requests"):
+def _requests_per_connection(row: Row | None, run: RunResult) -> float | None:
+    connections = run.connections
+    if connections is None:
+        return None
+    per_connection = connections.requests_per_connection
+    if per_connection is None and connections.tcp_connects and row is not None and row.requests:
         # A master's own counters give no ratio; the merged connect count still does.
-        per_connection = row["requests"] / connections["tcp_connects"]
+        per_connection = row.requests / connections.tcp_connects
     return per_connection
 
 
-def _pool_discards(row: dict[str, Any], run: dict[str, Any]) -> float | None:
-    return (run.get("connections") or {}).get("pool_discards")
+def _pool_discards(row: Row | None, run: RunResult) -> float | None:
+    return run.connections.pool_discards if run.connections is not None else None
 
 
 NO_REQUESTS = "no requests were recorded"
@@ -107,15 +114,13 @@ METRICS: dict[str, Metric] = {
 }
 
 
-def evaluate(scenario: Scenario, run: dict[str, Any]) -> list[ThresholdResult]:
-    """Every threshold that applies to `run` (one policy's run.json data), in scenario order."""
-    policy = str((run.get("policy") or {}).get("name", ""))
-    stats = run.get("stats") or {}
-    results = [_judge(policy, TOTAL_SCOPE, metric, limit, stats.get("total") or {}, run)
+def evaluate(scenario: Scenario, run: RunResult) -> list[ThresholdResult]:
+    """Every threshold that applies to `run` (one policy's run.json), in scenario order."""
+    policy = run.policy.name
+    results = [_judge(policy, TOTAL_SCOPE, metric, limit, run.stats.total, run)
                for metric, limit in _set_limits(run_thresholds(scenario, policy))]
-    rows = stats.get("endpoints") or []
     for name, method, limits in request_thresholds(scenario):
-        row = _endpoint_row(rows, name, method)
+        row = _endpoint_row(run.stats.endpoints, name, method)
         for metric, limit in _set_limits(limits):
             results.append(_judge(policy, name, metric, limit, row, run))
     return results
@@ -155,20 +160,20 @@ def _set_limits(limits: EndpointThresholds | None) -> list[tuple[str, float]]:
     return [(key, float(value)) for key, value in limits.model_dump(exclude_none=True).items()]
 
 
-def _endpoint_row(rows: list[dict[str, Any]], name: str, method: str) -> dict[str, Any]:
+def _endpoint_row(rows: list[EndpointFigures], name: str, method: str) -> EndpointFigures | None:
     for row in rows:
-        if row.get("name") in (name, redact(name)) and row.get("method") == method:  # run.json is redacted
+        if row.name in (name, redact(name)) and row.method == method:  # run.json is redacted
             return row
-    return {}
+    return None
 
 
-def _judge(policy: str, scope: str, metric: str, limit: float, row: dict[str, Any],
-           run: dict[str, Any]) -> ThresholdResult:
+def _judge(policy: str, scope: str, metric: str, limit: float, row: Row | None,
+           run: RunResult) -> ThresholdResult:
     spec = METRICS[metric]
     actual = spec.read(row, run)
     where = "the run" if scope == TOTAL_SCOPE else f"'{scope}'"
     if actual is None:
-        why = f"'{scope}' was never requested" if scope != TOTAL_SCOPE and not row else spec.missing
+        why = f"'{scope}' was never requested" if scope != TOTAL_SCOPE and row is None else spec.missing
         return ThresholdResult(policy, scope, metric, limit, None, False,
                                f"{spec.label} of {where} is unknown: {why}")
     actual = float(actual)
@@ -186,16 +191,15 @@ def show(value: float | None, unit: str = "") -> str:
     return f"{text} {unit}".strip()
 
 
-def summary_of(results: list[ThresholdResult]) -> dict[str, Any]:
+def summary_of(results: list[ThresholdResult]) -> ThresholdSummary:
     """run.json's `thresholds` section."""
     failed = sum(1 for r in results if not r.passed)
-    return {"passed": failed == 0, "evaluated": len(results), "failed": failed,
-            "results": [r.to_dict() for r in results]}
+    return ThresholdSummary(passed=failed == 0, evaluated=len(results), failed=failed,
+                            results=[ThresholdRow(**r.to_dict()) for r in results])
 
 
-def results_of(run: dict[str, Any]) -> list[ThresholdResult] | None:
+def results_of(run: RunResult) -> list[ThresholdResult] | None:
     """The results stored in a run.json, or None if it was never judged."""
-    section = run.get("thresholds")
-    if not isinstance(section, dict) or not isinstance(section.get("results"), list):
+    if run.thresholds is None:
         return None
-    return [ThresholdResult.from_dict(item) for item in section["results"]]
+    return [ThresholdResult.from_dict(row.model_dump()) for row in run.thresholds.results]

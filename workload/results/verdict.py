@@ -4,14 +4,17 @@ A run is *incomplete* when it was interrupted (Ctrl-C, SIGTERM, the process quit
 end) or ended more than `SHORT_TOLERANCE` short of its requested duration; a shape run
 that its own `stop_if` limits ended early is complete (that early end is its result).  A
 run with no completed request (success or failure) is *empty*.  Neither may pass a gate:
-each has its own exit code, ahead of threshold breaches.  Pure functions on run.json.
+each has its own exit code, ahead of threshold breaches.  Pure functions on a `RunResult`.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from workload.errors import ExitCode
+
+if TYPE_CHECKING:
+    from workload.results.run import RunResult
 
 SHORT_TOLERANCE = 0.05  # a run more than 5% shorter than requested did not measure what was asked
 
@@ -27,24 +30,20 @@ def completion(actual_s: float, requested_s: float | None, interrupted: bool,
     return None
 
 
-def is_empty(run: dict[str, Any]) -> bool:
-    return int(((run.get("stats") or {}).get("total") or {}).get("requests") or 0) == 0
-
-
-def problem(run: dict[str, Any]) -> str | None:
+def problem(run: RunResult) -> str | None:
     """One line on what keeps this run from being judged, or None."""
-    if not run.get("complete", False):
-        reason = run.get("incomplete_reason") or "it did not complete"
+    if not run.complete:
+        reason = run.incomplete_reason or "it did not complete"
         return f"INCOMPLETE run: {reason}; its figures cannot pass a gate"
-    if is_empty(run):
+    if run.is_empty:
         return "EMPTY run: no request completed (the target never answered within the run)"
     return None
 
 
-def exit_code(run: dict[str, Any]) -> int | None:
+def exit_code(run: RunResult) -> int | None:
     """`ExitCode.INCOMPLETE`, `ExitCode.NO_REQUESTS`, or None when the run can be judged."""
-    if not run.get("complete", False):
+    if not run.complete:
         return ExitCode.INCOMPLETE
-    if is_empty(run):
+    if run.is_empty:
         return ExitCode.NO_REQUESTS
     return None

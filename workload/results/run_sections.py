@@ -1,0 +1,202 @@
+"""Run sections: the parts of run.json (`workload.results.run.RunResult`) as frozen models.
+
+One model per section of docs/results-format.md.  Each keeps keys it does not name
+(`extra="allow"`): their contents come from telemetry whose keys vary with the platform and the
+socket source, and a run.json must survive a read and a write unchanged.  Numbers are strict: an
+int stays an int on disk (3, not 3.0) and true is no number.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+
+Number = StrictInt | StrictFloat  # an int stays an int on disk (3, not 3.0); a bool is no number
+Name = Annotated[StrictStr, Field(min_length=1)]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="allow")
+
+
+class Figures(Section):
+    """The run's total row of Locust's stats."""
+
+    requests: Number
+    failures: Number
+    rps: Number
+    p50_ms: Number | None = None
+    p95_ms: Number | None = None
+    p99_ms: Number | None = None
+    avg_ms: Number | None = None
+    max_ms: Number | None = None
+
+
+class EndpointFigures(Section):
+    """One endpoint's row (`method` and `name` first, as in stats.csv)."""
+
+    method: StrictStr = ""
+    name: StrictStr = ""
+    requests: Number
+    failures: Number
+    rps: Number
+    p50_ms: Number | None = None
+    p95_ms: Number | None = None
+    p99_ms: Number | None = None
+    avg_ms: Number | None = None
+    max_ms: Number | None = None
+
+
+class ErrorRow(Section):
+    method: StrictStr = ""
+    name: StrictStr = ""
+    error: StrictStr = ""
+    cause: StrictStr | None = None
+    occurrences: Number = 0
+
+
+class HistoryPoint(Section):
+    t: Number
+    users: Number | None = None
+    rps: Number | None = None
+    failures_per_s: Number | None = None
+    p50_ms: Number | None = None
+    p95_ms: Number | None = None
+
+
+class Stats(Section):
+    total: Figures
+    endpoints: list[EndpointFigures] = []
+    errors: list[ErrorRow] = []
+    history: list[HistoryPoint] = []
+
+
+class SetupMs(Section):
+    count: Number | None = None
+    avg: Number | None = None
+    p50: Number | None = None
+    p95: Number | None = None
+    max: Number | None = None
+
+
+class Connections(Section):
+    tcp_connects: Number | None = None
+    tls_handshakes: Number | None = None
+    tls_failures: Number | None = None
+    pool_discards: Number | None = None
+    connect_errors: Number | None = None
+    requests_per_connection: Number | None = None
+    setup_ms: SetupMs | None = None
+
+
+class PeakEnd(Section):
+    peak: Number | None = None
+    end: Number | None = None
+
+
+class Sockets(Section):
+    endpoints: list[StrictStr] = []
+    server_side_observable: StrictBool | None = None
+    source: StrictStr | None = None
+    source_fallback: StrictStr | None = None
+    time_wait_client: PeakEnd | None = None
+    time_wait_server: PeakEnd | None = None
+    established_client: PeakEnd | None = None
+    established_server: PeakEnd | None = None
+    samples: Number | None = None
+    series: list[dict[str, Any]] | None = None
+    error: StrictStr | None = None
+
+
+class Ports(Section):
+    range: list[StrictInt] | None = None
+    size: Number | None = None
+    tcp_tw_reuse: Number | None = None
+    new_connections_per_s: Number | None = None
+    time_wait_seconds: Number | None = None
+    forecast_time_wait: Number | None = None
+    forecast_share: Number | None = None
+
+
+class Worker(Section):
+    """One worker of a distributed run, as it reported itself.
+
+    Copied from the worker's messages unchecked (`workload.telemetry.cluster.worker_entry`):
+    whatever one worker sends, the master's run.json is still written, so these are `Any`."""
+
+    id: Any = None
+    index: Any = None
+    host: Any = None
+    netns: Any = None
+    pid: Any = None
+    final: StrictBool = False
+    requests: Any = None
+    connections: Any = None
+    sockets: Any = None
+    kernel: Any = None
+
+
+class Stage(Section):
+    """One stage of a shape run: planned users, then the measured figures (if it had two ticks)."""
+
+    stage: StrictInt
+    users: Number | None = None
+    spawn_rate: Number | None = None
+    users_reached: Number | None = None
+    started_at: Number | None = None
+    ended_at: Number | None = None
+    measured_from: Number | None = None
+    measured_s: Number | None = None
+    requests: Number | None = None
+    failures: Number | None = None
+    rps: Number | None = None
+    failure_ratio: Number | None = None
+    avg_ms: Number | None = None
+    p50_ms: Number | None = None
+    p95_ms: Number | None = None
+    p99_ms: Number | None = None
+    tcp_connects: Number | None = None
+    connects_per_s: Number | None = None
+    stopped_run: StrictBool | None = None
+
+
+class ThresholdRow(Section):
+    policy: StrictStr
+    scope: StrictStr
+    metric: StrictStr
+    limit: Number
+    actual: Number | None
+    passed: StrictBool
+    message: StrictStr
+
+
+class ThresholdSummary(Section):
+    passed: StrictBool
+    evaluated: StrictInt
+    failed: StrictInt
+    results: list[ThresholdRow]
+
+
+class Named(Section):
+    name: Name
+
+
+class ScenarioRef(Named):
+    path: StrictStr | None = None
+
+
+class PolicyRef(Named):
+    type: StrictStr | None = None
+    settings: dict[str, Any] | None = None
+
+
+class Target(Section):
+    urls: list[StrictStr] = []
+    local: StrictBool | None = None
+
+
+class Load(Section):
+    users: Number | None = None
+    spawn_rate: Number | None = None
+    duration_s: Number | None = None
