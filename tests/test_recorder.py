@@ -177,3 +177,18 @@ def test_a_run_that_cannot_be_written_is_saved_to_a_printed_fallback(tmp_path: P
         for child in out.iterdir():
             child.unlink()
         out.rmdir()
+
+
+def test_figures_that_do_not_fit_the_model_are_still_saved(tmp_path: Path, monkeypatch, caplog) -> None:
+    recorder, stats = _recorder(tmp_path / "run", requested_s=None)
+    stats.log_request("GET", "list", 5, 10)
+
+    def refuse(document, file):
+        raise ResultsError(f"{file}: ==> At key: stats.total.rps\n    error: a bug of ours")
+
+    monkeypatch.setattr(recorder_module, "validate_run", refuse)
+    with pytest.raises(ResultsError, match="a bug of ours"):
+        recorder.finish(stats, complete=True)
+    saved = json.loads((tmp_path / "run" / "run.unvalidated.json").read_text())
+    assert saved["stats"]["total"]["requests"] == stats.total.num_requests and saved["schema"] == "workload.run/1"
+    assert "saved them unvalidated to" in caplog.text

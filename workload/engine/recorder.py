@@ -10,6 +10,7 @@ environment and stats objects, so it does not import locust.
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import re
 import threading
@@ -19,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from workload.errors import TelemetryError
+from workload.errors import ResultsError, TelemetryError
 from workload.redaction import redact_data
 from workload.results import paths, verdict
 from workload.results.faults import by_cause, classify
@@ -151,7 +152,14 @@ class RunRecorder:
             if merge is not None:
                 document = merge(document)
             redact_data(document)
-            self.finished = validate_run(document, self.out_dir / RUN_FILE)
+            try:
+                self.finished = validate_run(document, self.out_dir / RUN_FILE)
+            except ResultsError as exc:
+                # Our bug, not the run's: its figures are still kept, unvalidated, for a person to read.
+                saved = _save_unvalidated(document, self.out_dir)
+                log.error("workload: the run's figures do not fit the run.json model (%s); saved them "
+                          "unvalidated to %s", exc, saved)
+                raise
             return self.finished
         finally:
             self._finishing.set()
@@ -280,6 +288,18 @@ def _rebased(sockets: dict[str, Any], offset: float) -> dict[str, Any]:
     for point in sockets.get("series") or []:
         point["t"] = round(point["t"] + offset, 3)
     return sockets
+
+
+def _save_unvalidated(document: dict[str, Any], out_dir: Path) -> Path:
+    text = json.dumps(document, indent=2, default=str) + "\n"
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        target = paths.inside(out_dir, "run.unvalidated.json")
+        paths.write_atomic(target, text)
+    except OSError:
+        target = paths.fallback_dir(out_dir.name) / "run.unvalidated.json"
+        target.write_text(text, encoding="utf-8")
+    return target
 
 
 def write_csv(path: Path, rows: list[dict[str, Any]]) -> None:
