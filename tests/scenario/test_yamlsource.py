@@ -11,7 +11,7 @@ from workload.errors import ScenarioError
 from workload.scenario.compose import Composer, Loader
 from workload.scenario.source import interpolate_env, key_lines, parse
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TEXT = """\
 defaults: &d
   pool_maxsize: 4

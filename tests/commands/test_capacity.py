@@ -20,7 +20,7 @@ from workload.report.capacity import describe, write_capacity
 from workload.report.knee import ENDED_BOUND, ENDED_NO_KNEE, ENDED_SATURATED, ENDED_SLO, Slo, analyse, find_knee
 from workload.results.run import RunResult
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 SLO = Slo(p95_ms=100, failure_ratio=0.01)
 
 
@@ -167,6 +167,7 @@ def test_report_files_are_self_contained(tmp_path):
 
 
 # -- a real capacity run ----------------------------------------------------------------------
+@pytest.mark.slow
 def test_capacity_run_on_the_demo_target_finds_the_knee(tmp_path, demo_target):
     # pool10: one process-wide pool of 10 blocking connections, so at most 10 requests are in flight
     # (~190/s at 50 ms) on any machine: throughput grows up to 10 users, then users only queue.

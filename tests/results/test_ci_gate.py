@@ -25,7 +25,7 @@ from workload.results.thresholds import ThresholdResult
 from workload.scenario.loader import load_scenario, load_text
 from workload.scenario.schema import Scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 CI_SCENARIO = ROOT / "scenarios" / "ci.yaml"
 RUN_TIMEOUT_S = 60
 SCENARIO = load_text("target: demo\nendpoints: [{name: list, path: /l, thresholds: {p95_ms: 100}}]\n"

@@ -24,7 +24,7 @@ from workload.engine.selection import activate, activate_bundle
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_scenario
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
 API_KEY, PASSWORD, COOKIE = "planted-api-key-7f3a9c", "planted-password-51be", "planted-cookie-c0ffee"
 PLANTED = (API_KEY, PASSWORD, COOKIE)
@@ -190,6 +190,7 @@ def test_leaving_the_cluster_says_why_tells_the_master_and_sets_exit_code_2(caps
     assert len(runner.greenlet) == 0
 
 
+@pytest.mark.slow
 def test_cluster_key_verb_prints_a_fresh_fernet_key():
     keys = [subprocess.run([sys.executable, "-m", "workload.cli", "cluster-key"], cwd=ROOT, env=_clean_env(),
                            capture_output=True, text=True, timeout=30).stdout.strip() for _ in range(2)]

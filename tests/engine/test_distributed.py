@@ -27,7 +27,7 @@ from workload.report import build_report
 from workload.results.run import validate_run, write_run
 from workload.telemetry import cluster
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "docker-compose.yml"
 RUN_TIMEOUT_S = 60
 

@@ -23,7 +23,7 @@ import pytest
 
 from tests.helpers import free_port, stop_process, wait_until_up
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -78,6 +78,7 @@ def _table_rows(page: Any) -> dict[str, str]:
     return rows
 
 
+@pytest.mark.slow
 def test_web_ui_in_chromium_runs_the_chosen_scenario_and_policy(tmp_path, demo_target):
     chromium = _chromium()
     try:

@@ -18,7 +18,7 @@ import requests
 from tests.helpers import free_port, stop_process, wait_until_up
 from workload.errors import ExitCode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
 
 
@@ -26,6 +26,7 @@ def _env(demo_target) -> dict[str, str]:
     return {**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()}
 
 
+@pytest.mark.slow
 def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--scenario", "scenarios/demo.yaml",
@@ -51,6 +52,7 @@ def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     assert run["sockets"]["time_wait_client"]["peak"] > 0
 
 
+@pytest.mark.slow
 def test_web_ui_scenario_and_policy_fields_take_effect(tmp_path, demo_target):
     port = free_port()
     ui = f"http://127.0.0.1:{port}"
@@ -139,6 +141,7 @@ def test_the_same_run_id_twice_keeps_both_runs(tmp_path, demo_target):
     assert second["started_at"] > first["ended_at"]
 
 
+@pytest.mark.slow
 def test_an_unwritable_results_dir_is_exit_2_before_any_traffic(tmp_path, demo_target):
     afile = tmp_path / "results"
     afile.write_text("not a folder")
@@ -153,6 +156,7 @@ def test_an_unwritable_results_dir_is_exit_2_before_any_traffic(tmp_path, demo_t
     assert demo_target.stats()["requests"] == before
 
 
+@pytest.mark.slow
 def test_a_run_id_leading_outside_the_results_dir_is_refused(tmp_path, demo_target):
     done = _headless(["--scenario", "scenarios/demo.yaml", "-t", "2s", "--results-dir", str(tmp_path / "r"),
                       "--run-id", "../escaped"], _env(demo_target), timeout=60)

@@ -15,7 +15,7 @@ import pytest
 
 from workload.errors import ExitCode
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEMO = str(ROOT / "scenarios" / "demo.yaml")
 REQUESTED_S = 3.0
 
@@ -64,6 +64,7 @@ def test_compare_children_last_the_requested_time_and_results_are_never_reused(t
 
 
 @pytest.mark.parametrize("kind", ["file", "unwritable"])
+@pytest.mark.slow
 def test_bad_out_is_exit_2_without_traceback(tmp_path, demo_target, kind):
     target = tmp_path / "a-file"
     target.write_text("keep me")
@@ -123,6 +124,7 @@ def test_a_killed_compare_takes_its_locust_child_with_it(tmp_path, demo_target):
         compare.kill()
 
 
+@pytest.mark.slow
 def test_a_fractional_duration_is_refused_before_anything_is_created(tmp_path, demo_target):
     done = _compare("--duration", "2.5s", "--out", str(tmp_path / "out"), env=_env(demo_target), timeout=60)
     assert done.returncode == ExitCode.BAD_INPUT and "Traceback" not in done.stderr

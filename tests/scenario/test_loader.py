@@ -12,7 +12,7 @@ import pytest
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_scenario, load_text
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def problems(text: str) -> str:
@@ -155,6 +155,7 @@ BAD = "target: demo\nendpoints: [{path: /}]\npolicies:\n  shared: {pool_maxsise:
 EXPECTED = "s.yaml:4: ==> At key: policies.shared.pool_maxsise\n    error: unknown key 'pool_maxsise'\n"
 
 
+@pytest.mark.slow
 def test_validate_command_exits_2_without_traceback(tmp_path):
     (tmp_path / "s.yaml").write_text(BAD)
     done = subprocess.run([sys.executable, "-m", "workload.cli", "validate", "s.yaml"], cwd=tmp_path,
@@ -163,6 +164,7 @@ def test_validate_command_exits_2_without_traceback(tmp_path):
     assert EXPECTED in done.stderr and "Traceback" not in done.stderr
 
 
+@pytest.mark.slow
 def test_locustfile_gives_the_same_message(tmp_path):
     (tmp_path / "s.yaml").write_text(BAD)
     done = subprocess.run([sys.executable, "-m", "locust", "-f", str(ROOT / "workload" / "main.py"), "--headless",
@@ -562,6 +564,7 @@ def test_semantic_corpus_one_located_problem_each(text: str, key: str, error: st
     assert error in message.split("\n    error: ", 1)[1].split("\n")[0], message
 
 
+@pytest.mark.slow
 def test_semantic_corpus_through_the_command_line(tmp_path: Path) -> None:
     files = []
     for name, text, _, _ in CORPUS:

@@ -18,7 +18,7 @@ from tests.rawserver import http_response, raw_server
 from workload.errors import ExitCode
 from workload.results.faults import DEFAULT_MAX_ERROR_ROWS, by_cause, classify, install_error_cap, normalise
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _closed_port() -> int:
@@ -49,6 +49,7 @@ policies:
 """
 
 
+@pytest.mark.slow
 def test_run_goes_on_and_failures_are_grouped_by_cause(tmp_path, demo_target):
     scenario = tmp_path / "faults.yaml"
     with raw_server(lambda n: os.urandom(64) + b"\r\n\r\n") as garbage:
@@ -103,6 +104,7 @@ def test_by_cause_sums_occurrences():
     assert by_cause(rows) == {"http_status": 5, "reset": 1}
 
 
+@pytest.mark.slow
 def test_interrupted_compare_writes_an_incomplete_report(tmp_path, demo_target):
     env = {**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()}
     proc = subprocess.Popen(

@@ -331,4 +331,4 @@ def test_describe_lists_files_and_findings(demo_report: ReportPaths) -> None:
 
 def test_report_package_does_not_import_locust() -> None:
     code = "import sys, workload.report; assert 'locust' not in sys.modules, 'locust imported'"
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).parent.parent)
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=Path(__file__).resolve().parents[2])

@@ -22,7 +22,7 @@ from workload.scenario.compose import DEFAULT_MAX_ALIAS_NODES, DEFAULT_MAX_DEPTH
 from workload.scenario.loader import load_scenario
 from workload.scenario.textfile import DEFAULT_MAX_CSV_BYTES, DEFAULT_MAX_SCENARIO_BYTES
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 OK = "target: demo\nendpoints: [{path: /}]\n"
 BOUND_S = 20.0  # generous: a hang or an exponential blow-up takes minutes, a refusal milliseconds
 CSV_SCENARIO = OK + "credentials: {csv: users.csv}\n"
@@ -531,6 +531,7 @@ def _file(folder: Path, content: str | bytes) -> str:
 
 
 @pytest.mark.parametrize("name", sorted(HOSTILE))
+@pytest.mark.slow
 def test_validate_command_on_hostile_files(name: str, tmp_path: Path) -> None:
     make, what = HOSTILE[name]
     done = subprocess.run([sys.executable, "-m", "workload.cli", "validate", make(tmp_path)], cwd=tmp_path,

@@ -13,7 +13,7 @@ from workload.lint.checker import lint, lint_file, log_warnings
 from workload.scenario.loader import load_scenario
 from workload.telemetry import port_headroom
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 BASE = """\
 target:
   host: http://127.0.0.1:8080

@@ -46,7 +46,7 @@ SERVER_PORTS = 30
 PRE_CLIENT, PRE_SERVER = 5, 3
 DEADLINE_S = 5.0
 MODES = ("thread", "process")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def tw_row(local: str, remote: str, seconds_left: float = 60.0) -> str:

@@ -14,7 +14,7 @@ import requests
 from tests.helpers import free_port, listening_addresses, stop_process, wait_until_up
 from workload.engine.webui import ScenarioField, scenarios_folder
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
 SCENARIO = "target: http://127.0.0.1:9\nendpoints: [{path: /}]\npolicies: {shared: {}}\n"
 

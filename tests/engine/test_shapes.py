@@ -29,7 +29,7 @@ from workload.scenario.loader import load_text
 from workload.scenario.schema import Stage
 from workload.telemetry.stages import StageMeter, percentile
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
 BASE = """
 name: shaped
@@ -163,6 +163,7 @@ def test_rate_wait_paces_each_user_to_its_share():
 
 
 # -- a real run -------------------------------------------------------------------------------
+@pytest.mark.slow
 def test_two_stage_shape_reaches_each_stage_user_count(tmp_path, demo_target):
     scenario = tmp_path / "stages.yaml"
     scenario.write_text("name: stages\ntarget: {host: demo}\n"
