@@ -176,7 +176,9 @@ def _interrupt_main() -> None:
     shuts down cleanly.  Python's own handler raises it in whatever greenlet runs at that
     moment, often a user's mid-request: a traceback, and a user killed outside Locust's stop."""
     hub = gevent.get_hub()
-    hub.loop.run_callback(hub.parent.throw, KeyboardInterrupt)
+    main = hub.parent
+    assert main is not None, "the hub runs under the main greenlet"
+    hub.loop.run_callback(main.throw, KeyboardInterrupt)
 
 
 @events.test_start.add_listener

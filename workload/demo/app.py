@@ -121,8 +121,9 @@ class DemoState:
 
     def add_item(self, name: str) -> JsonDict:
         with self.lock:
-            item = {"id": len(self.items) + 1, "name": name}
-            self.items[item["id"]] = item
+            item_id = len(self.items) + 1
+            item: JsonDict = {"id": item_id, "name": name}
+            self.items[item_id] = item
         return item
 
 

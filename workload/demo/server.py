@@ -63,7 +63,7 @@ class DemoHandler(WSGIHandler):
     _reset_requested = False
 
     def process_result(self) -> None:
-        if self.environ.get(RESET_ENVIRON_KEY):
+        if self.environ and self.environ.get(RESET_ENVIRON_KEY):
             self._reset_requested = True  # write nothing; handle_one_request aborts
             return
         super().process_result()
@@ -211,7 +211,9 @@ def _add(target: RunningTarget, name: str, server: WSGIServer, host: str) -> Non
         where = f"{host} port {server.address[1]}"
         raise TargetError(f"cannot listen for {name} on {where}: {exc}", fix="choose another port") from exc
     target.servers.append(server)
-    target.urls[name] = url("http" if name == "admin" else name, host, server.server_port)
+    port = server.server_port
+    assert port is not None, "a started server has a port"
+    target.urls[name] = url("http" if name == "admin" else name, host, port)
 
 
 def start_listeners(args: argparse.Namespace, host: str) -> RunningTarget:

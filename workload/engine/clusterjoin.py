@@ -15,26 +15,31 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 
 from workload.engine import clusterkey
 from workload.errors import WorkloadError
 
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.rpc.protocol import Message
+    from locust.runners import Runner
+
 log = logging.getLogger("workload")
 HELLO, PROBE, LEFT = "workload_hello", "workload_key_probe", "workload_worker_left"
 PROBE_TEXT = "workload cluster key probe"
 
 
-def install_master(environment: Any) -> None:
-    runner = environment.runner
+def install_master(environment: Environment) -> None:
+    runner = _runner(environment)
 
-    def on_hello(environment: Any, msg: Any, **_kw: Any) -> None:
+    def on_hello(environment: Environment, msg: Message, **_kw: Any) -> None:
         # Sealed when this master has a key, plain otherwise: the worker checks both ways.
         runner.send_message(PROBE, clusterkey.seal(PROBE_TEXT), client_id=msg.node_id)
 
-    def on_left(environment: Any, msg: Any, **_kw: Any) -> None:
+    def on_left(environment: Environment, msg: Message, **_kw: Any) -> None:
         # A peer's words: bounded, so a rogue one cannot flood the master's log.
         log.warning("workload: worker %.100s left the cluster: %.1000s", msg.node_id, msg.data)
 
@@ -42,10 +47,10 @@ def install_master(environment: Any) -> None:
     runner.register_message(LEFT, on_left)
 
 
-def install_worker(environment: Any) -> None:
-    runner = environment.runner
+def install_worker(environment: Environment) -> None:
+    runner = _runner(environment)
 
-    def on_probe(environment: Any, msg: Any, **_kw: Any) -> None:
+    def on_probe(environment: Environment, msg: Message, **_kw: Any) -> None:
         try:
             if clusterkey.open_bundle(str(msg.data)) != PROBE_TEXT:
                 raise clusterkey.ClusterKeyError("the master's key probe did not open to the expected text",
@@ -57,13 +62,21 @@ def install_worker(environment: Any) -> None:
     runner.send_message(HELLO, None)
 
 
-def leave_cluster(environment: Any, exc: WorkloadError) -> None:
+def leave_cluster(environment: Environment, exc: WorkloadError) -> None:
     """A worker that cannot run the master's scenario (e.g. without the cluster key) says why,
     tells the master, leaves the cluster (Locust's quit) and exits with the error's code."""
     print(f"workload: {exc}", file=sys.stderr, flush=True)
     environment.process_exit_code = exc.exit_code
+    runner = _runner(environment)
     try:
-        environment.runner.send_message(LEFT, str(exc))
+        runner.send_message(LEFT, str(exc))
     except Exception as send_error:  # the master may be gone already; leaving matters more
         log.debug("could not tell the master: %s", send_error)
-    gevent.spawn(environment.runner.quit)  # not from this greenlet: quit kills the runner's greenlets
+    gevent.spawn(runner.quit)  # not from this greenlet: quit kills the runner's greenlets
+
+
+def _runner(environment: Environment) -> Runner:
+    """The environment's runner: Locust creates it before the init event these hooks run from."""
+    runner = environment.runner
+    assert runner is not None, "workload's cluster hooks run once Locust has made its runner"
+    return runner

@@ -10,11 +10,11 @@ its shape was interrupted: it is written incomplete, after its users have stoppe
 from __future__ import annotations
 
 from locust.html import get_html_report
-from locust.runners import MasterRunner, WorkerRunner
+from locust.runners import MasterRunner, Runner, WorkerRunner
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
 
 import gevent
@@ -27,19 +27,24 @@ from workload.errors import ResultsError, WorkloadError
 from workload.results import gate, paths
 from workload.scenario.timespan import seconds
 
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from workload.engine.distributed import ClusterTelemetry
+
 log = logging.getLogger("workload")
 HISTORY_INTERVAL_S = 1.0
 STOP_WAIT_S = 10.0  # an interrupted run's users get this long (plus --stop-timeout) to stop
 
 
 class RunController:
-    def __init__(self, environment: Any, current: selection.Activation | None):
+    def __init__(self, environment: Environment, current: selection.Activation | None):
         self.env = environment
         self.current = current
         self.recorder: RunRecorder | None = None
         self.results: list[Path] = []
         self._ticker: gevent.Greenlet | None = None
-        self.cluster: Any = None  # a master's workers' telemetry (workload.engine.distributed.ClusterTelemetry)
+        self.cluster: ClusterTelemetry | None = None  # a master's workers' telemetry
         scrub.install(environment)  # console, worker reports; logging is set up by now (before `init`)
         self.interrupted = False  # the process quit while a run was going: that run is incomplete
         self.run_time: float | None = None  # a headless run's -t, timed here (take_over_run_time)
@@ -48,6 +53,10 @@ class RunController:
     @property
     def options(self) -> Any:
         return self.env.parsed_options
+
+    @property
+    def runner(self) -> Runner:
+        return cast(Runner, self.env.runner)  # Locust makes it before the init event that builds this
 
     @property
     def is_worker(self) -> bool:
@@ -61,8 +70,11 @@ class RunController:
 
     def _install(self, current: selection.Activation) -> None:
         self.env.user_classes[:] = [current.user_class]
-        self.env.available_user_classes = {current.user_class.__name__: current.user_class}
-        self.env.workload_auto_host = current.target.default_host
+        # locust annotates this dict's values as User instances; it holds the classes
+        self.env.available_user_classes = {
+            current.user_class.__name__: current.user_class}  # type: ignore[dict-item]
+        # our own attribute on Locust's Environment (read back by the web UI's host check)
+        self.env.workload_auto_host = current.target.default_host  # type: ignore[attr-defined]
         if self.options is not None:
             setattr(self.options, selection.BUNDLE_OPTION, current.bundle())
         if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
@@ -154,7 +166,7 @@ class RunController:
         while self.recorder is not None and self.recorder.finished is None:
             gevent.sleep(HISTORY_INTERVAL_S)
             if self.recorder is not None and self.recorder.finished is None:
-                self.recorder.tick(self.env.stats, self.env.runner.user_count)
+                self.recorder.tick(self.env.stats, self.runner.user_count)
 
     def live(self) -> dict[str, Any] | None:
         if self.recorder is None:
@@ -172,7 +184,7 @@ class RunController:
         if self.is_worker or recorder is None or recorder.stopped:
             return
         recorder.mark_stopped()
-        runner = self.env.runner
+        runner = self.runner
         by_shape = runner.shape_greenlet is not None and runner.shape_greenlet is gevent.getcurrent()
         if getattr(self.options, "headless", False) and not (self.clock.timed_out or by_shape):
             self.interrupted = True
@@ -200,7 +212,7 @@ class RunController:
         self.finish(complete=not self.interrupted)
 
     def _stop_users(self) -> None:
-        runner = self.env.runner
+        runner = self.runner
         try:
             with gevent.Timeout(STOP_WAIT_S + float(self.env.stop_timeout or 0)):
                 runner.quit()  # a master also waits here for its workers' last reports
@@ -245,7 +257,7 @@ def _requested_s(extra: dict[str, Any], run_time: Any) -> float | None:
     return float(run_time) if run_time else None
 
 
-def _html(environment: Any) -> str | None:
+def _html(environment: Environment) -> str | None:
     try:
         return get_html_report(environment)
     except Exception as exc:  # Locust's report is a convenience; run.json is the record

@@ -24,7 +24,7 @@ import logging
 import os
 import socket
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 
@@ -32,6 +32,13 @@ from workload.engine import clusterjoin
 from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, cluster, endpoints_from_urls
 from workload.telemetry.connections import STATS
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.rpc.protocol import Message
+
+    from workload.engine.controller import RunController
+    from workload.engine.recorder import RunRecorder
 
 log = logging.getLogger("workload")
 MESSAGE = "workload_telemetry"
@@ -53,7 +60,7 @@ def netns() -> str | None:
 class WorkerTelemetry:
     """On a worker: measures one run and reports it to the master."""
 
-    def __init__(self, environment: Any):
+    def __init__(self, environment: Environment):
         self.env = environment
         self.run_id: str | None = None
         self.requests = 0
@@ -67,6 +74,10 @@ class WorkerTelemetry:
 
     def _count(self, **_kw: Any) -> None:
         self.requests += 1
+
+    @property
+    def runner(self) -> WorkerRunner:
+        return cast(WorkerRunner, self.env.runner)  # built only on a worker (see `install`)
 
     def start(self, run_id: str | None, urls: list[str]) -> None:
         self.stop(send=False)
@@ -99,7 +110,7 @@ class WorkerTelemetry:
         self.sampler = self.kernel = None
 
     def report(self, final: bool) -> dict[str, Any]:
-        runner = self.env.runner
+        runner = self.runner
         self.seq += 1
         return {
             "run": self.run_id, "worker": runner.client_id, "index": getattr(runner, "worker_index", None),
@@ -123,7 +134,7 @@ class WorkerTelemetry:
 
     def send(self, final: bool) -> None:
         try:
-            self.env.runner.send_message(MESSAGE, self.report(final))
+            self.runner.send_message(MESSAGE, self.report(final))
         except Exception as exc:  # a lost report must never stop the load
             log.warning("workload: could not send telemetry to the master: %s", exc)
 
@@ -131,9 +142,9 @@ class WorkerTelemetry:
 class ClusterTelemetry:
     """On the master: the latest report of every worker for the current run."""
 
-    def __init__(self, environment: Any):
+    def __init__(self, environment: Environment):
         self.env = environment
-        self.runner: MasterRunner = environment.runner
+        self.runner = cast(MasterRunner, environment.runner)  # built only on a master (see `install`)
         self.run_id: str | None = None
         self.reports: dict[str, dict[str, Any]] = {}
         self._finals: set[str] = set()
@@ -148,7 +159,7 @@ class ClusterTelemetry:
         if self.env.parsed_options is not None:
             setattr(self.env.parsed_options, RUN_OPTION, run_id)
 
-    def _receive(self, environment: Any, msg: Any, **_kw: Any) -> None:
+    def _receive(self, environment: Environment, msg: Message, **_kw: Any) -> None:
         data, node = msg.data, msg.node_id
         if not isinstance(data, dict) or data.get("run") != self.run_id:
             return  # a report of an earlier run
@@ -205,13 +216,13 @@ class ClusterTelemetry:
                 self.wait_settled()
                 return kill(*args, **kwargs)
 
-            group.kill = kill_when_settled
+            group.kill = kill_when_settled  # type: ignore[method-assign]  # deliberate: this group only
             try:
                 original_quit()
             finally:
                 group.__dict__.pop("kill", None)
 
-        runner.quit = quit_after_reports
+        runner.quit = quit_after_reports  # type: ignore[method-assign]  # deliberate: this runner only
 
     # -- combined figures -------------------------------------------------------------------------
     def workers_running(self) -> bool:
@@ -232,7 +243,7 @@ class ClusterTelemetry:
                 "sockets": cluster.merge_sockets(reports), "workers": cluster.worker_entries(reports)}
 
 
-def install(environment: Any, controller: Any) -> None:
+def install(environment: Environment, controller: RunController) -> None:
     """Wire worker reporting or master collection into this process (nothing when local)."""
     runner = environment.runner
     if isinstance(runner, WorkerRunner):
@@ -241,7 +252,7 @@ def install(environment: Any, controller: Any) -> None:
         _install_master(environment, controller)
 
 
-def _install_worker(environment: Any, controller: Any) -> None:
+def _install_worker(environment: Environment, controller: RunController) -> None:
     clusterjoin.install_worker(environment)  # proves it holds the master's cluster key, or leaves
     telemetry = WorkerTelemetry(environment)
 
@@ -254,7 +265,7 @@ def _install_worker(environment: Any, controller: Any) -> None:
     environment.events.test_stop.add_listener(lambda **_kw: telemetry.stop())
 
 
-def _install_master(environment: Any, controller: Any) -> None:
+def _install_master(environment: Environment, controller: RunController) -> None:
     clusterjoin.install_master(environment)
     collector = ClusterTelemetry(environment)
     controller.cluster = collector
@@ -274,7 +285,7 @@ def _install_master(environment: Any, controller: Any) -> None:
     environment.events.test_stop.add_listener(on_test_stop)
 
 
-def _finish_when_settled(collector: ClusterTelemetry, controller: Any, recorder: Any) -> None:
+def _finish_when_settled(collector: ClusterTelemetry, controller: RunController, recorder: RunRecorder | None) -> None:
     collector.wait_settled()
     if controller.recorder is recorder:  # not already replaced by the next run
         controller.finish(complete=True)

@@ -262,7 +262,7 @@ def _merge_connections(local: dict[str, Any], workers: list[dict[str, Any]] | No
 def _ports(connects: int, duration: float) -> dict[str, Any]:
     headroom = port_headroom()
     rate = connects / duration
-    return {**headroom, "new_connections_per_s": round(rate, 2), **forecast(rate, headroom.get("size"))}
+    return {**headroom, "new_connections_per_s": round(rate, 2), **forecast(rate, headroom["size"])}
 
 
 def stats_section(stats: Any, history: list[dict[str, Any]]) -> dict[str, Any]:

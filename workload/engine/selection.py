@@ -16,7 +16,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.engine import clusterkey
@@ -24,6 +24,9 @@ from workload.engine.user import compile_user
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_document, load_scenario
 from workload.scenario.source import Source
+
+if TYPE_CHECKING:
+    from locust import HttpUser
 
 BUNDLE_OPTION = "workload_bundle"  # parsed_options attribute forwarded to workers in spawn messages
 _DEMO: list[DemoTarget] = []
@@ -35,7 +38,7 @@ class Activation:
     loaded: LoadedScenario
     policy: str
     target: targets.ResolvedTarget
-    user_class: type
+    user_class: type[HttpUser]
     demo: DemoTarget | None
 
     @property

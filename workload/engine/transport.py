@@ -25,7 +25,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal, cast
 from urllib.parse import urlsplit
 
 import urllib3
@@ -38,9 +38,13 @@ from workload.errors import TlsFileError
 from workload.scenario.schema import Policy, RetrySpec, TimeoutSpec
 from workload.telemetry.connections import COUNTING_POOL_CLASSES
 
+if TYPE_CHECKING:
+    from requests.adapters import _HostParams, _PoolKwargs  # types-requests' names for these dicts
+
 Verify = bool | str
 Cert = str | tuple[str, str] | None
-_TLS_KWARGS = ("ca_certs", "ca_cert_dir", "cert_file", "key_file")
+_TLS_KWARGS: tuple[Literal["ca_certs", "ca_cert_dir", "cert_file", "key_file"], ...] = (
+    "ca_certs", "ca_cert_dir", "cert_file", "key_file")
 # Headers still sent to an undeclared host when the scenario allows following redirects there:
 # protocol headers only, never the scenario's own (X-Api-Key, Authorization, Cookie, ...).
 OFFSITE_HEADERS = frozenset({"user-agent", "accept", "accept-encoding", "connection", "content-type",
@@ -130,10 +134,10 @@ def retry_of(policy: Policy) -> Retry:
 
 
 def timeout_of(policy: Policy) -> tuple[float, float]:
-    spec = policy.timeout if isinstance(policy.timeout, TimeoutSpec) else None
-    if spec is None:
-        return (float(policy.timeout), float(policy.timeout))
-    return (spec.connect, spec.read)
+    timeout = policy.timeout
+    if isinstance(timeout, TimeoutSpec):
+        return (timeout.connect, timeout.read)
+    return (float(timeout), float(timeout))
 
 
 class TunedAdapter(LocustHttpAdapter):
@@ -178,7 +182,7 @@ class TunedAdapter(LocustHttpAdapter):
         conn.ca_certs = conn.ca_cert_dir = conn.cert_file = conn.key_file = None
 
     def build_connection_pool_key_attributes(self, request: Any, verify: Verify,
-                                             cert: Cert = None) -> tuple[dict[str, Any], dict[str, Any]]:
+                                             cert: Cert = None) -> tuple[_HostParams, _PoolKwargs]:
         host_params, pool_kwargs = HTTPAdapter.build_connection_pool_key_attributes(self, request, verify, cert)
         if self._ssl_context is not None and host_params["scheme"] == "https":
             for key in _TLS_KWARGS:
@@ -256,7 +260,7 @@ def _share_identity(source: HttpSession, target: HttpSession) -> None:
 
 def drop_connections(session: HttpSession) -> None:
     for adapter in session.adapters.values():
-        adapter.poolmanager.clear()
+        cast(HTTPAdapter, adapter).poolmanager.clear()  # requests' adapters and ours are all HTTPAdapters
 
 
 class RecycleState:

@@ -204,8 +204,9 @@ def read_timeouts(ctx: LintContext) -> list[Problem]:
     """A read timeout longer than the run: a hung request would never become a failure."""
     found = []
     for name, policy in ctx.checked_policies():
-        spec = policy.timeout if isinstance(policy.timeout, TimeoutSpec) else None
-        read = spec.read if spec else float(policy.timeout)
+        timeout = policy.timeout
+        spec = timeout if isinstance(timeout, TimeoutSpec) else None
+        read = timeout.read if isinstance(timeout, TimeoutSpec) else float(timeout)
         if read > ctx.duration_s:
             suggest = max(1, int(ctx.duration_s / 3))
             connect = spec.connect if spec else min(read, suggest)

@@ -70,8 +70,8 @@ def compile_login(login: Login | None, hosts: dict[str, str]) -> LoginFlow | Non
     token = login.token
     assert token is not None
     as_query = token.method in QUERY_METHODS and token.form is not None
-    request = Request(method=token.method, path=token.path, host=token.host, json=token.json_,
-                      query=token.form if as_query else {}, form=None if as_query else token.form,
+    request = Request(method=token.method, path=token.path, host=token.host, json_=token.json_,
+                      query=(token.form or {}) if as_query else {}, form=None if as_query else token.form,
                       expect=Expect(status=[200, 201]))
     return LoginFlow("token", step=compile_step(request, hosts, "login"),
                      token_query=jmespath.compile(token.token), token_header=token.header,

@@ -31,8 +31,9 @@ def requests_per_iteration(model: Scenario) -> float:
 def planned_users(environment: Any, fallback: int) -> int:
     """The user count the rate is spread over (see the module docstring)."""
     shape = getattr(environment, "shape_class", None)
-    if getattr(shape, "peak_users", None):
-        return int(shape.peak_users)
+    peak = getattr(shape, "peak_users", None)
+    if peak:
+        return int(peak)
     options = getattr(environment, "parsed_options", None)
     return int(getattr(options, "num_users", None) or fallback)
 

@@ -58,7 +58,7 @@ def throughput(policies: list[Row]) -> str | None:
 
 def time_wait_sides(policies: list[Row]) -> str | None:
     """'fresh left 2,310 TIME_WAIT sockets on the client; close left 2,298 on the server'."""
-    clauses = []
+    clauses: list[str] = []
     for p in policies:
         side = {"client TIME_WAIT": "client", "server TIME_WAIT": "server"}.get(p["ended_by"])
         peak = p[f"time_wait_{side}_peak"] if side else None

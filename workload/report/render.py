@@ -94,7 +94,8 @@ def _forecast(render: Callable[[Any], str], key: str) -> Callable[[Row], str]:
 
 
 def _target(row: Row) -> str:
-    where = {True: "local", False: "remote"}.get(row.get("target_local"), DEFAULT_MISSING)
+    sides: dict[object, str] = {True: "local", False: "remote"}
+    where = sides.get(row.get("target_local"), DEFAULT_MISSING)
     return f"{where} ({', '.join(row['endpoints'])})" if row.get("endpoints") else where
 
 

@@ -75,7 +75,8 @@ def _picked(section: BaseModel | dict[str, Any] | None, keys: tuple[str, ...]) -
 
 
 def _kernel(run: RunResult) -> dict[str, int | float]:
-    return {str(k): v for k, v in (run.kernel or {}).items() if number(v) is not None}
+    figures = ((str(k), number(v)) for k, v in (run.kernel or {}).items())
+    return {k: v for k, v in figures if v is not None}
 
 
 def resets(kernel: dict[str, int | float]) -> int | float | None:

@@ -98,7 +98,7 @@ def _print_problems(suites: list[Suite], console: Console) -> None:
 
 # -- JUnit XML --------------------------------------------------------------------------------
 def junit_xml(suites: list[Suite]) -> str:
-    root = ET.Element("testsuites", name=JUNIT_SUITES_NAME, **_counts(suites))
+    root = ET.Element("testsuites", {"name": JUNIT_SUITES_NAME, **_counts(suites)})
     for suite in suites:
         root.append(_testsuite(suite))
     ET.indent(root)
@@ -113,8 +113,8 @@ def _counts(suites: list[Suite]) -> dict[str, str]:
 
 
 def _testsuite(suite: Suite) -> ET.Element:
-    element = ET.Element("testsuite", name=f"{suite.scenario}: {suite.policy}", skipped="0",
-                         **_counts([suite]))
+    element = ET.Element("testsuite", {"name": f"{suite.scenario}: {suite.policy}", "skipped": "0",
+                                       **_counts([suite])})
     if suite.properties:
         properties = ET.SubElement(element, "properties")
         for key, value in suite.properties.items():

@@ -67,7 +67,7 @@ def classify(error: str) -> str:
     return "other"
 
 
-def by_cause(errors: list[dict[str, object]]) -> dict[str, int]:
+def by_cause(errors: list[dict[str, Any]]) -> dict[str, int]:
     """Occurrences per cause, from run.json `stats.errors` rows."""
     totals: dict[str, int] = {}
     for row in errors:

@@ -16,10 +16,16 @@ happens on:
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, NoReturn
 
 import yaml
 
 from workload.errors import Problem, ScenarioError
+
+if TYPE_CHECKING:
+    from yaml._yaml import Mark as LibyamlMark  # what CSafeLoader's events carry
+
+    EventMark = yaml.Mark | LibyamlMark
 
 DEFAULT_MAX_DEPTH = 100
 DEFAULT_MAX_ALIAS_NODES = 10_000
@@ -85,7 +91,9 @@ class Composer:
         elif isinstance(event, yaml.ScalarEvent):
             tag = event.tag if event.tag not in (None, "!") else \
                 self.loader.resolve(yaml.ScalarNode, event.value, event.implicit)
-            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark, style=event.style)
+            # typeshed's nodes accept only yaml.Mark, but with libyaml they get (and hold) its Mark
+            node = yaml.ScalarNode(tag, event.value, event.start_mark, event.end_mark,  # type: ignore[arg-type]
+                                   style=event.style)
             self._anchor(event, node)
             self._attach(node, 1, 1)
         elif isinstance(event, yaml.SequenceStartEvent | yaml.MappingStartEvent):
@@ -96,7 +104,7 @@ class Composer:
     def _open(self, event: yaml.CollectionStartEvent) -> None:
         kind = yaml.SequenceNode if isinstance(event, yaml.SequenceStartEvent) else yaml.MappingNode
         tag = event.tag if event.tag not in (None, "!") else self.loader.resolve(kind, None, event.implicit)
-        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)
+        node = kind(tag, [], event.start_mark, None, flow_style=event.flow_style)  # type: ignore[arg-type]  # as above
         path = self._attach(node, 0, 0)
         if len(self.stack) + 1 > self.max_depth:
             self._fail(event.start_mark, f"the values are nested more than {self.max_depth} levels deep",
@@ -112,7 +120,7 @@ class Composer:
             self._grow(done.size, done.height)
 
     def _alias(self, event: yaml.AliasEvent) -> None:
-        node = self.anchors.get(event.anchor)
+        node = self.anchors.get(event.anchor) if event.anchor is not None else None
         if node is None:
             self._fail(event.start_mark, f"alias '*{event.anchor}' names no anchor",
                        f"define '&{event.anchor}' on a value before this alias")
@@ -172,9 +180,9 @@ class Composer:
                 "(YAML would silently keep only the last one)",
                 "merge the two into one key, or remove one of them"))
 
-    def _fail(self, mark: yaml.Mark, what: str, fix: str, path: Path | None = None) -> None:
+    def _fail(self, mark: EventMark | None, what: str, fix: str, path: Path | None = None) -> NoReturn:
         key = key_path(path if path is not None else self._path())
-        raise ScenarioError([Problem(self.file, mark.line + 1, key, what, fix)])
+        raise ScenarioError([Problem(self.file, mark.line + 1 if mark is not None else None, key, what, fix)])
 
     def _path(self) -> Path:
         if not self.stack:

@@ -13,6 +13,7 @@ import typing
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
 
 from workload.errors import Problem
 from workload.scenario.source import Path, Source
@@ -39,7 +40,7 @@ def problems_from(exc: ValidationError, source: Source, root: type[BaseModel]) -
 KEY_ERRORS = frozenset({"missing", "extra_forbidden"})
 
 
-def _misspelt(errors: list[tuple[Path, dict[str, Any]]]) -> set[Path]:
+def _misspelt(errors: list[tuple[Path, ErrorDetails]]) -> set[Path]:
     """Paths of missing keys that an unknown key beside them is a misspelling of."""
     unknown: dict[Path, list[str]] = {}
     for path, err in errors:
@@ -67,7 +68,7 @@ def data_path(loc: tuple[Any, ...], data: Any, names_a_key: bool = False) -> Pat
     return tuple(path)
 
 
-def _translate(err: dict[str, Any], path: Path, source: Source, root: type[BaseModel]) -> Problem:
+def _translate(err: ErrorDetails, path: Path, source: Source, root: type[BaseModel]) -> Problem:
     kind, ctx, value = err["type"], err.get("ctx") or {}, err.get("input")
     key = path[-1] if path else ""
     if kind == "extra_forbidden":

@@ -72,7 +72,7 @@ def parse(text: str, file: str) -> Source:
         raise ScenarioError([Problem(file, None, "", f"invalid YAML: {exc}", "fix the YAML syntax")]) from exc
     finally:
         loader.dispose()
-    if not isinstance(data, dict):
+    if root is None or not isinstance(data, dict):  # no root: no document, so data is None
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ScenarioError([Problem(file, 1, "", f"the document is {kind}, not a mapping of keys",
                                      "start from scenarios/demo.yaml: 'target:', 'endpoints:', 'policies:'")])

@@ -153,7 +153,7 @@ def _arguments_problem(function: Callable[..., Any], node: nodes.Call | nodes.Fi
         parameters = parameters[1:]  # Jinja passes its context or environment first
     given = [None] * (len(node.args) + with_value)
     try:
-        inspect.Signature(parameters).bind(*given, **{k.key: None for k in node.kwargs})
+        inspect.Signature(parameters).bind(*given, **{str(k.key): None for k in node.kwargs})
     except TypeError as exc:
         return f"{what} cannot take these arguments: {exc}", "see the template language in docs/scenario-format.md"
     return None

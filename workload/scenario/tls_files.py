@@ -55,7 +55,8 @@ def load_problems(verify: Any, cert: Any, base: Path, source: Source) -> list[Pr
     if files:
         paths = [str(tls_file(f, base)) for f in files]
         try:
-            _context().load_cert_chain(*paths, password=lambda: b"")
+            keyfile = paths[1] if len(paths) > 1 else None  # None: the key is in the certificate's file
+            _context().load_cert_chain(paths[0], keyfile, password=lambda: b"")
         except (ssl.SSLError, OSError) as exc:
             shown = " and ".join(f"'{f}'" for f in files)
             problems.append(source.problem(("target", "cert"), f"cannot load the client certificate from {shown}: "

@@ -37,12 +37,12 @@ def by_host(reports: Iterable[Report]) -> dict[str, list[Report]]:
     return hosts
 
 
-def _max_known(values: Iterable[Any]) -> int | None:
+def _max_known(values: Iterable[Any]) -> int | float | None:
     known = [v for v in values if isinstance(v, int | float) and not isinstance(v, bool)]
     return max(known) if known else None
 
 
-def _sum_hosts(per_host: list[int | None]) -> int | None:
+def _sum_hosts(per_host: list[int | float | None]) -> int | None:
     """A total over hosts; unknown (None) when any host's figure is unknown."""
     if not per_host or any(v is None for v in per_host):
         return None

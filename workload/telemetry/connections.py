@@ -14,6 +14,7 @@ users as greenlets on one thread; the sampler thread only reads.
 
 from __future__ import annotations
 
+import socket
 import time
 from typing import Any
 
@@ -77,7 +78,7 @@ class _CountingConnect:
     workload_connected = False  # set once this object's socket connected: only then can it be discarded
     workload_tcp_done = False  # this connect() call got past TCP (per object: greenlets interleave)
 
-    def _new_conn(self) -> object:
+    def _new_conn(self) -> socket.socket:
         try:
             sock = super()._new_conn()  # type: ignore[misc]
         except Exception:

@@ -27,6 +27,7 @@ from collections.abc import Set as AbstractSet
 from dataclasses import dataclass
 from itertools import compress, repeat
 from operator import add, gt, not_
+from typing import cast
 
 from workload.telemetry.sockdiag import (
     AT,
@@ -316,11 +317,12 @@ class NetlinkTable:
 
     def baseline_rows(self) -> list[tuple[int, SockKey, int, list[str]]]:
         """(state, key, ms left, sides) of the targets' ESTABLISHED/TIME_WAIT sockets."""
-        rows = []
+        rows: list[tuple[int, SockKey, int, list[str]]] = []
         for state in (TCP_ESTABLISHED, TCP_TIME_WAIT):
             for data in self.dump(1 << state, SIDES):
-                found = zip(fields(data, KEY_FIELDS), expiries_ms(data), strict=True)
-                with_sides = ((state, key, left, sides_of(key, self.targets)) for key, left in found)  # type: ignore[arg-type]
+                keys = cast(list[SockKey], fields(data, KEY_FIELDS))  # KEY_FIELDS unpacks (family, sockid)
+                found = zip(keys, expiries_ms(data), strict=True)
+                with_sides = ((state, key, left, sides_of(key, self.targets)) for key, left in found)
                 rows.extend(row for row in with_sides if row[3])
         return rows
 

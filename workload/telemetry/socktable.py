@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from functools import lru_cache, partial
 from itertools import compress, repeat
 from operator import add, gt, lt, not_, truediv
+from typing import cast
 from urllib.parse import urlsplit
 
 from workload.errors import TelemetryError
@@ -276,7 +277,7 @@ class Baseline(frozenset[SocketIdentity]):
     def __repr__(self) -> str:
         return f"Baseline({len(self)} sockets, {len(self.expiries)} TIME_WAIT expiries)"
 
-    def at(self, read_at: float) -> tuple[AbstractSet[SocketIdentity], RenewedCheck | None]:
+    def at(self, read_at: float) -> tuple[frozenset[SocketIdentity], RenewedCheck | None]:
         """For tables read at ``read_at``: the identities to leave out, and the count of renewed
         sockets among them (None when no timer needs reading)."""
         if not self.expiries:
@@ -367,7 +368,7 @@ def _count_time_wait(identities: Iterable[SocketIdentity]) -> int:
     return ("\n".join(identities) + "\n").count(f" {STATE_TIME_WAIT}\n")
 
 
-def _tally(chunks: Iterable[Collection[SocketIdentity]], baseline: AbstractSet[SocketIdentity],
+def _tally(chunks: Iterable[Collection[SocketIdentity]], baseline: frozenset[SocketIdentity] | set[SocketIdentity],
            renewed: RenewedCheck | None = None) -> tuple[int, int]:
     """(TIME_WAIT, ESTABLISHED) counts of the identities that are not in the baseline, plus the
     baseline ones that ``renewed`` finds to be new sockets (then the chunks are `Timers`)."""
@@ -377,7 +378,8 @@ def _tally(chunks: Iterable[Collection[SocketIdentity]], baseline: AbstractSet[S
         # each row once and keeps only the (usually few) baseline sockets still present.
         common = baseline.intersection(identities) if baseline else ()
         # Only rows in the overlap are ambiguous, so only their timers are ever decoded.
-        new = renewed(common, identities) if common and renewed is not None else 0
+        # With a `renewed` check the chunks were read `timed`: each is a `Timers` mapping.
+        new = renewed(common, cast(Timers, identities)) if common and renewed is not None else 0
         time_wait += _count_time_wait(identities) - _count_time_wait(common) + new
         total += len(identities) - len(common) + new
     return time_wait, total - time_wait
@@ -392,7 +394,7 @@ def socket_identities(tables: SocketTables, endpoints: Iterable[Endpoint], read_
     timers: dict[SocketIdentity, str] = {}
     for side in ("client", "server"):
         for chunk in matcher.identities(tables, side, timed=True):
-            timers.update(chunk)
+            timers.update(cast(Timers, chunk))  # `timed=True`: each chunk is a mapping
     # A TIME_WAIT row's timer (always type `TIMER_TIME_WAIT`) is its end; the others end nothing.
     time_wait = [identity for identity in timers if identity.endswith(f" {STATE_TIME_WAIT}")]
     seconds = map(truediv, _hex_ticks(list(map(timers.__getitem__, time_wait))), repeat(USER_HZ))
@@ -421,6 +423,8 @@ def count_sockets(
     renewed = None
     if isinstance(baseline, Baseline):
         baseline, renewed = baseline.at(time.monotonic() if read_at is None else read_at)
+    elif not isinstance(baseline, frozenset | set):
+        baseline = frozenset(baseline)  # `_tally` needs `intersection`, which the Set ABC lacks
     matcher = _matcher(tuple(endpoints))
     timed = renewed is not None  # then the scan also returns each row's timer (about 25 % dearer)
     tw_client, est_client = _tally(matcher.identities(texts, "client", pause, timed), baseline, renewed)

@@ -19,9 +19,13 @@ from workload.telemetry.connections import STATS
 
 
 class _StepLike(Protocol):
-    end_s: float
-    users: int
-    spawn_rate: float
+    # read-only, so that frozen dataclasses (the engine's `Step`) match
+    @property
+    def end_s(self) -> float: ...
+    @property
+    def users(self) -> int: ...
+    @property
+    def spawn_rate(self) -> float: ...
 
 
 @dataclass(frozen=True)
