@@ -58,25 +58,50 @@ class Source:
 
 def parse(text: str, file: str) -> Source:
     """Parse once (libyaml where present), within the limits of `workload.scenario.compose`."""
-    loader = Loader(text)
     try:
-        root = Composer(loader, file).compose()
-        data = loader.construct_document(root) if root is not None else None
+        root, data = _compose(text, file, Loader)
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        line = mark.line + 1 if mark else None
-        what = f"invalid YAML: {exc.problem or exc}" + (f" ({exc.context})" if exc.context else "")
-        fix = "check indentation, colons and quoting near this line"
-        raise ScenarioError([Problem(file, line, "", what, fix)]) from exc
-    except yaml.YAMLError as exc:
-        raise ScenarioError([Problem(file, None, "", f"invalid YAML: {exc}", "fix the YAML syntax")]) from exc
-    finally:
-        loader.dispose()
+        if Loader is yaml.SafeLoader or LIBYAML_DEPTH_ERROR not in str(exc.problem):
+            raise _syntax_problem(exc, file) from exc
+        # Newer libyaml scans ahead and stops at its own nesting limit before our composer can
+        # report the depth at its key path: the pure-Python parser (bounded by the file size
+        # limit) lets the composer's depth check speak, the same on every PyYAML version.
+        root, data = _compose_or_fail(text, file, yaml.SafeLoader)
     if root is None or not isinstance(data, dict):  # no root: no document, so data is None
         kind = "empty" if data is None else f"a {type(data).__name__}"
         raise ScenarioError([Problem(file, 1, "", f"the document is {kind}, not a mapping of keys",
                                      "start from scenarios/demo.yaml: 'target:', 'endpoints:', 'policies:'")])
     return Source(file, data, key_lines(root))
+
+
+LIBYAML_DEPTH_ERROR = "maximum nesting depth"  # libyaml >= 0.2.6 (PyYAML 6.0.4 wheels)
+
+
+def _compose(text: str, file: str, loader_class: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
+    loader = loader_class(text)
+    try:
+        root = Composer(loader, file).compose()
+        return root, (loader.construct_document(root) if root is not None else None)
+    except yaml.YAMLError as exc:
+        if not isinstance(exc, yaml.MarkedYAMLError):
+            raise ScenarioError([Problem(file, None, "", f"invalid YAML: {exc}", "fix the YAML syntax")]) from exc
+        raise
+    finally:
+        loader.dispose()
+
+
+def _compose_or_fail(text: str, file: str, loader_class: type[yaml.SafeLoader]) -> tuple[yaml.Node | None, Any]:
+    try:
+        return _compose(text, file, loader_class)
+    except yaml.MarkedYAMLError as exc:
+        raise _syntax_problem(exc, file) from exc
+
+
+def _syntax_problem(exc: yaml.MarkedYAMLError, file: str) -> ScenarioError:
+    mark = exc.problem_mark or exc.context_mark
+    line = mark.line + 1 if mark else None
+    what = f"invalid YAML: {exc.problem or exc}" + (f" ({exc.context})" if exc.context else "")
+    return ScenarioError([Problem(file, line, "", what, "check indentation, colons and quoting near this line")])
 
 
 def key_lines(root: yaml.Node) -> dict[Path, int]:
