@@ -1,4 +1,4 @@
-"""Command line: `workload validate | serve | compare | report | check | capacity | cluster-key`.
+"""Command line: `workload validate | schema | serve | compare | report | check | capacity | cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
 child processes started by `workload.commands.compare`.  Every `WorkloadError` becomes its
@@ -35,6 +35,20 @@ def _check(args: argparse.Namespace) -> int:
     from workload.lint.checker import run_check
 
     return run_check(args.paths, strict=args.strict)
+
+
+def _schema(args: argparse.Namespace) -> int:
+    from workload.scenario.editor_schema import render
+
+    text = render()
+    if args.out is None:
+        sys.stdout.write(text)
+        return ExitCode.OK
+    from pathlib import Path
+
+    Path(args.out).write_text(text, encoding="utf-8")
+    print(f"wrote {args.out}", file=sys.stderr)
+    return ExitCode.OK
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -144,6 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("paths", nargs="+", metavar="SCENARIO")
     p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
     p.set_defaults(run=_check)
+
+    p = sub.add_parser("schema", help="print the scenario format as JSON Schema (for YAML editors)")
+    p.add_argument("-o", "--out", help="write to this file instead of stdout")
+    p.set_defaults(run=_schema)
 
     p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
     p.add_argument("--host", default="127.0.0.1")
