@@ -34,7 +34,7 @@ def _validate(args: argparse.Namespace) -> int:
 def _check(args: argparse.Namespace) -> int:
     from workload.lint.checker import run_check
 
-    return run_check(args.paths, strict=args.strict)
+    return run_check(args.paths, strict=args.strict, quiet=args.quiet)
 
 
 def _schema(args: argparse.Namespace) -> int:
@@ -157,6 +157,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("check", help="lint scenario files for settings that fail silently (no traffic)")
     p.add_argument("paths", nargs="+", metavar="SCENARIO")
     p.add_argument("--strict", action="store_true", help="exit 2 when there are warnings")
+    p.add_argument("-q", "--quiet", action="store_true",
+                   help="print nothing for clean files and one line per warning (for CI logs)")
     p.set_defaults(run=_check)
 
     p = sub.add_parser("schema", help="print the scenario format as JSON Schema (for YAML editors)")

@@ -160,7 +160,8 @@ def _init(environment: Any) -> None:
         controller.apply_load_defaults()
         current = controller.current
         if current is not None:  # `workload check` before the run: warnings only, never fatal
-            lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy])
+            lint.log_warnings(current.loaded, options.num_users, options.run_time, [current.policy],
+                              grace_s=float(options.stop_timeout or 0))
         controller.take_over_run_time()
     if environment.web_ui is not None:
         folder = webui.scenarios_folder(options.scenarios_dir if options is not None else "", REPO_ROOT)

@@ -177,7 +177,7 @@ def test_time_wait_forecast_beyond_the_port_range(tmp_path):
     size = port_headroom()["size"]
     text = BASE.replace("shared: {timeout: 5}", "fresh: {timeout: 5}\n  close: {timeout: 5}\n"
                         "  recycle: {timeout: 5, every_requests: 2}\n  shared: {timeout: 5}") \
-        .replace("users: 10", "users: 100") + "wait: {constant: 0}\n"
+        .replace("users: 10", "users: 100").replace("duration: 10s", "duration: 2m") + "wait: {constant: 0}\n"
     assert warnings(tmp_path, text) == (
         "s.yaml:6: ==> At key: policies.fresh\n"
         "    warning: at about 10,000 requests/s (100 users, constant wait 0 s) this policy opens about 10,000 "
@@ -238,3 +238,41 @@ def test_the_default_read_timeout_counts_too(tmp_path):
         "    warning: the default read timeout 10 s is longer than the run (8 s): a request that hangs is never "
         "timed out, so it is neither a failure nor a latency sample\n"
         "    fix: add 'timeout: {connect: 5, read: 2}' (shorter than the run)")
+
+
+def test_a_run_shorter_than_time_wait_counts_only_its_own_seconds(tmp_path):
+    size = port_headroom()["size"]
+    text = BASE.replace("shared: {timeout: 5}", "fresh: {timeout: 0.5}").replace("users: 10", "users: 100") \
+        + "wait: {constant: 0}\n"
+    rate_fits = size // 10_000  # seconds of 10,000 connects/s the port range holds
+    short = text.replace("duration: 10s", f"duration: {max(rate_fits - 1, 1)}s")
+    assert warnings(tmp_path, short) == ""  # the run ends before its TIME_WAIT sockets fill the range
+    long = text.replace("duration: 10s", f"duration: {rate_fits + 2}s")
+    assert f"sockets (within this {rate_fits + 2} s run), more than the {size:,}" in warnings(tmp_path, long)
+
+
+def test_one_warning_per_cause_names_every_policy(tmp_path):
+    text = BASE.replace("shared: {timeout: 5}", "shared: {}\n  close: {}\n  fresh: {timeout: 3}") \
+        .replace("duration: 10s", "duration: 4s")
+    assert warnings(tmp_path, text) == (
+        "s.yaml:6: ==> At key: policies.shared.timeout, policies.close.timeout\n"
+        "    warning: the default read timeout 10 s is longer than the run (4 s): a request that hangs is never "
+        "timed out, so it is neither a failure nor a latency sample\n"
+        "    fix: add 'timeout: {connect: 5, read: 1}' (shorter than the run)")
+
+
+def test_quiet_check_prints_one_line_per_warning_and_nothing_when_clean(tmp_path, capsys):
+    path = write(tmp_path, BASE.replace("shared: {timeout: 5}", "shared: {timeout: 60}"))
+    assert cli.main(["check", "--quiet", path, str(ROOT / "scenarios" / "ci.yaml")]) == 0
+    assert capsys.readouterr().out == (
+        f"{path}:6: warning: read timeout 60 s is longer than the run (10 s): a request that hangs is never "
+        "timed out, so it is neither a failure nor a latency sample [policies.shared.timeout]\n")
+    assert cli.main(["check", "-q", "--strict", path]) == 2
+
+
+def test_a_stop_timeout_that_covers_the_read_timeout_makes_it_moot(tmp_path):
+    loaded = load_scenario(write(tmp_path, BASE.replace("duration: 10s", "duration: 4s")))
+    assert [p.what for p in lint(loaded, grace_s=0.5)] == [
+        "read timeout 5 s is longer than the run (4 s + 0.5 s stop timeout): a request that hangs is never timed "
+        "out, so it is neither a failure nor a latency sample"]
+    assert lint(loaded, grace_s=1) == []  # a request that hangs from the start still times out, and counts

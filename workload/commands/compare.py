@@ -42,6 +42,7 @@ MAIN = str(Path(__file__).parent.parent / "main.py")  # the locustfile, workload
 DEFAULT_OUT_ROOT = Path("results")
 STOP_GRACE_S = 20.0
 POLL_S = 0.25
+STOP_TIMEOUT_S = 5.0  # --stop-timeout of each child: in-flight requests finish (or time out) and count
 EXIT_CODES_WITH_RESULTS = (ExitCode.OK, ExitCode.LOCUST_FAILURES, ExitCode.THRESHOLDS, ExitCode.INCOMPLETE,
                            ExitCode.NO_REQUESTS)
 PR_SET_PDEATHSIG = 1  # linux/prctl.h
@@ -91,7 +92,7 @@ def locust_command(plan: Plan, policy: str) -> list[str]:
     command = [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
                "--scenario", plan.loaded.path, "--policy", policy,
                "-u", str(plan.users), "-r", str(plan.spawn_rate), "-t", f"{plan.duration_s:g}s",
-               "--results-dir", str(plan.out / "runs"), "--run-id", policy, "--stop-timeout", "5"]
+               "--results-dir", str(plan.out / "runs"), "--run-id", policy, "--stop-timeout", f"{STOP_TIMEOUT_S:g}"]
     if plan.workers:
         # Master + N forked workers, on a free loopback port (not Locust's default 5557, which
         # another run may hold); the workers connect to --master-port, so both are given.
@@ -150,7 +151,7 @@ def run_compare(request: CompareRequest, console: Console | None = None) -> int:
     scrub.install_console()
     console = console or Console(stderr=True)
     plan = plan_of(request)
-    lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies)  # workload check
+    lint.print_warnings(plan.loaded, plan.users, plan.duration_s, plan.policies, STOP_TIMEOUT_S)  # workload check
     paths.fresh_dir(plan.out, "runs")
     finished, interrupted = run_against_target(
         plan.loaded, plan.out / "runs", lambda demo, flag: _run_all(plan, demo, flag, console))

@@ -9,6 +9,7 @@ Run by `workload check`, before `workload compare` and at locustfile start.  No 
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import sys
 from collections.abc import Iterable
@@ -22,17 +23,27 @@ from workload.scenario.timespan import seconds
 
 
 def lint(loaded: LoadedScenario, users: int | None = None, duration_s: float | None = None,
-         policies: Iterable[str] | None = None) -> list[Problem]:
+         policies: Iterable[str] | None = None, grace_s: float = 0.0) -> list[Problem]:
     """Warnings for a loaded scenario under its own load, or `users`/`duration_s` if given
-    (the command line's -u/-t); policy rules cover `policies` (default: all)."""
+    (the command line's -u/-t); policy rules cover `policies` (default: all).  `grace_s` is the
+    time users get to finish after the run (--stop-timeout)."""
     planned_users, planned_s = planned_load(loaded.model)
     context = LintContext(
         loaded=loaded, source=source_of(loaded),
         users=int(users or planned_users), duration_s=float(duration_s or planned_s),
-        policies=tuple(policies) if policies else tuple(loaded.model.policies),
+        policies=tuple(policies) if policies else tuple(loaded.model.policies), grace_s=grace_s,
     )
     found = [problem for rule in RULES for problem in rule(context)]
-    return sorted(found, key=lambda p: (p.line or 0, p.key))
+    return by_cause(sorted(found, key=lambda p: (p.line or 0, p.key)))
+
+
+def by_cause(problems: list[Problem]) -> list[Problem]:
+    """One warning per cause: the same text at several keys (the default read timeout under
+    every policy) becomes one warning naming every key, at the first one's line."""
+    groups: dict[tuple[str, str, str], list[Problem]] = {}
+    for problem in problems:
+        groups.setdefault((problem.what, problem.fix, problem.severity), []).append(problem)
+    return [dataclasses.replace(group[0], key=", ".join(p.key for p in group)) for group in groups.values()]
 
 
 def planned_load(model: Scenario) -> tuple[int, float]:
@@ -63,20 +74,21 @@ def render(problems: list[Problem], file: str) -> str:
 
 
 def print_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | None,
-                   policies: Iterable[str] | None = None) -> int:
+                   policies: Iterable[str] | None = None, grace_s: float = 0.0) -> int:
     """Print the lint's warnings to stderr before runs (`workload compare`); how many there were."""
-    problems = lint(loaded, users, duration_s, policies)
+    problems = lint(loaded, users, duration_s, policies, grace_s)
     if problems:
         print(render(problems, loaded.path) + "\n", file=sys.stderr)
     return len(problems)
 
 
 def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | None,
-                 policies: Iterable[str] | None = None, logger: logging.Logger | None = None) -> int:
+                 policies: Iterable[str] | None = None, logger: logging.Logger | None = None,
+                 grace_s: float = 0.0) -> int:
     """Log the lint's warnings before a run (never fatal); how many there were."""
     logger = logger or logging.getLogger("workload")
     try:
-        problems = lint(loaded, users, duration_s, policies)
+        problems = lint(loaded, users, duration_s, policies, grace_s)
     except (WorkloadError, OSError, ValueError) as exc:  # a lint must never stop a run
         logger.warning("workload check could not run: %s", exc)
         return 0
@@ -85,8 +97,15 @@ def log_warnings(loaded: LoadedScenario, users: int | None, duration_s: float | 
     return len(problems)
 
 
-def run_check(paths: list[str], strict: bool = False) -> int:
-    """`workload check`: 0, or `ExitCode.BAD_INPUT` for an invalid file or (with --strict) any warning."""
+def render_brief(problems: list[Problem]) -> str:
+    """`--quiet`: one line per warning (where, key, what), no fix: for CI logs."""
+    return "\n".join(f"{p.file}:{p.line or 0}: {p.severity}: {p.what} [{p.key}]" for p in problems)
+
+
+def run_check(paths: list[str], strict: bool = False, quiet: bool = False) -> int:
+    """`workload check`: 0, or `ExitCode.BAD_INPUT` for an invalid file or (with --strict) any warning.
+
+    `quiet` prints nothing for a clean file and one line per warning; invalid files in full."""
     invalid = warned = 0
     for path in paths:
         try:
@@ -95,9 +114,9 @@ def run_check(paths: list[str], strict: bool = False) -> int:
             print(f"{exc}\n", file=sys.stderr)
             invalid += 1
             continue
+        warned += bool(problems)
         if problems:
-            warned += 1
-            print(render(problems, path) + "\n")
-        else:
+            print(render_brief(problems) if quiet else render(problems, path) + "\n")
+        elif not quiet:
             print(f"{path}: ok (no warnings)")
     return ExitCode.BAD_INPUT if invalid or (strict and warned) else ExitCode.OK

@@ -45,6 +45,7 @@ class LintContext:
     users: int
     duration_s: float
     policies: tuple[str, ...]
+    grace_s: float = 0.0  # --stop-timeout: in-flight requests may still time out (and count) this long
 
     @property
     def model(self) -> Scenario:
@@ -207,13 +208,13 @@ def read_timeouts(ctx: LintContext) -> list[Problem]:
         timeout = policy.timeout
         spec = timeout if isinstance(timeout, TimeoutSpec) else None
         read = timeout.read if isinstance(timeout, TimeoutSpec) else float(timeout)
-        if read > ctx.duration_s:
+        if read > ctx.duration_s + ctx.grace_s:
             suggest = max(1, int(ctx.duration_s / 3))
             connect = spec.connect if spec else min(read, suggest)
             written = "timeout" in policy.model_fields_set
-            what = (f"{'' if written else 'the default '}read timeout {read:g} s is longer than the run "
-                    f"({ctx.duration_s:g} s): a request that hangs is never timed out, so it is neither a failure "
-                    "nor a latency sample")
+            run = f"the run ({ctx.duration_s:g} s" + (f" + {ctx.grace_s:g} s stop timeout)" if ctx.grace_s else ")")
+            what = (f"{'' if written else 'the default '}read timeout {read:g} s is longer than {run}: "
+                    "a request that hangs is never timed out, so it is neither a failure nor a latency sample")
             fix = f"{'set' if written else 'add'} 'timeout: {{connect: {connect:g}, read: {suggest}}}' " \
                   "(shorter than the run)"
             found.append(ctx.warn(("policies", name, "timeout"), what, fix))
@@ -232,10 +233,13 @@ def time_wait_forecast(ctx: LintContext) -> list[Problem]:
         rate = new_connections_per_s(policy, rps, ctx.users)
         if rate <= 0:
             continue
-        predicted = forecast(rate, size)
+        # A run shorter than TIME_WAIT never reaches the steady state: only `duration` seconds of
+        # connections pile up, so a short run at a high rate is not warned about (it fits).
+        held_s = min(float(DEFAULT_TIME_WAIT_SECONDS), ctx.duration_s)
+        predicted = forecast(rate, size, held_s)
         if predicted["forecast_share"] >= DEFAULT_MAX_PORT_SHARE:
             load = f"about {rps:,.0f} requests/s ({ctx.users} users, {describe_wait(ctx.model.wait)})"
-            what = _time_wait_what(policy, load, rate, predicted["forecast_time_wait"], size)
+            what = _time_wait_what(policy, load, rate, predicted["forecast_time_wait"], size, held_s)
             found.append(ctx.warn(("policies", name), what, _time_wait_fix(policy)))
     return found
 
@@ -250,14 +254,15 @@ def new_connections_per_s(policy: Policy, rps: float, users: int) -> float:
     return 0.0
 
 
-def _time_wait_what(policy: Policy, load: str, rate: float, in_time_wait: int, size: int) -> str:
+def _time_wait_what(policy: Policy, load: str, rate: float, in_time_wait: int, size: int, held_s: float) -> str:
     head = f"at {load} this policy opens about {rate:,.0f} connections/s; "
+    within = "" if held_s >= DEFAULT_TIME_WAIT_SECONDS else f" (within this {held_s:g} s run)"
     if policy.type == "close":
         return head + (f"the server closes first and holds about {in_time_wait:,} sockets in TIME_WAIT for "
-                       f"{DEFAULT_TIME_WAIT_SECONDS} s, more than the client's {size:,} ephemeral ports: new "
+                       f"{DEFAULT_TIME_WAIT_SECONDS} s{within}, more than the client's {size:,} ephemeral ports: new "
                        "connections reuse client ports the server still holds (connect stalls or resets)")
     return head + (f"each ends in client TIME_WAIT for {DEFAULT_TIME_WAIT_SECONDS} s, about {in_time_wait:,} "
-                   f"sockets, more than the {size:,} ephemeral ports: connects then fail with "
+                   f"sockets{within}, more than the {size:,} ephemeral ports: connects then fail with "
                    "'Cannot assign requested address'")
 
 
