@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -47,6 +48,15 @@ def test_compare_children_last_the_requested_time_and_results_are_never_reused(t
         assert 2.94 <= run["duration_s"] <= 3.2, run["duration_s"]
         assert run["stats"]["total"]["requests"] > 0 and run["failures_by_cause"] == {}
     assert elapsed >= 2 * REQUESTED_S  # two runs one after the other, measured here
+    # Not a terminal: plain progress lines with the child's own figures, not bars.
+    lines = done.stderr.splitlines()
+    assert "shared: started (up to 3 s)" in lines and "fresh: started (up to 3 s)" in lines
+    running = [line for line in lines if re.fullmatch(r"shared: \d s of 3 s, 4 users, [\d,]+ requests "
+                                                      r"\(0 failed\), [\d,]+ req/s", line)]
+    assert running, done.stderr[-3000:]
+    assert any(re.fullmatch(r"fresh: done, 4 users, [\d,]+ requests \(0 failed\), [\d,]+ req/s", line)
+               for line in lines), done.stderr[-3000:]
+    assert not list((out / "runs").glob(".*progress*"))  # the live figures go with their child
 
     again = _compare("--policies", "shared", "--duration", "3s", "--out", str(out), env=env)
     assert again.returncode == ExitCode.BAD_INPUT and "Traceback" not in again.stderr

@@ -26,13 +26,14 @@ from pathlib import Path
 from types import FrameType
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
 
 from workload import lint, scrub
+from workload.commands.progress import ProgressView, progress_view
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.errors import ExitCode, ResultsError, RunError
 from workload.report import build_report, describe
 from workload.results import gate, paths
+from workload.results.progress import PROGRESS_ENV
 from workload.results.run import RUN_FILE, read_run
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_scenario
@@ -195,38 +196,34 @@ class ChildRuns:
 
 def run_policies(runs: ChildRuns, demo: DemoTarget | None, interrupted: Interrupted,
                  console: Console) -> list[Path]:
-    """Run each policy's child with a progress bar; the run directories that hold a run.json."""
+    """Run each policy's child, showing progress; the run directories that hold a run.json."""
     env = dict(os.environ)
     env.pop(gate.STEP_SUMMARY_ENV, None)  # the combined summary is appended once, by judge_compare
     if demo is not None:
         env[DEMO_ENV_VAR] = demo.to_env()
     finished: list[Path] = []
-    columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[note]}"),
-               TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
-        tasks = {p: progress.add_task(p, total=runs.expected_s, note="waiting") for p in runs.policies}
+    with progress_view(console, runs.policies, runs.expected_s) as view:
         for policy in runs.policies:
             if interrupted.flag:
                 break
-            run_dir = _run_one(runs, policy, env, interrupted, progress, tasks[policy])
+            run_dir = _run_one(runs, policy, env, interrupted, view)
             if run_dir is not None:
                 finished.append(run_dir)
     return finished
 
 
 def _run_one(runs: ChildRuns, policy: str, env: dict[str, str], interrupted: Interrupted,
-             progress: Progress, task: object) -> Path | None:
+             view: ProgressView) -> Path | None:
     run_dir, log_path = child_paths(runs.runs_dir, policy)
-
-    def show(elapsed: float) -> None:
-        progress.update(task, completed=min(elapsed, runs.expected_s), note="running")  # type: ignore[arg-type]
-
+    figures = paths.inside(runs.runs_dir, f".{policy}.progress.json")
     launched = time.time()
-    code = run_child(runs.command(policy), log_path, env, interrupted, show, runs.deadline_s)
+    code = run_child(runs.command(policy), log_path, {**env, PROGRESS_ENV: str(figures)}, interrupted,
+                     lambda elapsed: view.running(policy, elapsed, figures), runs.deadline_s)
     scrub.scrub_file(log_path)  # the child masks what it logs; this catches anything else
     ok = written_by_child(run_dir, policy, launched)
     note = "done" if ok and code in EXIT_CODES_WITH_RESULTS else f"failed (exit {code}, see {log_path})"
-    progress.update(task, completed=runs.expected_s, note=note)  # type: ignore[arg-type]
+    view.done(policy, note)
+    figures.unlink(missing_ok=True)
     if code == 2 and not ok:
         raise RunError(f"policy {policy}: Locust rejected the run; see {log_path}")
     return run_dir if ok else None

@@ -22,7 +22,7 @@ from typing import Any
 
 from workload.errors import ResultsError, TelemetryError
 from workload.redaction import redact_data
-from workload.results import paths, verdict
+from workload.results import paths, progress, verdict
 from workload.results.faults import by_cause, classify
 from workload.results.run import RUN_FILE, RUN_SCHEMA, RunResult, validate_run, write_run
 from workload.telemetry import (
@@ -101,12 +101,15 @@ class RunRecorder:
     def tick(self, stats: Any, users: int) -> None:
         """Called about once a second while running: the time series for the report charts."""
         total = stats.total
+        t = round(time.time() - self.started_at, 1)
         self.history.append({
-            "t": round(time.time() - self.started_at, 1), "users": users,
+            "t": t, "users": users,
             "rps": round(total.current_rps, 2), "failures_per_s": round(total.current_fail_per_sec, 2),
             "p50_ms": total.get_current_response_time_percentile(0.5),
             "p95_ms": total.get_current_response_time_percentile(0.95),
         })
+        progress.publish(progress.Progress(t=t, users=users, requests=total.num_requests,
+                                           failures=total.num_failures, rps=round(total.current_rps, 2)))
 
     def live(self, stats: Any) -> dict[str, Any]:
         """Figures for the web UI's Connections tab."""
