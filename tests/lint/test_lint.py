@@ -237,7 +237,7 @@ def test_the_default_read_timeout_counts_too(tmp_path):
         "s.yaml:6: ==> At key: policies.shared.timeout\n"
         "    warning: the default read timeout 10 s is longer than the run (8 s): a request that hangs is never "
         "timed out, so it is neither a failure nor a latency sample\n"
-        "    fix: add 'timeout: {connect: 5, read: 2}' (shorter than the run)")
+        "    fix: add 'timeout: {connect: 2, read: 2}' (shorter than the run)")
 
 
 def test_a_run_shorter_than_time_wait_counts_only_its_own_seconds(tmp_path):
@@ -258,7 +258,7 @@ def test_one_warning_per_cause_names_every_policy(tmp_path):
         "s.yaml:6: ==> At key: policies.shared.timeout, policies.close.timeout\n"
         "    warning: the default read timeout 10 s is longer than the run (4 s): a request that hangs is never "
         "timed out, so it is neither a failure nor a latency sample\n"
-        "    fix: add 'timeout: {connect: 5, read: 1}' (shorter than the run)")
+        "    fix: add 'timeout: {connect: 1, read: 1}' (shorter than the run)")
 
 
 def test_quiet_check_prints_one_line_per_warning_and_nothing_when_clean(tmp_path, capsys):

@@ -35,7 +35,7 @@ from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from workload.errors import TlsFileError
-from workload.scenario.schema import Policy, RetrySpec, TimeoutSpec
+from workload.scenario.schema import Policy
 from workload.telemetry.connections import COUNTING_POOL_CLASSES
 
 if TYPE_CHECKING:
@@ -127,17 +127,14 @@ def make_gate(urls: list[str], follow_offsite: bool) -> HostGate:
 
 
 def retry_of(policy: Policy) -> Retry:
-    spec = policy.retries if isinstance(policy.retries, RetrySpec) else RetrySpec(total=policy.retries)
+    spec = policy.retries
     # read=False as Locust does: a read error on a non-idempotent request must not be replayed.
     return Retry(total=spec.total, backoff_factor=spec.backoff_factor,
                  status_forcelist=spec.status_forcelist or None, read=False, raise_on_status=False)
 
 
 def timeout_of(policy: Policy) -> tuple[float, float]:
-    timeout = policy.timeout
-    if isinstance(timeout, TimeoutSpec):
-        return (timeout.connect, timeout.read)
-    return (float(timeout), float(timeout))
+    return (policy.timeout.connect, policy.timeout.read)
 
 
 class TunedAdapter(LocustHttpAdapter):

@@ -25,7 +25,7 @@ from requests.cookies import RequestsCookieJar, get_cookie_header
 from workload.errors import Problem, TelemetryError
 from workload.plan.reqrate import describe_wait, requested_rps
 from workload.scenario.loader import DEMO_HOST, LoadedScenario
-from workload.scenario.schema import Policy, PresetCookie, Request, Scenario, TimeoutSpec
+from workload.scenario.schema import Policy, PresetCookie, Request, Scenario
 from workload.scenario.source import Path, Source, key_path
 from workload.telemetry import DEFAULT_TIME_WAIT_SECONDS, forecast, port_headroom
 
@@ -205,12 +205,10 @@ def read_timeouts(ctx: LintContext) -> list[Problem]:
     """A read timeout longer than the run: a hung request would never become a failure."""
     found = []
     for name, policy in ctx.checked_policies():
-        timeout = policy.timeout
-        spec = timeout if isinstance(timeout, TimeoutSpec) else None
-        read = timeout.read if isinstance(timeout, TimeoutSpec) else float(timeout)
+        read = policy.timeout.read
         if read > ctx.duration_s + ctx.grace_s:
             suggest = max(1, int(ctx.duration_s / 3))
-            connect = spec.connect if spec else min(read, suggest)
+            connect = min(policy.timeout.connect, suggest)
             written = "timeout" in policy.model_fields_set
             run = f"the run ({ctx.duration_s:g} s" + (f" + {ctx.grace_s:g} s stop timeout)" if ctx.grace_s else ")")
             what = (f"{'' if written else 'the default '}read timeout {read:g} s is longer than {run}: "

@@ -90,6 +90,12 @@ def _describe(schema: dict[str, Any], defs: dict[str, Any]) -> None:
 def _accept_shorthands(defs: dict[str, Any]) -> None:
     defs["Target"] = {"anyOf": [{"type": "string", "description": "Base URL, or `demo`."}, defs["Target"]]}
     defs["Policy"]["type"] = ["object", "null"]  # `close:` alone is a policy of type close
+    policy = defs["Policy"]["properties"]
+    shorthands = (("timeout", {"type": "number", "exclusiveMinimum": 0}),
+                  ("retries", {"type": "integer", "minimum": 0}))
+    for key, scalar in shorthands:
+        ref = {k: policy[key].pop(k) for k in ("$ref",) if k in policy[key]}
+        policy[key]["anyOf"] = [scalar, ref]  # `timeout: 5`, `retries: 3`
     for model in defs.values():
         method = model.get("properties", {}).get("method")
         if method and "enum" in method:

@@ -7,6 +7,7 @@ only describe and check the document; compiling it into Locust users happens in
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Annotated, Any, Literal
 
@@ -59,6 +60,24 @@ def exactly_one(model: BaseModel, keys: tuple[str, ...], where: str) -> None:
 def as_bool_word(value: Any) -> bool:
     """Whether `value` is the text true or false (any case): a boolean, where a field takes one."""
     return isinstance(value, str) and value.strip().lower() in ("true", "false")
+
+
+def _scalar(value: Any, key: str, low: float, kind: str, whole: bool = False) -> bool:
+    """Whether `value` is a policy shorthand number (True), a mapping to validate as such
+    (False); anything else is an error worded for the shorthand."""
+    if isinstance(value, dict | BaseModel):
+        return False
+    text = value.strip() if isinstance(value, str) else value  # `${TIMEOUT:-5}` arrives as text
+    try:
+        number = float(text) if not isinstance(text, bool) else math.nan
+    except (TypeError, ValueError):
+        number = math.nan
+    bad = not math.isfinite(number) or (number <= low if not whole else number < low or number != int(number))
+    if bad:
+        noun = "number of retries (0: none)" if whole else "number of seconds"
+        raise problem(f"{key} must be {kind} {noun} or a mapping, got {json.dumps(value, default=str)}",
+                      f"write e.g. '{key}: {3 if whole else 5}'")
+    return True
 
 
 class Model(BaseModel):
@@ -121,12 +140,23 @@ class Policy(Model):
     pool_connections: PositiveInt = DEFAULT_POOL_CONNECTIONS
     pool_maxsize: PositiveInt = DEFAULT_POOL_MAXSIZE
     pool_block: bool = False
-    retries: Annotated[int, Field(ge=0)] | RetrySpec = 0
-    timeout: PositiveFloat | TimeoutSpec = TimeoutSpec()
+    retries: RetrySpec = RetrySpec()  # `retries: 3` is read as {total: 3}
+    timeout: TimeoutSpec = TimeoutSpec()  # `timeout: 5` is read as {connect: 5, read: 5}
     ssl_context: Literal["shared", "per_connection"] = "shared"
     every_requests: PositiveInt | None = None
     every_seconds: PositiveFloat | None = None
     thresholds: Thresholds | None = None  # this policy's own limits, over the scenario's
+
+    @field_validator("timeout", mode="before")
+    @classmethod
+    def _timeout_shorthand(cls, value: Any) -> Any:
+        # The shorthand is expanded here, once: everything downstream sees a TimeoutSpec.
+        return {"connect": value, "read": value} if _scalar(value, "timeout", 0, "a positive") else value
+
+    @field_validator("retries", mode="before")
+    @classmethod
+    def _retries_shorthand(cls, value: Any) -> Any:
+        return {"total": value} if _scalar(value, "retries", 0, "a whole", whole=True) else value
 
     @model_validator(mode="after")
     def _recycle_needs_a_bound(self) -> Policy:
