@@ -24,7 +24,8 @@ from workload.engine.shapes import (
     total_seconds,
 )
 from workload.errors import RunError, ScenarioError
-from workload.plan.pacing import rate_wait_time, requests_per_iteration, target_rate_wait
+from workload.plan.pacing import rate_wait_time, target_rate_wait
+from workload.plan.reqrate import requests_per_task
 from workload.scenario.loader import load_text
 from workload.scenario.schema import Stage
 from workload.telemetry.stages import StageMeter, percentile
@@ -143,7 +144,7 @@ def test_stage_meter_measures_each_stage_from_its_second_tick():
 def test_rate_counts_the_requests_of_a_flow():
     loaded = load_text(BASE + "flows: [{name: f, weight: 1, steps: [{path: /x}, {path: /y}, {path: /z}]}]\n"
                               "load: {rps: 40, users: 4}")
-    assert requests_per_iteration(loaded.model) == 2.0  # endpoint (1 request) and flow (3), equal weights
+    assert requests_per_task(loaded.model) == 2.0  # endpoint (1 request) and flow (3), equal weights
     assert rate_wait_time(load_text(BASE).model) is None
     assert rate_wait_time(loaded.model) is not None
 

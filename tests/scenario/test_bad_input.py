@@ -232,6 +232,12 @@ CASES = [
     Case("csv_missing_one_message", CSV_SCENARIO.replace("{path: /}", "{path: '/u/{{ user.username }}'}"), 3,
          "credentials.csv", "cannot read the credentials CSV"),
     Case("csv_is_directory", OK + "credentials: {csv: .}\n", 3, "credentials.csv", "it is a directory"),
+    Case("all_weights_zero", "target: demo\nendpoints:\n  - {path: /a, weight: 0}\n", 2, "endpoints",
+         "every endpoint and flow has weight 0: users would have nothing to send"),
+    Case("timeout_shorthand_negative", OK + "policies: {shared: {timeout: -1}}\n", 3, "policies.shared.timeout",
+         "timeout must be a positive number of seconds or a mapping, got -1"),
+    Case("retries_shorthand_fraction", OK + "policies: {shared: {retries: 1.5}}\n", 3, "policies.shared.retries",
+         "retries must be a whole number of retries (0: none) or a mapping, got 1.5"),
 ]
 
 

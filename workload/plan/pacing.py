@@ -18,14 +18,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from workload.plan.reqrate import requests_per_task
 from workload.scenario.schema import Scenario
-
-
-def requests_per_iteration(model: Scenario) -> float:
-    """Mean requests per task run: an endpoint is one request, a flow one per step (by weight)."""
-    runs = [(e.weight, 1) for e in model.endpoints] + [(f.weight, len(f.steps)) for f in model.flows]
-    weight = sum(w for w, _ in runs)
-    return sum(w * n for w, n in runs) / weight if weight else 1.0
 
 
 def planned_users(environment: Any, fallback: int) -> int:
@@ -61,4 +55,4 @@ def rate_wait_time(model: Scenario) -> Callable[[Any], float] | None:
     if load.rps is None:
         return None
     peaks = [s.spike.users if s.spike else s.users or 0 for s in load.stages or []]
-    return target_rate_wait(load.rps, requests_per_iteration(model), max(peaks, default=load.users))
+    return target_rate_wait(load.rps, requests_per_task(model), max(peaks, default=load.users))
