@@ -16,12 +16,12 @@ import glob
 import logging
 import os
 import sys
-import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TextIO
 
 from workload.redaction import REGISTRY, redact, redact_data, register_userinfo
+from workload.results.paths import write_atomic
 
 log = logging.getLogger(__name__)
 LOGGERS = ("", "locust", "locust.stats_logger")  # root, and Locust's own (they do not propagate)
@@ -41,20 +41,8 @@ def scrub_file(path: Path) -> bool:
     clean = redact(text)
     if clean == text:
         return False
-    _replace(path, clean.encode("utf-8", "surrogateescape"))
+    write_atomic(path, clean.encode("utf-8", "surrogateescape"), keep_mode=True)
     return True
-
-
-def _replace(path: Path, data: bytes) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.chmod(tmp, path.stat().st_mode & 0o777)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def scrub_tree(folder: Path) -> int:

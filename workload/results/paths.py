@@ -100,12 +100,15 @@ def _remove_result(folder: Path, name: str) -> None:
         path.unlink()
 
 
-def write_atomic(path: Path, text: str) -> None:
-    """Write whole or not at all: a reader never sees half a file (temporary file + rename)."""
+def write_atomic(path: Path, data: str | bytes, keep_mode: bool = False) -> None:
+    """Write whole or not at all: a reader never sees half a file (temporary file + rename).
+    Text is written as UTF-8; `keep_mode` gives the new file the permissions of the old one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        if keep_mode:
+            os.chmod(tmp, path.stat().st_mode & 0o777)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
