@@ -29,7 +29,7 @@ from rich.console import Console
 
 from workload import lint, scrub
 from workload.commands.progress import ProgressView, progress_view
-from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
+from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, running_or_new
 from workload.errors import ExitCode, ResultsError, RunError
 from workload.report import build_report, describe
 from workload.results import gate, paths
@@ -174,8 +174,7 @@ def demo_for(loaded: LoadedScenario) -> DemoTarget | None:
     """The demo target a scenario needs, shared by all its runs: a named or a new one; None if not needed."""
     if not targets.needs_demo(loaded):
         return None
-    shared = os.environ.get(DEMO_ENV_VAR)
-    return DemoTarget.from_env(shared) if shared else start_demo_target()
+    return running_or_new()[0]
 
 
 def _run_all(plan: Plan, demo: DemoTarget | None, interrupted: Interrupted, console: Console) -> list[Path]:

@@ -205,3 +205,10 @@ def start_demo_target(host: str = "127.0.0.1", timeout: float = 15.0) -> DemoTar
             assert process.stdout is not None
             process.stdout.close()  # the server writes nothing after its one line
     return DemoTarget(**data, _process=process)
+
+
+def running_or_new() -> tuple[DemoTarget, bool]:
+    """The demo target named by WORKLOAD_DEMO_TARGET (a parent's, shared by its runs), else a new
+    one; and whether it is new (then the caller owns it and stops it)."""
+    shared = os.environ.get(DEMO_ENV_VAR)
+    return (DemoTarget.from_env(shared), False) if shared else (start_demo_target(), True)

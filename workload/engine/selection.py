@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
+from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, running_or_new
 from workload.engine import clusterkey
 from workload.engine.user import compile_user
 from workload.scenario import targets
@@ -86,11 +86,9 @@ def activate_bundle(text: str) -> Activation:
 def demo_target() -> DemoTarget:
     """The running demo target: the one named by WORKLOAD_DEMO_TARGET, or one we start."""
     if not _DEMO:
-        shared = os.environ.get(DEMO_ENV_VAR)
-        if shared:
-            _DEMO.append(DemoTarget.from_env(shared))
-        else:
-            _DEMO.append(start_demo_target())
+        demo, new = running_or_new()
+        _DEMO.append(demo)
+        if new:
             _DEMO_OWNER[:] = [os.getpid()]
             atexit.register(stop_demo)
             os.environ[DEMO_ENV_VAR] = _DEMO[0].to_env()  # children (e.g. --processes) reuse it
