@@ -18,6 +18,7 @@ import pygal
 from pygal.graph.graph import Graph
 from pygal.style import Style
 
+from workload.report.numbers import finite
 from workload.results.run import RunResult, Sockets
 
 Point = tuple[float, float | None]
@@ -76,16 +77,12 @@ def policy_color(index: int) -> str:
     return DEFAULT_COLORS[index % len(DEFAULT_COLORS)]
 
 
-def _number(value: Any) -> float | None:
-    return value if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def _series_of(samples: list[dict[str, Any]] | None, key: str) -> list[Point]:
     points: list[Point] = []
     for sample in samples or []:
-        t = _number(sample.get("t"))
+        t = finite(sample.get("t"))
         if t is not None:
-            points.append((t, _number(sample.get(key))))
+            points.append((t, finite(sample.get(key))))
     return points
 
 
@@ -130,7 +127,7 @@ def _time_chart(title: str, y_title: str, lines: list[Line], *, log: bool = Fals
 def rps_chart(runs: list[tuple[str, RunResult]]) -> str | None:
     """Requests per second over time, one line per policy (from stats.history); on a log
     scale when the policies differ by more than DEFAULT_LOG_RATIO."""
-    lines = [Line(label, [(p.t, _number(p.rps)) for p in run.stats.history], policy_color(i))
+    lines = [Line(label, [(p.t, finite(p.rps)) for p in run.stats.history], policy_color(i))
              for i, (label, run) in enumerate(runs)]
     return _time_chart("Throughput over time", "requests/s", lines, log=True)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from workload.report.numbers import amount, count, percent
+
 Row = dict[str, Any]
 
 # Throughputs within this ratio are "about the same".
@@ -18,22 +20,6 @@ DEFAULT_SAME_RATIO = 1.1
 DEFAULT_REUSE_MIN = 2.0
 # Port-range shares below this are not worth a finding.
 DEFAULT_PORT_SHARE_MIN = 0.01
-
-
-def count(value: float) -> str:
-    """A count with thousands separators: 2310 -> '2,310'."""
-    return f"{value:,.0f}"
-
-
-def amount(value: float) -> str:
-    """A measured quantity: whole above 10 ('1,234'), one decimal below ('7.5')."""
-    return f"{value:,.0f}" if abs(value) >= 10 else f"{value:,.1f}"
-
-
-def percent(share: float) -> str:
-    """A share as a percentage: 0.41 -> '41%', 0.012 -> '1.2%'."""
-    pct = share * 100
-    return f"{pct:,.0f}%" if pct >= 10 else f"{pct:.1f}%"
 
 
 def plural(n: float, word: str) -> str:

@@ -17,7 +17,7 @@ from markupsafe import Markup
 
 from workload.redaction import redact
 from workload.report import charts, workers
-from workload.report.findings import amount, count, percent
+from workload.report.numbers import amount, count, decimal, percent
 from workload.results.run import RunResult
 
 Row = dict[str, Any]
@@ -79,7 +79,7 @@ def _server_side(cell: Callable[[Row], str]) -> Callable[[Row], str]:
 
 
 def _decimal(key: str) -> Callable[[Row], str]:
-    return lambda row: DEFAULT_MISSING if row.get(key) is None else f"{row[key]:,.1f}"
+    return lambda row: DEFAULT_MISSING if row.get(key) is None else decimal(row[key])
 
 
 def _forecast(render: Callable[[Any], str], key: str) -> Callable[[Row], str]:

@@ -7,7 +7,6 @@ in the runs are reported; anything not measured or not observable is null, never
 
 from __future__ import annotations
 
-import math
 from datetime import UTC, datetime
 from typing import Any
 
@@ -15,6 +14,7 @@ from pydantic import BaseModel
 
 from workload.errors import ResultsError
 from workload.report.findings import build_findings
+from workload.report.numbers import finite as number
 from workload.results.run import Connections, PeakEnd, RunResult, Sockets, Stats
 
 SUMMARY_SCHEMA = "workload.summary/1"
@@ -30,13 +30,6 @@ ENDED_SERVER_TW = "server TIME_WAIT"
 ENDED_CLIENT_TW = "client TIME_WAIT"
 ENDED_RESET = "reset"
 ENDED_KEPT_OPEN = "kept open"
-
-
-def number(value: Any) -> int | float | None:
-    """`value` if it is a finite JSON number (not a bool), else None."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return value if math.isfinite(value) else None
 
 
 def present(section: BaseModel | None) -> bool:

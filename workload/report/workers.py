@@ -13,7 +13,7 @@ from typing import Any
 
 from markupsafe import Markup
 
-from workload.report.findings import amount, count
+from workload.report.numbers import amount, count
 
 TITLE = "Workers (distributed runs; socket figures are each worker's host view)"
 HEADERS = ("policy", "worker", "host", "requests", "opened", "requests/connection", "TLS handshakes",

@@ -492,7 +492,7 @@ class Scenario(Model):
         if not self.endpoints and not self.flows:
             raise problem("the scenario has no endpoints and no flows",
                           "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
-        if not any(item.weight for item in [*self.endpoints, *self.flows]):
+        if not any(e.weight for e in self.endpoints) and not any(f.weight for f in self.flows):
             raise problem("every endpoint and flow has weight 0: users would have nothing to send",
                           "give at least one endpoint or flow a weight of 1 or more",
                           at=("endpoints" if self.endpoints else "flows",))
