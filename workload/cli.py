@@ -17,18 +17,12 @@ from workload.errors import ExitCode, WorkloadError
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from workload.scenario.loader import load_scenario
+    from workload.scenario.loader import load_each
 
-    failed = 0
-    for path in args.paths:
-        try:
-            loaded = load_scenario(path)
-        except WorkloadError as exc:
-            print(f"{exc}\n", file=sys.stderr)
-            failed += 1
-            continue
-        print(f"{path}: ok ({loaded.name}; policies: {', '.join(loaded.policy_names())})")
-    return ExitCode.BAD_INPUT if failed else ExitCode.OK
+    loaded, invalid = load_each(args.paths)
+    for scenario in loaded:
+        print(f"{scenario.path}: ok ({scenario.name}; policies: {', '.join(scenario.policy_names())})")
+    return ExitCode.BAD_INPUT if invalid else ExitCode.OK
 
 
 def _check(args: argparse.Namespace) -> int:

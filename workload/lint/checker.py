@@ -16,7 +16,7 @@ from collections.abc import Iterable
 
 from workload.errors import ExitCode, Problem, WorkloadError
 from workload.lint.rules import RULES, LintContext
-from workload.scenario.loader import LoadedScenario, load_scenario
+from workload.scenario.loader import LoadedScenario, load_each, load_scenario
 from workload.scenario.schema import Scenario
 from workload.scenario.source import Source
 from workload.scenario.timespan import seconds
@@ -106,17 +106,13 @@ def run_check(paths: list[str], strict: bool = False, quiet: bool = False) -> in
     """`workload check`: 0, or `ExitCode.BAD_INPUT` for an invalid file or (with --strict) any warning.
 
     `quiet` prints nothing for a clean file and one line per warning; invalid files in full."""
-    invalid = warned = 0
-    for path in paths:
-        try:
-            problems = lint_file(path)
-        except WorkloadError as exc:
-            print(f"{exc}\n", file=sys.stderr)
-            invalid += 1
-            continue
+    loaded, invalid = load_each(paths)
+    warned = 0
+    for scenario in loaded:
+        problems = lint(scenario)
         warned += bool(problems)
         if problems:
-            print(render_brief(problems) if quiet else render(problems, path) + "\n")
+            print(render_brief(problems) if quiet else render(problems, scenario.path) + "\n")
         elif not quiet:
-            print(f"{path}: ok (no warnings)")
+            print(f"{scenario.path}: ok (no warnings)")
     return ExitCode.BAD_INPUT if invalid or (strict and warned) else ExitCode.OK

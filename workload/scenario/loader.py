@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
@@ -15,7 +17,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from workload import redaction
-from workload.errors import Problem, ScenarioError
+from workload.errors import Problem, ScenarioError, WorkloadError
 from workload.scenario import credentials, tls_files, urls
 from workload.scenario.messages import did_you_mean, problems_from
 from workload.scenario.request_checks import check_names, check_requests
@@ -68,6 +70,19 @@ SCENARIO_FILE = TextFile("the scenario file", "", "check the path (see scenarios
 def load_scenario(path: str | os.PathLike[str]) -> LoadedScenario:
     file = os.fspath(path)
     return load_text(read_text(file, SCENARIO_FILE), file)
+
+
+def load_each(paths: Iterable[str]) -> tuple[list[LoadedScenario], int]:
+    """`workload validate`/`check`: load every file, printing an invalid one's problems to
+    stderr instead of stopping; (the valid ones, how many were invalid)."""
+    loaded, invalid = [], 0
+    for path in paths:
+        try:
+            loaded.append(load_scenario(path))
+        except WorkloadError as exc:
+            print(f"{exc}\n", file=sys.stderr)
+            invalid += 1
+    return loaded, invalid
 
 
 def load_text(text: str, file: str = "<scenario>") -> LoadedScenario:
