@@ -29,7 +29,7 @@ from tests.factories import run_data
 from workload import scrub
 from workload.engine import webui
 from workload.errors import Problem, ScenarioError
-from workload.plan.checks import Capturer, ParsedResponse, run_captures
+from workload.plan.checks import CookieCapture, ParsedResponse, run_captures
 from workload.plan.login import compile_login
 from workload.redaction import (
     MASK,
@@ -185,7 +185,7 @@ def test_token_login_registers_the_token_it_receives():
 
 def test_captures_named_like_secrets_are_registered_and_ids_are_not():
     session, item = fresh("sess"), fresh("item")
-    captures = (Capturer("session_id", "cookie", "sid", None), Capturer("item_ref", "cookie", "ref", None))
+    captures = (CookieCapture("session_id", "sid"), CookieCapture("item_ref", "ref"))
     into: dict[str, object] = {}
     assert run_captures(captures, ParsedResponse(Canned({}, {"sid": session, "ref": item})), {}, into) is None
     assert into == {"session_id": session, "item_ref": item}

@@ -34,7 +34,9 @@ def test_requested_rps_per_wait_kind(wait, rps):
 
 def test_no_users_or_no_weight_means_no_rate():
     assert requested_rps(scenario("{constant: 0}"), users=0) == 0
-    assert requested_rps(scenario("{constant: 0}", "target: demo\nendpoints: [{path: /, weight: 0}]\n"), 5) == 0
+    # Weight 0 sends nothing: a 3-step flow of weight 0 does not raise the requests per task.
+    zero_flow = "target: demo\nendpoints: [{path: /}]\nflows: [{name: f, weight: 0, steps: [{path: /a}, {path: /b}]}]\n"
+    assert requests_per_task(scenario("{constant: 0}", zero_flow)) == 1.0
 
 
 def test_describe_wait():

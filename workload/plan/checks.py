@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
 
 import jmespath
 import jmespath.parser
@@ -150,28 +150,63 @@ def _header_check(name: str, spec: HeaderExpect) -> HeaderCheck:
 
 
 @dataclass(frozen=True)
-class Capturer:
+class JsonCapture:
+    """`capture: {name: {json: PATH}}`: a JMESPath search of the JSON body."""
+
     name: str
-    kind: str
     source: str
-    compiled: Any
+    query: jmespath.parser.ParsedResult
+    kind: ClassVar[str] = "json"
 
     def extract(self, parsed: ParsedResponse, cookie_jar: Any) -> Any:
-        response = parsed.response
-        if self.kind == "json":
-            return self.compiled.search(parsed.json()) if parsed.json() is not None else None
-        if self.kind == "header":
-            return response.headers.get(self.source)
-        if self.kind == "cookie":
-            value = response.cookies.get(self.source)
-            return value if value is not None else cookie_jar.get(self.source)
+        return self.query.search(parsed.json()) if parsed.json() is not None else None
+
+
+@dataclass(frozen=True)
+class HeaderCapture:
+    """`capture: {name: {header: NAME}}`: a response header."""
+
+    name: str
+    source: str
+    kind: ClassVar[str] = "header"
+
+    def extract(self, parsed: ParsedResponse, cookie_jar: Any) -> Any:
+        return parsed.response.headers.get(self.source)
+
+
+@dataclass(frozen=True)
+class CookieCapture:
+    """`capture: {name: {cookie: NAME}}`: a cookie this response set, else one the jar holds."""
+
+    name: str
+    source: str
+    kind: ClassVar[str] = "cookie"
+
+    def extract(self, parsed: ParsedResponse, cookie_jar: Any) -> Any:
+        value = parsed.response.cookies.get(self.source)
+        return value if value is not None else cookie_jar.get(self.source)
+
+
+@dataclass(frozen=True)
+class RegexCapture:
+    """`capture: {name: {regex: PATTERN}}`: the first group (or the match) in the body, time-bounded."""
+
+    name: str
+    source: str
+    pattern: Any  # a compiled `regex` pattern (the module has no public type for it)
+    kind: ClassVar[str] = "regex"
+
+    def extract(self, parsed: ParsedResponse, cookie_jar: Any) -> Any:
         try:
-            match = self.compiled.search(response.text, timeout=DEFAULT_REGEX_TIMEOUT_S)
+            match = self.pattern.search(parsed.response.text, timeout=DEFAULT_REGEX_TIMEOUT_S)
         except TimeoutError as exc:
             raise CaptureTimeout(self.source) from exc
         if match is None:
             return None
         return match.group(1) if match.groups() else match.group(0)
+
+
+Capturer = JsonCapture | HeaderCapture | CookieCapture | RegexCapture
 
 
 def compile_captures(specs: dict[str, Capture]) -> tuple[Capturer, ...]:
@@ -180,14 +215,14 @@ def compile_captures(specs: dict[str, Capture]) -> tuple[Capturer, ...]:
 
 def _capturer(name: str, spec: Capture) -> Capturer:
     if spec.json_ is not None:
-        return Capturer(name, "json", spec.json_, jmespath.compile(spec.json_))
+        return JsonCapture(name, spec.json_, jmespath.compile(spec.json_))
     if spec.header is not None:
-        return Capturer(name, "header", spec.header, None)
+        return HeaderCapture(name, spec.header)
     if spec.cookie is not None:
-        return Capturer(name, "cookie", spec.cookie, None)
+        return CookieCapture(name, spec.cookie)
     assert spec.regex is not None
     # VERSION0: the `re` module's syntax (validated with `re`), plus a timeout per search.
-    return Capturer(name, "regex", spec.regex, regex.compile(spec.regex, flags=regex.VERSION0))
+    return RegexCapture(name, spec.regex, regex.compile(spec.regex, flags=regex.VERSION0))
 
 
 def run_captures(captures: tuple[Capturer, ...], parsed: ParsedResponse, cookie_jar: Any,

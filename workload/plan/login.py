@@ -25,27 +25,44 @@ QUERY_METHODS = ("GET", "HEAD")
 
 
 @dataclass(frozen=True)
-class LoginFlow:
-    kind: str
-    step: Step | None = None
-    token_query: jmespath.parser.ParsedResult | None = None
-    token_header: str = "Authorization"
-    token_scheme: str = "Bearer"
-    relogin_on_401: bool = False
-    basic: tuple[Value, Value] | None = None
+class BasicLogin:
+    """`login.basic`: HTTP basic credentials set on the user's session; no request."""
+
+    username: Value
+    password: Value
+    relogin_on_401 = False
+
+    def run(self, user: Any) -> bool:
+        user.client.auth = (str(self.username.render(user.vars)), str(self.password.render(user.vars)))
+        return True
+
+
+@dataclass(frozen=True)
+class FormLogin:
+    """`login.form`: one request whose session cookie the user's jar keeps."""
+
+    step: Step
+    relogin_on_401 = False
 
     def run(self, user: Any) -> bool:
         """Log `user` in; False (already reported as a Locust failure) when it did not work."""
-        if self.kind == "basic":
-            assert self.basic is not None
-            user.client.auth = (str(self.basic[0].render(user.vars)), str(self.basic[1].render(user.vars)))
-            return True
-        assert self.step is not None
-        parsed = user.send(self.step, judge=self._judge if self.kind == "token" else None, relogin=False)
-        return parsed is not None
+        return user.send(self.step, judge=None, relogin=False) is not None
+
+
+@dataclass(frozen=True)
+class TokenLogin:
+    """`login.token`: one request whose JSON holds a token, then sent as a header on every request."""
+
+    step: Step
+    token_query: jmespath.parser.ParsedResult
+    token_header: str
+    token_scheme: str
+    relogin_on_401: bool
+
+    def run(self, user: Any) -> bool:
+        return user.send(self.step, judge=self._judge, relogin=False) is not None
 
     def _judge(self, user: Any, parsed: ParsedResponse) -> str | None:
-        assert self.token_query is not None
         token = self.token_query.search(parsed.json()) if parsed.json() is not None else None
         if not isinstance(token, str) or not token:
             return f"login: no token at JSON '{self.token_query.expression}' in the response"
@@ -54,11 +71,14 @@ class LoginFlow:
         return None
 
 
+LoginFlow = BasicLogin | FormLogin | TokenLogin
+
+
 def compile_login(login: Login | None, hosts: dict[str, str]) -> LoginFlow | None:
     if login is None:
         return None
     if login.basic is not None:
-        return LoginFlow("basic", basic=(Value(login.basic.username), Value(login.basic.password)))
+        return BasicLogin(Value(login.basic.username), Value(login.basic.password))
     if login.form is not None:
         form = login.form
         # A GET (or HEAD) login sends its fields as the query string, as an HTML form would.
@@ -66,13 +86,12 @@ def compile_login(login: Login | None, hosts: dict[str, str]) -> LoginFlow | Non
         request = Request(method=form.method, path=form.path, host=form.host,
                           query=form.fields if as_query else {}, form=None if as_query else form.fields,
                           expect=form.expect or FORM_LOGIN_EXPECT)
-        return LoginFlow("form", step=compile_step(request, hosts, "login"))
+        return FormLogin(compile_step(request, hosts, "login"))
     token = login.token
     assert token is not None
     as_query = token.method in QUERY_METHODS and token.form is not None
     request = Request(method=token.method, path=token.path, host=token.host, json_=token.json_,
                       query=(token.form or {}) if as_query else {}, form=None if as_query else token.form,
                       expect=Expect(status=[200, 201]))
-    return LoginFlow("token", step=compile_step(request, hosts, "login"),
-                     token_query=jmespath.compile(token.token), token_header=token.header,
-                     token_scheme=token.scheme, relogin_on_401=token.relogin_on_401)
+    return TokenLogin(compile_step(request, hosts, "login"), token_query=jmespath.compile(token.token),
+                      token_header=token.header, token_scheme=token.scheme, relogin_on_401=token.relogin_on_401)
