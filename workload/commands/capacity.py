@@ -1,7 +1,7 @@
 """Capacity planning: how much load a target takes under each connection policy, and at what cost.
 
 `workload capacity SCENARIO` runs, per policy, one headless Locust child (the machinery of
-`workload.commands.compare`) driven by a step shape passed as `--shape` (`workload.engine.shapes.ladder`):
+`workload.commands.compare`) driven by a step shape passed as `--shape` (`workload.plan.stages.ladder`):
 users rise by `--step-users` every `--step-duration` up to `--max-users` or `--max-duration`,
 and the child stops by itself once two steps in a row breach the SLO.  Each run's exact
 per-step figures are analysed by `workload.report.knee` (the knee, and with `--target-rps` the
@@ -25,8 +25,8 @@ from rich.console import Console
 
 from workload import scrub
 from workload.commands.compare import MAIN, ChildRuns, run_against_target, run_policies
-from workload.engine.shapes import DEFAULT_STOP_AFTER, ladder
 from workload.errors import ExitCode, RunError
+from workload.plan.stages import DEFAULT_STOP_AFTER, ladder
 from workload.report.capacity import CAPACITY_SCHEMA, describe, write_capacity
 from workload.report.knee import Slo, analyse
 from workload.report.runs import load_run
