@@ -24,6 +24,7 @@ from workload.engine.shapes import (
     total_seconds,
 )
 from workload.errors import RunError, ScenarioError
+from workload.plan import pacing
 from workload.plan.pacing import rate_wait_time, target_rate_wait
 from workload.plan.reqrate import requests_per_task
 from workload.scenario.loader import load_text
@@ -149,18 +150,26 @@ def test_rate_counts_the_requests_of_a_flow():
     assert rate_wait_time(loaded.model) is not None
 
 
-def test_rate_wait_paces_each_user_to_its_share():
-    wait = target_rate_wait(rps=40, per_iteration=2.0, fallback_users=4)  # 4 users x 5 runs/s x 2 = 40/s
-    def user(options: object = None, shape: object = None) -> SimpleNamespace:
-        return SimpleNamespace(environment=SimpleNamespace(shape_class=shape, parsed_options=options))
+class FakeUser:
+    """What the wait time reads of a Locust user: its environment (hashable, like a real user)."""
 
-    assert wait(user()) == pytest.approx(0.2)
-    assert wait(user(SimpleNamespace(num_users=8))) == pytest.approx(0.4)  # -u 8: each user half as often
-    assert wait(user(shape=SimpleNamespace(peak_users=2))) == pytest.approx(0.1)  # a shape's peak wins
-    busy = user()
-    wait(busy)
-    busy._workload_paced_at -= 0.2 + 0.15  # slept its 0.2 s, then its task took 0.15 s
-    assert wait(busy) == pytest.approx(0.05, abs=0.01)
+    def __init__(self, options: object = None, shape: object = None):
+        self.environment = SimpleNamespace(shape_class=shape, parsed_options=options)
+
+
+def test_rate_wait_paces_each_user_to_its_share(monkeypatch):
+    wait = target_rate_wait(rps=40, per_iteration=2.0, fallback_users=4)  # 4 users x 5 runs/s x 2 = 40/s
+    assert wait(FakeUser()) == pytest.approx(0.2)
+    assert wait(FakeUser(SimpleNamespace(num_users=8))) == pytest.approx(0.4)  # -u 8: each user half as often
+    assert wait(FakeUser(shape=SimpleNamespace(peak_users=2))) == pytest.approx(0.1)  # a shape's peak wins
+    now = [1000.0]
+    monkeypatch.setattr(pacing.time, "perf_counter", lambda: now[0])
+    busy = FakeUser()
+    assert wait(busy) == pytest.approx(0.2)
+    now[0] += 0.2 + 0.15  # slept its 0.2 s, then its task took 0.15 s
+    assert wait(busy) == pytest.approx(0.05)
+    now[0] += 0.05 + 0.5  # a task slower than the interval: no wait at all
+    assert wait(busy) == 0.0
 
 
 # -- a real run -------------------------------------------------------------------------------

@@ -14,9 +14,16 @@ from locust.runners import STATE_INIT, STATE_RUNNING, STATE_SPAWNING
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 import gevent
+
+if TYPE_CHECKING:
+    from locust.env import Environment
+    from locust.runners import Runner
+    from locust.shape import LoadTestShape
+
+    from workload.engine.recorder import RunRecorder
 
 log = logging.getLogger("workload")
 MAX_SLEEP_S = 1.0  # the deadline is re-checked at least this often
@@ -34,37 +41,39 @@ def refresh_loop_clock() -> None:
 class RunClock:
     """The timer of the current run (at most one)."""
 
-    def __init__(self, environment: Any):
+    def __init__(self, environment: Environment):
         self.env = environment
         self.timed_out = False  # the run time ended the run (not a signal, not a user)
         self._timer: gevent.Greenlet | None = None
 
-    def arm(self, recorder: Any, run_time: float | None) -> None:
+    def arm(self, recorder: RunRecorder, run_time: float | None) -> None:
         """Stop the run `run_time` seconds (or a web UI run's, or a headless shape's planned
         length) after `recorder.elapsed()` began."""
         self.disarm()
         self.timed_out = False
-        env, shape = self.env, self.env.shape_class
-        stop = env.runner.quit
-        web_ui = env.web_ui
-        if web_ui is not None and getattr(web_ui, "_run_time_greenlet", None) is not None:
-            web_ui._run_time_greenlet.kill(block=False)  # armed before the start: replaced
+        shape, runner, options = self.env.shape_class, self.env.runner, self.env.parsed_options
+        assert runner is not None and options is not None  # armed when a run starts, from the command line
+        stop: Callable[[], object] = runner.quit
+        web_ui = self.env.web_ui
+        timer = getattr(web_ui, "_run_time_greenlet", None)
+        if web_ui is not None and timer is not None:
+            timer.kill(block=False)  # armed before the start: replaced
             web_ui._run_time_greenlet = None
-            run_time, stop = env.parsed_options.run_time, env.runner.stop
-        planned = recorder.info.requested_s if shape is not None and env.parsed_options.headless else None
+            run_time, stop = options.run_time, runner.stop
+        planned = recorder.info.requested_s if shape is not None and options.headless else None
         if planned:
             run_time = min(float(run_time or planned), planned)
         if not run_time:
             return
 
         def on_time() -> None:
-            if env.runner.state not in RUNNING_STATES:
+            if runner.state not in RUNNING_STATES:
                 return  # already stopping: a shape's own end, a signal (a second stop() races the first)
             self.timed_out = True
             recorder.mark_stopped()  # now: Locust's stop() first spends ~0.2 s in inspect.stack()
             if shape is not None:
                 _last_tick(shape)
-                if env.parsed_options.headless and _end_shape(env.runner):
+                if options.headless and _end_shape(runner):
                     return
             stop()
 
@@ -76,7 +85,7 @@ class RunClock:
             timer.kill(block=False)
 
 
-def _end_shape(runner: Any) -> bool:
+def _end_shape(runner: Runner) -> bool:
     """End a headless shape run by ending its shape greenlet: Locust's main waits on that greenlet
     and then stops the run, once.  A stop() from here would kill the greenlet, wake main, and
     main's stop() would race ours (users stopped twice, test_stop fired twice)."""
@@ -87,7 +96,7 @@ def _end_shape(runner: Any) -> bool:
     return True
 
 
-def _last_tick(shape: Any) -> None:
+def _last_tick(shape: LoadTestShape) -> None:
     """The shape's last tick: its last stage is measured up to this moment."""
     try:
         shape.tick()

@@ -15,14 +15,19 @@ requests of one task run (a flow's steps) so that N is requests, not task runs. 
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING
 
 from workload.plan.reqrate import requests_per_task
 from workload.scenario.schema import Scenario
 
+if TYPE_CHECKING:  # types only: the plan stays importable without locust
+    from locust import User
+    from locust.env import Environment
 
-def planned_users(environment: Any, fallback: int) -> int:
+
+def planned_users(environment: Environment, fallback: int) -> int:
     """The user count the rate is spread over (see the module docstring)."""
     shape = getattr(environment, "shape_class", None)
     peak = getattr(shape, "peak_users", None)
@@ -32,24 +37,26 @@ def planned_users(environment: Any, fallback: int) -> int:
     return int(getattr(options, "num_users", None) or fallback)
 
 
-def target_rate_wait(rps: float, per_iteration: float, fallback_users: int) -> Callable[[Any], float]:
+def target_rate_wait(rps: float, per_iteration: float, fallback_users: int) -> Callable[[User], float]:
     """A Locust `wait_time` pacing each user to its share of `rps` requests per second."""
 
-    def wait_time(user: Any) -> float:
+    paced_at: weakref.WeakKeyDictionary[User, float] = weakref.WeakKeyDictionary()  # a stopped user goes
+
+    def wait_time(user: User) -> float:
         interval = planned_users(user.environment, fallback_users) * per_iteration / rps
         now = time.perf_counter()
         # Like constant_pacing: the interval counts from the previous task's start, so the task's
         # own duration is subtracted; a task slower than the interval leaves no wait at all.
-        last = getattr(user, "_workload_paced_at", None)
+        last = paced_at.get(user)
         busy = max(0.0, now - last) if last is not None else 0.0
         wait = max(0.0, interval - busy)
-        user._workload_paced_at = now + wait
+        paced_at[user] = now + wait
         return wait
 
     return wait_time
 
 
-def rate_wait_time(model: Scenario) -> Callable[[Any], float] | None:
+def rate_wait_time(model: Scenario) -> Callable[[User], float] | None:
     """The wait time for `load.rps`, or None when the scenario sets no target rate."""
     load = model.load
     if load.rps is None:
