@@ -132,7 +132,8 @@ def _what(error: ValidationError) -> str:
     if error.validator == "type":
         return f"expected {_article(str(error.validator_value))}, got {_article(_json_type(error.instance))}"
     if error.validator == "required":
-        missing = [k for k in error.validator_value if isinstance(error.instance, dict) and k not in error.instance]
+        wanted = error.validator_value if isinstance(error.validator_value, list) else []
+        missing = [k for k in wanted if isinstance(error.instance, dict) and k not in error.instance]
         return f"missing key '{missing[0]}'" if missing else "a required key is missing"
     return error.message[:200]
 

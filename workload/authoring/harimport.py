@@ -27,7 +27,7 @@ from workload.errors import HarError, Problem
 
 MAX_WAIT_S = 60.0  # think time per pass through the flow, at most
 DEFAULT_LOAD = {"users": 5, "spawn_rate": 5, "duration": "30s"}
-POLICIES = {"shared": {}, "close": {}, "fresh": {}}
+POLICIES: dict[str, dict[str, Any]] = {"shared": {}, "close": {}, "fresh": {}}
 
 
 @dataclass

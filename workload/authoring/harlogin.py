@@ -34,7 +34,10 @@ class LoginFound:
     scheme: str = ""
 
 
-def detect_login(kept: list[HarEntry], secrets: Secrets, host_key: Callable[[str], dict[str, str]]) -> LoginFound | None:
+HostKey = Callable[[str], dict[str, str]]  # a URL -> {"host": name} for a named host, else {}
+
+
+def detect_login(kept: list[HarEntry], secrets: Secrets, host_key: HostKey) -> LoginFound | None:
     """The first request in `kept` that logged in, as a `login:` spec; None when there is none."""
     for i, entry in enumerate(kept):
         body = body_of(entry)
@@ -55,7 +58,7 @@ def _looks_like_login(entry: HarEntry, body: Body) -> bool:
 
 
 def _token_login(entry: HarEntry, body: Body, later: list[HarEntry], secrets: Secrets,
-                 host_key: Callable[[str], dict[str, str]]) -> LoginFound | None:
+                 host_key: HostKey) -> LoginFound | None:
     sent = {v for e in later for k, v in e.headers if k.lower() == "authorization"}
     for path, value in json_leaves(response_json(entry)):
         if not isinstance(value, str) or len(value) < MIN_TOKEN_CHARS:
