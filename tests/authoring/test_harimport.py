@@ -168,3 +168,23 @@ def test_a_fresh_chromium_recording_imports_and_runs(tmp_path, demo_target, monk
         run = harness(imported.text, "close", demo_target, file=str(tmp_path / f"{name}.yaml"))
         run_tasks(run.users(2), iterations=1)
         assert run.failures() == {} and run.errors() == [] and run.requests() == 2 * (1 + imported.steps)
+
+
+def test_recorded_text_is_sent_as_written_and_every_secret_kind_becomes_env(monkeypatch):
+    """A hand-written HAR (tests/authoring/har/handwritten.har): template and `${...}` text in
+    recorded values, an API key in the query and in a header, cookies the browser already had,
+    and a CSRF token one response returns and the next request sends back."""
+    from workload.scenario.loader import load_text
+    from workload.scenario.templating import Value
+
+    imported = import_har(str(FIXTURES / "handwritten.har"))
+    assert imported.env == ["QUERY_API_KEY", "HEADER_X_API_KEY", "COOKIE_PREF", "COOKIE_SID"]
+    for secret in ("sk-live-123456", "abcdef123", "zz99xx"):
+        assert secret not in imported.text
+    for name in imported.env:
+        monkeypatch.setenv(name, "x")
+    first, second = load_text(imported.text).model.flows[0].steps
+    assert Value(first.query["q"]).render({}) == "{{7*7}}" and Value(first.query["h"]).render({}) == "${HOME}"
+    assert first.capture["echo_csrf"].json_ == "csrf"
+    assert second.headers == {"X-CSRF": "{{ echo_csrf }}"}
+    assert second.form == {"a": "{{ '{%' }} x %}", "csrf": "{{ echo_csrf }}"}
