@@ -188,3 +188,36 @@ def test_recorded_text_is_sent_as_written_and_every_secret_kind_becomes_env(monk
     assert first.capture["echo_csrf"].json_ == "csrf"
     assert second.headers == {"X-CSRF": "{{ echo_csrf }}"}
     assert second.form == {"a": "{{ '{%' }} x %}", "csrf": "{{ echo_csrf }}"}
+
+
+def test_a_redirecting_login_preflights_and_logouts_are_handled(tmp_path):
+    """Hand-written: a form login answered 302 (its followed GET dropped, no status expected),
+    a CORS preflight, a logout, and `time: -1` as some tools write it."""
+    def entry(second: int, method: str, path: str, status: int, **extra: Any) -> dict[str, Any]:
+        request = {"method": method, "url": f"http://127.0.0.1:8080{path}", "headers": extra.get("headers", [])}
+        if "form" in extra:
+            request["postData"] = {"mimeType": "application/x-www-form-urlencoded", "text": extra["form"]}
+        return {"startedDateTime": f"2026-01-31T12:00:0{second}.000Z", "time": -1, "request": request,
+                "response": {"status": status, "headers": extra.get("response_headers", [])}}
+
+    har = tmp_path / "redirect.har"
+    har.write_text(json.dumps({"log": {"entries": [
+        entry(0, "POST", "/login", 302, form="username=carol&password=carol-pw",
+              response_headers=[{"name": "Location", "value": "/home"},
+                                {"name": "Set-Cookie", "value": "session=s3cr3t-value; HttpOnly"}]),
+        entry(1, "GET", "/home", 200),
+        entry(2, "OPTIONS", "/api/me", 204, headers=[{"name": "Access-Control-Request-Method", "value": "GET"}]),
+        entry(3, "GET", "/api/me", 200, headers=[{"name": "Cookie", "value": "session=s3cr3t-value"}]),
+        entry(4, "GET", "/logout", 200)]}}))
+    imported = import_har(str(har))
+    scenario = yaml.safe_load(imported.text)
+    assert scenario["login"] == {"form": {"path": "/login", "fields": {
+        "username": "${LOGIN_USERNAME}", "password": "${LOGIN_PASSWORD}"}}}
+    assert scenario["flows"][0]["steps"] == [{"path": "/api/me", "expect": {"status": 200}}]
+    assert "cookies" not in scenario["target"]  # the server set it: the session's cookie jar carries it
+    assert imported.selection.dropped == [
+        "GET http://127.0.0.1:8080/home: the browser followed a redirect (a step follows redirects itself)",
+        "OPTIONS http://127.0.0.1:8080/api/me: a CORS preflight (the browser sends it by itself)",
+        "GET http://127.0.0.1:8080/logout: a logout would end the session for every later iteration"]
+    assert "s3cr3t-value" not in imported.text and "carol" not in imported.text
+    assert scenario["wait"] == {"constant": 0.0}

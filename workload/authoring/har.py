@@ -38,7 +38,7 @@ HAR_SCHEMA: dict[str, Any] = {
         "type": "object", "required": ["startedDateTime", "request", "response"],
         "properties": {
             "startedDateTime": {"type": "string"},
-            "time": {"type": "number", "minimum": 0},
+            "time": {"type": "number"},  # some tools write -1 for "unknown": read as 0
             "request": {
                 "type": "object", "required": ["method", "url", "headers"],
                 "properties": {

@@ -20,6 +20,7 @@ from workload.authoring.harvalues import json_leaves
 from workload.scenario.template_sandbox import BUILTIN_NAMES
 
 MIN_CHARS = 4
+MAX_KNOWN = 100_000  # response values remembered at most: bounds memory on a long recording
 RESERVED = {"user", "loop", *BUILTIN_NAMES}
 Key = tuple[str, Any]  # ("s", text) or ("i", number)
 
@@ -35,6 +36,8 @@ class Captures:
 
     def learn(self, step: int, url: str, data: Any) -> None:
         """Remember the response of `step` (parsed JSON) as a source of later values."""
+        if len(self.known) >= MAX_KNOWN:
+            return
         for path, value in json_leaves(data):
             key = _key(value)
             if key is not None and key not in self.sent:

@@ -80,6 +80,8 @@ def _dropped_because(entry: HarEntry, hosts: list[str], keep_static: bool, follo
         return ""
     if followed is not None and entry.url == followed and entry.method == "GET":
         return "the browser followed a redirect (a step follows redirects itself)"
+    if entry.method == "OPTIONS" and any(k.lower() == "access-control-request-method" for k, _ in entry.headers):
+        return "a CORS preflight (the browser sends it by itself)"
     if entry.method not in METHODS:
         return f"method {entry.method} is not supported in scenarios"
     if entry.status == 0:

@@ -77,7 +77,8 @@ def _document(name: str, origins: list[str], names: dict[str, str], login: Login
         captures.learn(i, entry.url, response_json(entry))
     for i, specs in captures.by_step.items():
         flow[i]["capture"] = specs
-    document: dict[str, Any] = {"name": _identifier(name), "target": _target(origins, names, steps, secrets)}
+    document: dict[str, Any] = {"name": _identifier(name) or "recorded",
+                                "target": _target(origins, names, steps, secrets)}
     if login:
         document["login"] = login.spec
     document["flows"] = [{"name": "recorded", "steps": flow}] if flow else []

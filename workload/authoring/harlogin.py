@@ -85,5 +85,6 @@ def _form_login(entry: HarEntry, body: Body, secrets: Secrets,
     spec: dict[str, Any] = {"path": urlsplit(entry.url).path or "/", **host_key(entry.url), "fields": fields}
     if entry.method != "POST":
         spec = {"method": entry.method, **spec}
-    spec["expect"] = {"status": entry.status}
+    if not 300 <= entry.status < 400:  # a login that redirects is followed: its final status differs
+        spec["expect"] = {"status": entry.status}
     return LoginFound(entry, {"form": spec})
