@@ -90,7 +90,8 @@ def _new(args: argparse.Namespace) -> int:
 def _import_har(args: argparse.Namespace) -> int:
     from workload.authoring.harcli import run_import
 
-    return run_import(args.har, args.output, args.host_filter, keep_static=args.keep_static, force=args.force)
+    return run_import(args.har, args.output, args.host_filter, keep_static=args.keep_static, force=args.force,
+                      target=args.target)
 
 
 def _number(kind: type[int] | type[float], low: float, high: float | None = None,
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host-filter", nargs="+", metavar="HOST",
                    help="keep requests to these hosts (host or host:port; default: the first request's host)")
     p.add_argument("--keep-static", action="store_true", help="keep images, scripts, stylesheets and fonts")
+    p.add_argument("--target", metavar="URL",
+                   help="run against this host instead of the recorded one (e.g. http://127.0.0.1:8080, demo)")
     p.add_argument("--force", action="store_true", help="replace the output file if it exists")
     p.set_defaults(run=_import_har)
 

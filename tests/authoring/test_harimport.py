@@ -99,7 +99,8 @@ def test_the_imported_scenario_runs_against_the_demo_target(name, demo_target, m
     monkeypatch.setenv("LOGIN_USERNAME", user)
     monkeypatch.setenv("LOGIN_PASSWORD", password)
     # The recording's demo target is gone: the same scenario, pointed at the running one.
-    text = import_har(str(har)).text.replace(_recorded_host(har), demo_target.http_url)
+    text = import_har(str(har), target=demo_target.http_url).text
+    assert yaml.safe_load(text)["target"] == {"host": demo_target.http_url}
     run = harness(text, "shared", demo_target)
     run_tasks(run.users(2), iterations=2)
     assert run.failures() == {} and run.errors() == []
@@ -221,3 +222,11 @@ def test_a_redirecting_login_preflights_and_logouts_are_handled(tmp_path):
         "GET http://127.0.0.1:8080/logout: a logout would end the session for every later iteration"]
     assert "s3cr3t-value" not in imported.text and "carol" not in imported.text
     assert scenario["wait"] == {"constant": 0.0}
+
+
+def test_a_target_that_is_not_a_url_is_refused(tmp_path, capsys):
+    out = tmp_path / "x.yaml"
+    assert main(["import-har", str(FIXTURES / "login.har"), "-o", str(out), "--target", "ftp://x"]) == 2
+    assert capsys.readouterr().err == ("workload: --target: error: invalid URL 'ftp://x'\n"
+                                       "    fix: write a full URL such as 'http://127.0.0.1:8080' or 'demo'\n")
+    assert not out.exists()

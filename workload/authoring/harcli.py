@@ -8,14 +8,16 @@ from pathlib import Path
 from workload.authoring.harimport import Imported, dropped_summary, import_har
 from workload.authoring.output import write_new
 from workload.errors import ExitCode, ScenarioError, WorkloadError
-from workload.scenario.loader import load_document
+from workload.scenario.loader import load_document, url_problem
 from workload.scenario.source import interpolate_env, parse
 
 
 def run_import(har: str, output: str | None, host_filter: list[str] | None, keep_static: bool = False,
-               force: bool = False) -> int:
+               force: bool = False, target: str | None = None) -> int:
     file = output or Path(har).with_suffix(".yaml").name
-    imported = import_har(har, host_filter, keep_static)
+    if target and (why := url_problem(target)):
+        raise WorkloadError(why[0], why[1], where="--target")
+    imported = import_har(har, host_filter, keep_static, target=target)
     check(imported, file)
     written = write_new(file, imported.text, force=force)
     _summary(imported, written)

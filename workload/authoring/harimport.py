@@ -44,7 +44,8 @@ class Imported:
 
 
 def import_har(path: str, host_filter: list[str] | None = None, keep_static: bool = False,
-               name: str | None = None) -> Imported:
+               name: str | None = None, target: str | None = None) -> Imported:
+    """The scenario for the recording at `path`; `target` replaces the recorded first host (`demo`, a URL)."""
     entries = read_har(path)
     hosts = declared(entries, host_filter)
     chosen = select(entries, hosts, keep_static)
@@ -63,6 +64,8 @@ def import_har(path: str, host_filter: list[str] | None = None, keep_static: boo
     login = detect_login(chosen.kept, secrets, host_key)
     steps = [e for e in chosen.kept if login is None or e is not login.entry]
     document = _document(Path(path).stem if name is None else name, origins, names, login, steps, secrets, host_key)
+    if target:
+        document["target"]["host"] = target
     text = _render(path, secrets.scrub(document), chosen, secrets, login)
     return Imported(text, len(steps), _login_label(login), _capture_names(document), list(secrets.used), chosen)
 
