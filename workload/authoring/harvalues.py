@@ -17,7 +17,7 @@ from urllib.parse import parse_qsl
 
 from workload.authoring.har import HarEntry
 
-SECRET_NAME = re.compile(r"pass|pwd|secret|token|api[-_]?key|^key$|auth|session|sid$|credential|cookie|"
+SECRET_NAME = re.compile(r"pass|pwd|secret|token|api[-_]?key|^key$|auth(?!ors?(?:\b|_))|session|sid$|credential|cookie|"
                          r"signature|^sig$|jwt|bearer|private|otp", re.I)
 USER_NAME = re.compile(r"^(user(name)?|login|e-?mail|account)$", re.I)
 MIN_SCRUB_CHARS = 4  # shorter values ("1", "on") would be replaced everywhere they happen to occur
