@@ -10,7 +10,7 @@ written, and every secret value of the recording is replaced wherever it still a
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -40,7 +40,6 @@ class Imported:
     captures: list[str]
     env: list[str]
     selection: Selection
-    notes: list[str] = field(default_factory=list)
 
 
 def import_har(path: str, host_filter: list[str] | None = None, keep_static: bool = False,
