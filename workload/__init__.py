@@ -12,6 +12,8 @@ gevent, except the engine):
   report/     run directories -> comparison / capacity report  + telemetry, results
   lint/       `workload check`: valid scenarios that measure the wrong thing  + scenario, plan, telemetry
   commands/   `workload compare`, `workload capacity` (Locust child processes)  anything locust-free
+  authoring/  `workload new` (a commented template), `workload import-har` (a browser recording
+              converted into a scenario)                     + scenario
   demo/       the embedded demo target, its own (gevent) process
 
 At the top: `main` (the locustfile, `locust -f workload/main.py`; imports locust first), `cli`

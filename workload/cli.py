@@ -1,4 +1,5 @@
-"""Command line: `workload validate | schema | serve | compare | report | check | capacity | cluster-key`.
+"""Command line: `workload validate | check | schema | new | import-har | serve | compare | capacity | report`,
+`workload cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
 child processes started by `workload.commands.compare`.  Every `WorkloadError` becomes its
@@ -86,6 +87,22 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _new(args: argparse.Namespace) -> int:
+    from workload.authoring.new import write_scenario
+
+    written = write_scenario(args.url, args.output)
+    if written != "standard output":
+        print(f"wrote {written}; next: workload check {written} && workload compare {written}", file=sys.stderr)
+    return ExitCode.OK
+
+
+def _import_har(args: argparse.Namespace) -> int:
+    from workload.authoring.harcli import run_import
+
+    return run_import(args.har, args.output, args.host_filter, keep_static=args.keep_static, force=args.force,
+                      target=args.target)
+
+
 def _number(kind: type[int] | type[float], low: float, high: float | None = None,
             low_included: bool = True) -> Callable[[str], int | float]:
     """An argparse type: a number of `kind` in [low, high] (or above `low`), else a clear error."""
@@ -158,6 +175,24 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("schema", help="print the scenario format as JSON Schema (for YAML editors)")
     p.add_argument("-o", "--out", help="write to this file instead of stdout")
     p.set_defaults(run=_schema)
+
+    p = sub.add_parser("new", help="write a small commented scenario for a target (default: the demo target)")
+    p.add_argument("url", nargs="?", metavar="URL", help="the target, e.g. http://127.0.0.1:8080/health")
+    p.add_argument("-o", "--output", default="scenario.yaml", metavar="FILE",
+                   help="the file to write, never over an existing one (default: scenario.yaml; -: print)")
+    p.set_defaults(run=_new)
+
+    p = sub.add_parser("import-har", help="convert a browser recording (.har) into a scenario")
+    p.add_argument("har", metavar="FILE.har")
+    p.add_argument("-o", "--output", metavar="SCENARIO.yaml",
+                   help="the file to write (default: the HAR's name with .yaml, in this folder; -: print)")
+    p.add_argument("--host-filter", nargs="+", metavar="HOST",
+                   help="keep requests to these hosts (host or host:port; default: the first request's host)")
+    p.add_argument("--keep-static", action="store_true", help="keep images, scripts, stylesheets and fonts")
+    p.add_argument("--target", metavar="URL",
+                   help="run against this host instead of the recorded one (e.g. http://127.0.0.1:8080, demo)")
+    p.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    p.set_defaults(run=_import_har)
 
     p = sub.add_parser("serve", help="run the embedded demo target in the foreground")
     p.add_argument("--host", default="127.0.0.1")

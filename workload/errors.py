@@ -79,6 +79,15 @@ class ScenarioError(WorkloadError):
         return redact(head + ":\n" + "\n".join(p.render() for p in self.problems))  # no echoed secret
 
 
+class HarError(ScenarioError):
+    """A HAR file (a browser recording for `workload import-har`) is unreadable or not a HAR."""
+
+    def render(self) -> str:
+        count = len(self.problems)
+        head = f"{count} problem{'s' if count != 1 else ''} in HAR file"
+        return redact(head + ":\n" + "\n".join(p.render() for p in self.problems))
+
+
 class TargetError(WorkloadError):
     """The embedded demo target could not be started or reached."""
 

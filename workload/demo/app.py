@@ -24,6 +24,8 @@ import gevent
 from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from workload.demo.page import register_page_routes
+
 #: The server's handler resets the TCP connection when a view sets this environ key.
 RESET_ENVIRON_KEY = "workload.demo.reset"
 LISTENERS = ("http", "https")
@@ -307,6 +309,7 @@ def create_app(state: DemoState) -> Flask:
     _register_login_routes(app, state)
     _register_api_routes(app, state)
     _register_tool_routes(app)
+    register_page_routes(app)  # /app and /static/*: a page to record HAR files from
 
     @app.after_request
     def _announce_close(response: Response) -> Response:

@@ -1,0 +1,2 @@
+"""Authoring: starting a scenario file — `workload new` (a commented template) and
+`workload import-har` (a browser recording converted).  Locust-free; imports scenario and errors."""
