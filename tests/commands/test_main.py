@@ -31,7 +31,8 @@ def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     done = subprocess.run(
         [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--scenario", "scenarios/demo.yaml",
          "--policy", "fresh", "-u", "4", "-r", "4", "-t", "4s", "--json-file", str(tmp_path / "stats"),
-         "--results-dir", str(tmp_path), "--run-id", "smoke", "--only-summary"],
+         "--results-dir", str(tmp_path), "--run-id", "smoke", "--only-summary",
+         "--host", "demo"],  # the word demo, as for a scenario's target: the demo's address, logins included
         cwd=ROOT, env=_env(demo_target), capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-2000:]
     stats = json.loads((tmp_path / "stats.json").read_text())
@@ -41,6 +42,7 @@ def test_headless_run_counts_requests_and_writes_results(tmp_path, demo_target):
     run = json.loads((tmp_path / "smoke" / "run.json").read_text())
     total = sum(s["num_requests"] for s in stats)
     assert run["policy"]["name"] == "fresh" and run["complete"] is True
+    assert run["target"]["urls"][0] == demo_target.http_url
     assert run["stats"]["total"]["requests"] == total
     # fresh: one connection per request, as the server counted them.  Locust kills users at
     # the end of the run: one stopped inside connect() leaves a connection the server accepted

@@ -25,6 +25,7 @@ from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
 from workload.results import gate, paths
+from workload.scenario import targets
 from workload.scenario.timespan import seconds
 
 if TYPE_CHECKING:
@@ -69,6 +70,10 @@ class RunController:
         refresh_loop_clock()  # the web UI arms its run-time timer right after this
 
     def _install(self, current: selection.Activation) -> None:
+        if self.env.host and targets.is_demo(self.env.host):
+            # `--host demo`: Locust hands env.host to every user as its base URL, so the word
+            # itself would be requested ("Invalid URL 'demo/login'"); it means the demo's address.
+            self.env.host = current.target.default_host
         self.env.user_classes[:] = [current.user_class]
         # locust annotates this dict's values as User instances; it holds the classes
         self.env.available_user_classes = {
