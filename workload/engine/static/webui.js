@@ -3,7 +3,8 @@
    any of these three (custom fields always sit in the collapsed "Custom parameters" panel,
    a field's choices cannot follow another field, extended tabs are tables only), so this
    script does the least it can, by watching the page:
-   1. opens the "Custom parameters" panel once per form, so Scenario and Policy show;
+   1. opens the "Custom parameters" panel once per form, so Scenario and Policy show, and
+      puts Policy after Scenario (Locust lists the fields alphabetically) with CSS `order`;
    2. keeps only the chosen scenario's policies selectable in the Policy <select> (the map
       comes from window.templateArgs.workload_form.policies), its default chosen when the
       scenario changes;
@@ -42,6 +43,8 @@
     var policy = document.querySelector('select[name="policy"]');
     if (policy && !opened.has(policy)) {
       opened.add(policy);
+      var field = policy.closest(".MuiFormControl-root");
+      if (field) field.style.order = 1;  // after Scenario, without moving a node React owns
       followScenario(true);  // a new form: keep the policy it was given when the scenario has it
     }
   }
@@ -64,6 +67,12 @@
     plot.style.maxWidth = W + "px";
     plot.appendChild(svg("line", {x1: L, y1: H - B, x2: W, y2: H - B, stroke: "currentColor"}));
     plot.appendChild(svg("line", {x1: L, y1: 0, x2: L, y2: H - B, stroke: "currentColor"}));
+    [[0, L], [tMax, W]].forEach(function (tick) {
+      var text = svg("text", {x: tick[1], y: H - 4, "text-anchor": tick[0] ? "end" : "start", "font-size": 11,
+                              fill: "currentColor"});
+      text.textContent = Math.round(tick[0]) + " s";
+      plot.appendChild(text);
+    });
     [[yMax, 10], [0, H - B]].forEach(function (tick) {
       var text = svg("text", {x: L - 4, y: tick[1] + 4, "text-anchor": "end", "font-size": 11, fill: "currentColor"});
       text.textContent = String(Math.round(tick[0] * 100) / 100);
