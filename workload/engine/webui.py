@@ -106,8 +106,8 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
     web_ui = environment.web_ui
     web_ui.template_args.update(EXTENSION)
     history = ConnectionHistory()
-    gevent.spawn(sample_forever, history, lambda: getattr(environment.workload, "recorder", None), live,
-                 lambda: environment.runner is not None and environment.runner.state in ("spawning", "running"))
+    gevent.spawn(sample_forever, history, lambda: getattr(_controller(environment), "recorder", None), live,
+                 lambda: getattr(getattr(environment, "runner", None), "state", None) in ("spawning", "running"))
     rows = _tab_rows(environment, live)
     _hook_responses(web_ui.app, rows)
     _hook_swarm(environment, on_swarm, field)
@@ -118,11 +118,16 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
 def _tab_rows(environment: Any, live: Callable[[], dict[str, Any] | None]) -> Callable[[], list[dict[str, Any]]]:
     """The Connections tab's rows, with the policy's expectation for the current run."""
     def rows() -> list[dict[str, Any]]:
-        current = getattr(environment.workload, "current", None)
-        runner = environment.runner
+        current = getattr(_controller(environment), "current", None)
+        stats, runner = getattr(environment, "stats", None), getattr(environment, "runner", None)
         return connection_rows(live(), current.policy_model if current is not None else None,
-                               environment.stats.total.num_requests, runner.user_count if runner else 0)
+                               stats.total.num_requests if stats else 0, runner.user_count if runner else 0)
     return rows
+
+
+def _controller(environment: Any) -> Any:
+    """The RunController main.py hangs on the environment (None before init ends, or in tests)."""
+    return getattr(environment, "workload", None)
 
 
 def _hook_responses(app: Any, rows: Callable[[], list[dict[str, Any]]]) -> None:

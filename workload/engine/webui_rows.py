@@ -37,6 +37,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "sockets.server_side_observable": ("Server side observable", ""),
     "sockets.samples": ("Socket table samples", "samples"),
 }
+PLAIN_SECTIONS = frozenset({"connections", "sockets"})  # their keys need no section name in front
 # Bookkeeping of the socket sampler, not figures a reader wants in the tab.
 HIDDEN = frozenset({"workers", "sockets.t", "sockets.current", "sockets.running", "sockets.last_sample_ms",
                     "sockets.endpoints", "sockets.series"})
@@ -84,6 +85,8 @@ def figure_rows(live: Mapping[str, Any]) -> list[Row]:
                 path = f"{section}.{key}"
                 if path not in HIDDEN:
                     label, unit = words(path)
+                    if path not in WORDS and section not in PLAIN_SECTIONS:  # whose figure it is
+                        label = f"{words(section)[0]}: {label[:1].lower()}{label[1:]}"
                     rows.append({"metric": label, "value": show(value, unit), "expected": ""})
         else:
             label, unit = words(section)
@@ -101,25 +104,24 @@ class Expectation:
 
 def expectation(policy: Any, connects: int, requests: int, users: int) -> Expectation:
     """The policy's expected connection behaviour next to the measured one."""
-    per_request = f"{connects / requests:.2f}" if requests else "no requests yet"
+    per_request = f"{connects / requests:.2f} connections per request" if requests else "no requests yet"
     kind = getattr(policy, "type", None)
     if kind in ("close", "fresh"):
         how = "closed after it" if kind == "close" else "a new session each"
-        return Expectation(f"1 connection per request ({how})", f"{per_request} connections per request")
+        return Expectation(f"1 connection per request ({how})", per_request)
     if kind == "recycle":
         if policy.every_requests:
             n = policy.every_requests
-            return Expectation(f"~1 connection per {n} requests (~{1 / n:.2f} per request)",
-                               f"{per_request} connections per request")
+            return Expectation(f"~1 connection per {n} requests (~{1 / n:.2f} per request)", per_request)
         return Expectation(f"~1 connection per user every {policy.every_seconds:g} s",
                            f"{connects} connections for {users} users")
     size = getattr(policy, "pool_maxsize", None)
     if getattr(policy, "scope", "user") == "process":
         return Expectation(f"at most {size} connections for the whole process (shared pool), then reuse",
                            f"{connects} connections in all")
-    per_user = f"{connects / users:.2f}" if users else "no users yet"
-    return Expectation(f"at most {size} connections per user (pool size), then reuse",
-                       f"{per_user} connections per user ({connects} for {users} users)")
+    per_user = f"{connects / users:.2f} connections per user ({connects} for {users} users)" if users \
+        else "no users yet"
+    return Expectation(f"at most {size} connections per user (pool size), then reuse", per_user)
 
 
 def policy_rows(name: str, policy: Any, connects: int, requests: int, users: int) -> list[Row]:
