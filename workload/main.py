@@ -43,14 +43,15 @@ class OpenChoices(list):
 def add_arguments(parser: Any) -> None:
     # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
     group = parser
-    folder_option, typed = _form_options()
+    folder_option, typed, web_ui = _form_options()
     folder = webui.scenarios_folder(folder_option, REPO_ROOT, resolve=False)
     scenarios = OpenChoices(selection.scenario_files(folder) or [DEFAULT_SCENARIO])
     group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
                        env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
     # A <select> in the web UI: every listed scenario's policies (static/webui.js narrows it to
-    # the chosen scenario's); any name is accepted here, the scenario then checks it.
-    policies = webui_form.policy_map([*scenarios, typed], folder)
+    # the chosen scenario's); any name is accepted here, the scenario then checks it.  Only a web
+    # UI loads the other scenarios (headless runs and workers never read them).
+    policies = webui_form.policy_map([*scenarios, typed], folder) if web_ui else {}
     group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
                        choices=OpenChoices(webui_form.policy_choices(policies, typed)),
                        help="Connection policy: one of the chosen scenario's (the first is its default)")
@@ -66,14 +67,16 @@ def add_arguments(parser: Any) -> None:
                             "(default: scenarios/ in the current directory, else the repository's)")
 
 
-def _form_options() -> tuple[str, str]:
-    """--scenarios-dir and --scenario (or their variables / locust.conf) before parsing: the UI's
-    dropdowns list that folder's scenarios and the policies of those and of the chosen one."""
+def _form_options() -> tuple[str, str, bool]:
+    """--scenarios-dir, --scenario (or their variables / locust.conf) and whether a web UI runs,
+    before parsing: the UI's dropdowns list that folder's scenarios and their policies."""
     parser = get_empty_argument_parser(add_help=False)
     parser.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR")
     parser.add_argument("--scenario", default=_default_scenario(), env_var="WORKLOAD_SCENARIO")
+    parser.add_argument("--headless", action="store_true", default=False, env_var="LOCUST_HEADLESS")
+    parser.add_argument("--worker", action="store_true", default=False, env_var="LOCUST_MODE_WORKER")
     options = parser.parse_known_args()[0]
-    return str(options.scenarios_dir), str(options.scenario)
+    return str(options.scenarios_dir), str(options.scenario), not (options.headless or options.worker)
 
 
 def loopback_defaults(parser: Any) -> None:

@@ -173,7 +173,7 @@ def _hook_form(web_ui: Any, field: ScenarioField) -> None:
     """Before the index page renders: each listed scenario's policies, for static/webui.js."""
     @web_ui.app.before_request
     def _policies() -> None:
-        if request.method == "GET" and request.path.rstrip("/") == "":
+        if request.method == "GET" and request.endpoint == "locust.index":  # honours --web-base-path
             scenario = (web_ui.template_args.get("extra_options") or {}).get("scenario") or {}
             listed = list(scenario.get("choices") or []) + [str(scenario.get("default_value") or field.typed)]
             web_ui.template_args[FORM_KEY] = {"policies": policy_map(listed, field.folder)}
