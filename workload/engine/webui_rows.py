@@ -2,14 +2,14 @@
 
 The tab is a table of labelled rows (metric, measured, expected) built from the live
 snapshot (`RunController.live()`): every section and key is shown, known keys with the
-words and unit of `WORDS`, unknown ones readably (`tls_resumed` -> "TLS resumed"), so a
+words and unit of `WORDS`, unknown ones readably (`tls_full` -> "TLS full"), so a
 figure added to the snapshot appears without touching this module; giving it words is one
-line in `WORDS`.  Locust-free: pure functions on plain data.
+line in `WORDS`, a row computed from several figures one line in `DERIVED`.  Locust-free: pure functions on plain data.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +24,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "connections.tcp_connects": ("TCP connects", "connections"),
     "connections.tls_handshakes": ("TLS handshakes completed", "handshakes"),
     "connections.tls_failures": ("TLS handshakes failed", "handshakes"),
+    "connections.tls_resumed": ("TLS handshakes resumed", "handshakes"),
     "connections.pool_discards": ("Connections discarded (pool full)", "connections"),
     "connections.connect_errors": ("Connect errors", "errors"),
     "connections.requests_per_connection": ("Requests per connection", ""),
@@ -72,6 +73,26 @@ def show(value: Any, unit: str) -> str:
     if isinstance(value, list):
         return ", ".join(show(v, "") for v in value)
     return f"{value} {unit}".rstrip()
+
+
+def _resumed_share(live: Mapping[str, Any]) -> str | None:
+    """'97% (388 of 400 handshakes)'; '-' before the first handshake; None without the counter."""
+    conns = live.get("connections") or {}
+    if "tls_resumed" not in conns:
+        return None
+    resumed, total = conns.get("tls_resumed") or 0, conns.get("tls_handshakes") or 0
+    return f"{resumed / total:.0%} ({resumed} of {total} handshakes)" if total else "-"
+
+
+# Rows computed from several figures: (words, function of the live snapshot -> text, or None to omit).
+DERIVED: list[tuple[str, Callable[[Mapping[str, Any]], str | None]]] = [
+    ("TLS resumed share", _resumed_share),
+]
+
+
+def derived_rows(live: Mapping[str, Any]) -> list[Row]:
+    return [{"metric": label, "value": text, "expected": ""} for label, compute in DERIVED
+            if (text := compute(live)) is not None]
 
 
 def figure_rows(live: Mapping[str, Any]) -> list[Row]:
@@ -142,6 +163,6 @@ def connection_rows(live: Mapping[str, Any] | None, policy: Any = None, requests
     figures = figure_rows(live)
     first = 1 if "policy" in live else 0  # the policy's name, then its expected behaviour
     rows = figures[:first] + policy_rows(str(live.get("policy", "")), policy, connects, requests, users) \
-        + figures[first:]
+        + figures[first:] + derived_rows(live)
     workers = [{"expected": "", **row} for row in worker_rows(live.get("workers") or [])]
     return rows + workers
