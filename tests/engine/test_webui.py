@@ -162,6 +162,8 @@ def test_form_offers_each_scenarios_policies_and_the_tab_speaks_in_words(tmp_pat
         csv_text = requests.get(f"{ui}/workload/connections.csv", timeout=5).text
         assert csv_text.startswith("metric,value,expected\r\nPolicy,close,\r\n"), csv_text
         requests.get(f"{ui}/stop", timeout=10)
+        report = requests.get(f"{ui}/stats/report", timeout=10).text
+        assert "window.templateArgs" in report and "workload/webui.js" not in report  # the index page only
     finally:
         stop_process(proc)
 

@@ -139,7 +139,7 @@ def _hook_responses(app: Any, rows: Callable[[], list[dict[str, Any]]]) -> None:
             response.set_data(json.dumps(payload))
         if response.mimetype in REDACTED_TYPES and not (response.is_streamed or response.direct_passthrough):
             text = redact(response.get_data(as_text=True))  # stats names, errors, logs
-            if response.mimetype == "text/html" and "window.templateArgs" in text:  # the index page
+            if request.endpoint == "locust.index" and response.mimetype == "text/html":  # not the report
                 text = text.replace("</head>", SCRIPT_TAG + "</head>", 1)
             response.set_data(text)
         if disposition := response.headers.get("Content-Disposition"):

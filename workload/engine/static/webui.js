@@ -63,7 +63,8 @@
     });
     var title = document.createElement("h3");
     title.textContent = spec.title + " (" + spec.unit + ")";
-    var plot = svg("svg", {viewBox: "0 0 " + W + " " + H, width: "100%", "data-chart": spec.title, role: "img"});
+    var plot = svg("svg", {viewBox: "0 0 " + W + " " + H, width: "100%", "data-chart": spec.title, role: "img",
+                           "aria-label": spec.title});
     plot.style.maxWidth = W + "px";
     plot.appendChild(svg("line", {x1: L, y1: H - B, x2: W, y2: H - B, stroke: "currentColor"}));
     plot.appendChild(svg("line", {x1: L, y1: 0, x2: L, y2: H - B, stroke: "currentColor"}));
