@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 
 from workload import lint
-from workload.engine import clusterjoin, clusterkey, distributed, selection, webui
+from workload.engine import clusterjoin, clusterkey, distributed, selection, webui, webui_form
 from workload.engine.controller import RunController, check_results_dir
 from workload.engine.runclock import refresh_loop_clock
 from workload.errors import ExitCode, WorkloadError
@@ -43,12 +43,18 @@ class OpenChoices(list):
 def add_arguments(parser: Any) -> None:
     # Locust's extra kwargs (include_in_web_ui) work on the parser itself, not on argument groups.
     group = parser
-    folder = webui.scenarios_folder(_scenarios_dir_option(), REPO_ROOT, resolve=False)
+    folder_option, typed, web_ui = _form_options()
+    folder = webui.scenarios_folder(folder_option, REPO_ROOT, resolve=False)
     scenarios = OpenChoices(selection.scenario_files(folder) or [DEFAULT_SCENARIO])
     group.add_argument("--scenario", default=_default_scenario(), choices=scenarios,
                        env_var="WORKLOAD_SCENARIO", help="Scenario YAML file")
+    # A <select> in the web UI: every listed scenario's policies (static/webui.js narrows it to
+    # the chosen scenario's); any name is accepted here, the scenario then checks it.  Only a web
+    # UI loads the other scenarios (headless runs and workers never read them).
+    policies = webui_form.policy_map([*scenarios, typed], folder) if web_ui else {}
     group.add_argument("--policy", default="", env_var="WORKLOAD_POLICY",
-                       help="Connection policy named in the scenario (empty: the scenario's default)")
+                       choices=OpenChoices(webui_form.policy_choices(policies, typed)),
+                       help="Connection policy: one of the chosen scenario's (the first is its default)")
     group.add_argument("--results-dir", default="results", env_var="WORKLOAD_RESULTS_DIR",
                        include_in_web_ui=False, help="Where each run writes results/<run-id>/")
     group.add_argument("--run-id", default="", env_var="WORKLOAD_RUN_ID", include_in_web_ui=False,
@@ -61,11 +67,16 @@ def add_arguments(parser: Any) -> None:
                             "(default: scenarios/ in the current directory, else the repository's)")
 
 
-def _scenarios_dir_option() -> str:
-    """--scenarios-dir (or its variable / locust.conf) before parsing: the UI's dropdown lists it."""
+def _form_options() -> tuple[str, str, bool]:
+    """--scenarios-dir, --scenario (or their variables / locust.conf) and whether a web UI runs,
+    before parsing: the UI's dropdowns list that folder's scenarios and their policies."""
     parser = get_empty_argument_parser(add_help=False)
     parser.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR")
-    return str(parser.parse_known_args()[0].scenarios_dir)
+    parser.add_argument("--scenario", default=_default_scenario(), env_var="WORKLOAD_SCENARIO")
+    parser.add_argument("--headless", action="store_true", default=False, env_var="LOCUST_HEADLESS")
+    parser.add_argument("--worker", action="store_true", default=False, env_var="LOCUST_MODE_WORKER")
+    options = parser.parse_known_args()[0]
+    return str(options.scenarios_dir), str(options.scenario), not (options.headless or options.worker)
 
 
 def loopback_defaults(parser: Any) -> None:

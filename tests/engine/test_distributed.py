@@ -123,7 +123,7 @@ def test_connections_tab_shows_each_worker_and_how_totals_are_formed():
     workers = cluster.worker_entries([_report("w0", "a", 10, 40), _report("w1", "a", 20, 50)])
     live = {"policy": "fresh", "connections": {"tcp_connects": 30}, "sockets": {}, "workers": workers}
     rows = {r["metric"]: r["value"] for r in connection_rows(live)}
-    assert rows["tcp_connects"] == 30
+    assert rows["TCP connects"] == "30 connections"
     assert "connections 10" in rows["worker 0 (a, pid 1)"] and "connections 20" in rows["worker 1 (a, pid 1)"]
     assert "1 host(s)" in rows["totals"]
 

@@ -1,18 +1,26 @@
 """The web UI as an outsider reaches it: it listens on 127.0.0.1 by default, and its scenario
-field reads only files under the scenarios folder (the command line's --scenario may be any path)."""
+field reads only files under the scenarios folder (the command line's --scenario may be any path);
+its form offers each scenario's policies, and the Connections tab, its charts' series and its CSV
+speak in words and stay redacted."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import requests
+from flask import Flask, jsonify
 
 from tests.helpers import free_port, listening_addresses, stop_process, wait_until_up
+from workload.engine import webui
 from workload.engine.webui import ScenarioField, scenarios_folder
+from workload.redaction import MASK, register
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = str(ROOT / "workload" / "main.py")
@@ -93,3 +101,83 @@ def test_web_ui_listens_on_loopback_and_refuses_files_outside_the_folder(tmp_pat
         requests.get(f"{ui}/stop", timeout=10)
     finally:
         stop_process(proc)
+
+
+def _template_args(page: str) -> dict:
+    start = page.index("window.templateArgs = ") + len("window.templateArgs = ")
+    return json.loads(page[start:page.index("</script>", start)])
+
+
+def _poll(read, ok, timeout: float = 15.0):
+    deadline, value = time.monotonic() + timeout, None
+    while time.monotonic() < deadline:
+        value = read()
+        if ok(value):
+            return value
+        time.sleep(0.5)
+    raise AssertionError(f"still {value!r} after {timeout:.0f} s")
+
+
+@pytest.mark.slow
+def test_form_offers_each_scenarios_policies_and_the_tab_speaks_in_words(tmp_path, demo_target):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", MAIN, "--web-port", str(port), "--results-dir", str(tmp_path)],
+        cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT), "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, text=True)
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(ui, proc)
+        page = requests.get(ui, timeout=5).text
+        assert '<script src="./workload/webui.js" defer></script></head>' in page
+        assert "openCustomParameters" in requests.get(f"{ui}/workload/webui.js", timeout=5).text
+        args = _template_args(page)
+        policies = args["workload_form"]["policies"]
+        assert policies["scenarios/demo.yaml"] == ["shared", "close", "fresh", "recycle"]
+        assert policies["scenarios/https.yaml"] == ["shared", "close", "fresh", "close-untuned"]
+        policy = args["extra_options"]["policy"]
+        assert policy["choices"][:4] == ["shared", "close", "fresh", "recycle"]  # a <select>, demo's first
+        assert {"close-untuned", "pool10"} <= set(policy["choices"])
+
+        form = {"user_count": "2", "spawn_rate": "2", "host": "", "scenario": "scenarios/demo.yaml",
+                "policy": "close", "run_time": "20s"}
+        assert requests.post(f"{ui}/swarm", data=form, timeout=10).json()["success"] is True
+
+        def rows() -> dict:
+            data = requests.get(f"{ui}/stats/requests", timeout=5).json()["extended_stats"][0]["data"]
+            return {row["metric"]: row for row in data}
+        seen = _poll(rows, lambda r: r.get("TCP connects", {}).get("value", "0 connections") != "0 connections")
+        assert seen["Policy"]["value"] == "close"
+        expected = seen["Connections: expected vs measured"]
+        assert expected["expected"] == "1 connection per request (closed after it)"
+        assert expected["value"].startswith("close: expected 1 connection per request (closed after it) — measured ")
+        assert not any("_" in metric and "TIME_WAIT" not in metric for metric in seen)  # words, not keys
+
+        def points() -> list:
+            return requests.get(f"{ui}/workload/connections/history.json", timeout=5).json()["points"]
+        first = _poll(points, lambda p: len(p) >= 2)
+        grown = _poll(points, lambda p: len(p) > len(first))
+        assert any((p["connects_per_s"] or 0) > 0 for p in grown), grown  # close: new connections all along
+        assert any(p["time_wait_client"] is not None for p in grown), grown
+        csv_text = requests.get(f"{ui}/workload/connections.csv", timeout=5).text
+        assert csv_text.startswith("metric,value,expected\r\nPolicy,close,\r\n"), csv_text
+        requests.get(f"{ui}/stop", timeout=10)
+        report = requests.get(f"{ui}/stats/report", timeout=10).text
+        assert "window.templateArgs" in report and "workload/webui.js" not in report  # the index page only
+    finally:
+        stop_process(proc)
+
+
+def test_tab_rows_charts_and_csv_are_redacted(tmp_path):
+    secret = "s3cret-" + os.urandom(4).hex()
+    register(secret)
+    app = Flask("webui-redaction")
+    app.add_url_rule("/stats/requests", "stats", lambda: jsonify(stats=[]))
+    environment = SimpleNamespace(web_ui=SimpleNamespace(app=app, template_args={}), host=None, parsed_options=None)
+    live = {"policy": f"p-{secret}", "connections": {"note": secret}}
+    webui.install(environment, lambda: live, lambda *a: None, ScenarioField(tmp_path, ""))
+    client = app.test_client()
+    for path in ("/stats/requests", "/workload/connections.csv", "/workload/connections/history.json"):
+        body = client.get(path).get_data(as_text=True)
+        assert secret not in body, (path, body)
+    assert MASK in client.get("/workload/connections.csv").get_data(as_text=True)

@@ -1,5 +1,6 @@
-"""The web UI in a real browser: pick a scenario and a policy in Locust's start form, run,
-read the Connections tab, stop, and find the run's results.
+"""The web UI in a real browser: pick a scenario and a policy in Locust's start form (both
+shown without opening a panel, the policy among the scenario's own), run, read the
+Connections tab and watch its charts grow, stop, and find the run's results.
 
 Drives Debian's Chromium (/usr/bin/chromium, installed by `.ci/run`) through the Python
 `playwright` package; nothing is downloaded at test time (never `playwright install`).  Skipped,
@@ -69,7 +70,7 @@ def _column(page: Any, header: str, row_label: str) -> str:
 
 
 def _table_rows(page: Any) -> dict[str, str]:
-    """The visible two-column (Metric, Value) table as a dict."""
+    """The visible table's first two columns (Metric, Measured) as a dict."""
     rows = {}
     for tr in page.locator("table:visible tbody tr").all():
         cells = [c.strip() for c in tr.locator("td").all_inner_texts()]
@@ -116,18 +117,37 @@ def test_web_ui_in_chromium_runs_the_chosen_scenario_and_policy(tmp_path, demo_t
         log.close()
 
 
+def _enabled_options(page: Any, name: str) -> list[str]:
+    return page.locator(f"select[name={name}] option:not([disabled])").evaluate_all("els => els.map(e => e.value)")
+
+
+def _chart_points(page: Any, series: str) -> int:
+    """How many points the Connections tab's chart draws for `series` (0 when not drawn yet)."""
+    line = page.locator(f"#workload-charts polyline[data-series={series}]")
+    return int(line.first.get_attribute("data-count") or 0) if line.count() else 0
+
+
 def _drive(page: Any, ui: str, results: Path) -> None:
     page.goto(ui)
 
     # The start form: users and spawn rate, a run time as a safety bound (the test stops the run
-    # itself), then our custom parameters (a native <select name=scenario>, <input name=policy>).
+    # itself), then our fields, visible without opening a panel: a <select name=scenario>, and a
+    # <select name=policy> offering the chosen scenario's policies only, its default chosen.
     page.locator("input[name=userCount]").fill("2")
     page.locator("input[name=spawnRate]").fill("2")
     page.get_by_role("button", name="Advanced options").click()
     page.locator("input[name=runTime]").fill("60s")
-    page.get_by_role("button", name="Custom parameters").click()
-    page.locator("select[name=scenario]").select_option(SCENARIO)
-    page.locator("input[name=policy]").fill(POLICY)
+    scenario, policy = page.locator("select[name=scenario]"), page.locator("select[name=policy]")
+    scenario.wait_for(state="visible")
+    policy.wait_for(state="visible")
+    assert scenario.bounding_box()["y"] < policy.bounding_box()["y"]  # the scenario first, then its policy
+    assert scenario.input_value() == "scenarios/demo.yaml"
+    assert _enabled_options(page, "policy") == ["shared", "close", "fresh", "recycle"]  # demo.yaml's
+    assert policy.input_value() == "shared"
+    scenario.select_option(SCENARIO)
+    assert _enabled_options(page, "policy") == ["shared", "close", "fresh", "close-untuned"]  # https.yaml's
+    assert policy.input_value() == "shared"  # its default
+    policy.select_option(POLICY)
     page.get_by_role("button", name=re.compile("^start$", re.I)).click()
 
     # Running: the statistics table counts requests (Aggregated row, "# Requests" column).
@@ -136,12 +156,18 @@ def _drive(page: Any, ui: str, results: Path) -> None:
                           lambda: _number(_column(page, "# Requests", "Aggregated")), lambda n: n > 0)
     assert requests_done > 0
 
-    # The Connections tab: the chosen policy, and connections and TLS handshakes counted.
+    # The Connections tab, in words: the chosen policy, its expected vs measured connections,
+    # connections and TLS handshakes counted; under the table, charts that grow while it runs.
     page.get_by_role("tab", name="Connections").click()
     rows = _poll("Connections tab figures", lambda: _table_rows(page),
-                 lambda r: _number(r.get("tcp_connects")) > 0 and _number(r.get("tls_handshakes")) > 0)
-    assert rows["policy"] == POLICY, rows
-    assert _number(rows["tcp_connects"]) > 0 and _number(rows["tls_handshakes"]) > 0, rows
+                 lambda r: _number(r.get("TCP connects")) > 0 and _number(r.get("TLS handshakes completed")) > 0)
+    assert rows["Policy"] == POLICY, rows
+    assert rows["Connections: expected vs measured"].startswith(
+        "close: expected 1 connection per request (closed after it) — measured "), rows
+    assert rows["TCP connects"].endswith(" connections"), rows
+    first = _poll("connects/s chart points", lambda: _chart_points(page, "connects_per_s"), lambda n: n >= 2)
+    _poll("connects/s chart points growing", lambda: _chart_points(page, "connects_per_s"), lambda n: n > first)
+    assert _chart_points(page, "time_wait_client") > 0 and _chart_points(page, "time_wait_server") > 0
 
     # Stop the run from the UI; it writes results/<run-id>/run.json for what was chosen.
     page.get_by_role("button", name=re.compile("^stop$", re.I)).click()

@@ -8,7 +8,11 @@ dispatcher is built before `test_start`, so that would be too late).  The form's
 field reads only files under the scenarios folder (`ScenarioField`): the UI has no
 authentication, so it must not load, and echo errors about, any file on the machine.  Every
 JSON, CSV, HTML and text answer is passed through `workload.redaction.redact` (stats names,
-errors, the log tab).
+errors, the log tab).  The tab's rows are built by `webui_rows` (worded, policy expectation
+vs measured), its charts' series kept by `webui_history`, the form's policy choices per
+scenario by `webui_form`; what Locust cannot do through its own hooks (open the custom
+parameters panel, narrow the policy list to the chosen scenario, draw the charts) is done by
+`static/webui.js`, which the index page loads through one added <script> tag.
 """
 
 from __future__ import annotations
@@ -22,13 +26,16 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, request
+import gevent
+from flask import Blueprint, Response, jsonify, request, send_from_directory
 from werkzeug.datastructures import ImmutableMultiDict
 
 from workload.engine.clusterkey import is_loopback
+from workload.engine.webui_form import FORM_KEY, policy_map
+from workload.engine.webui_history import ConnectionHistory, sample_forever
+from workload.engine.webui_rows import connection_rows
 from workload.errors import render_message
 from workload.redaction import redact, register_userinfo
-from workload.telemetry.cluster import worker_rows
 
 log = logging.getLogger("workload")
 
@@ -37,12 +44,16 @@ REDACTED_TYPES = frozenset({"application/json", "text/csv", "text/html", "text/p
 EXTENSION = {
     "extended_tabs": [{"title": "Connections", "key": TAB_KEY}],
     "extended_tables": [{"key": TAB_KEY, "structure": [
-        {"key": "metric", "title": "Metric"}, {"key": "value", "title": "Value"}]}],
+        {"key": "metric", "title": "Metric"}, {"key": "value", "title": "Measured"},
+        {"key": "expected", "title": "Expected (policy)"}]}],
     "extended_csv_files": [{"href": "./workload/connections.csv", "title": "Download connection figures CSV"}],
 }
 
 
 SCENARIO_SUFFIXES = (".yaml", ".yml")
+STATIC = Path(__file__).resolve().parent / "static"
+SCRIPT_TAG = '<script src="./workload/webui.js" defer></script>'  # see static/webui.js for why
+CSV_FIELDS = ["metric", "value", "expected"]
 
 
 def scenarios_folder(configured: str, repo_root: Path, resolve: bool = True) -> Path:
@@ -83,28 +94,10 @@ class ScenarioField:
                               "line with --scenario PATH")
 
 
-def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
-    """Flatten live figures into the tab's (metric, value) rows."""
-    if not live:
-        return [{"metric": "status", "value": "no run yet"}]
-    rows = [{"metric": "policy", "value": live.get("policy", "")}]
-    for key, value in live.get("connections", {}).items():
-        if not isinstance(value, dict):
-            rows.append({"metric": key, "value": value})
-    setup = live.get("connections", {}).get("setup_ms") or {}
-    rows.append({"metric": "connection setup ms (avg)", "value": setup.get("avg")})
-    sockets = live.get("sockets", {})
-    for key in ("time_wait_client", "time_wait_server", "established_client", "established_server"):
-        figures = sockets.get(key)
-        shown = "not observable (remote target)" if figures is None or figures.get("end") is None else \
-            f"now {figures.get('end')}, peak {figures.get('peak')}"
-        rows.append({"metric": key.replace("_", " "), "value": shown})
-    return rows + worker_rows(live.get("workers") or [])  # distributed: one row per worker
-
-
 def install(environment: Any, live: Callable[[], dict[str, Any] | None],
             on_swarm: Callable[[str, str, str | None], str | None], field: ScenarioField) -> None:
-    """Wire the tab, the CSV route and the swarm hook into `environment.web_ui`."""
+    """Wire the tab, its charts, the form's policy choices, the CSV route and the swarm hook
+    into `environment.web_ui`."""
     options = environment.parsed_options
     web_host = getattr(options, "web_host", None)
     if web_host is not None and not is_loopback(web_host) and not getattr(options, "web_login", False):
@@ -112,21 +105,51 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
                     "load runs (publish its port on loopback only, as docker-compose.yml does)", web_host or "*")
     web_ui = environment.web_ui
     web_ui.template_args.update(EXTENSION)
-    app = web_ui.app
+    history = ConnectionHistory()
+    gevent.spawn(sample_forever, history, lambda: getattr(_controller(environment), "recorder", None), live,
+                 lambda: getattr(getattr(environment, "runner", None), "state", None) in ("spawning", "running"))
+    rows = _tab_rows(environment, live)
+    _hook_responses(web_ui.app, rows)
+    _hook_swarm(environment, on_swarm, field)
+    _hook_form(web_ui, field)
+    web_ui.app.register_blueprint(_routes(rows, history))
 
+
+def _tab_rows(environment: Any, live: Callable[[], dict[str, Any] | None]) -> Callable[[], list[dict[str, Any]]]:
+    """The Connections tab's rows, with the policy's expectation for the current run."""
+    def rows() -> list[dict[str, Any]]:
+        current = getattr(_controller(environment), "current", None)
+        stats, runner = getattr(environment, "stats", None), getattr(environment, "runner", None)
+        return connection_rows(live(), current.policy_model if current is not None else None,
+                               stats.total.num_requests if stats else 0, runner.user_count if runner else 0)
+    return rows
+
+
+def _controller(environment: Any) -> Any:
+    """The RunController main.py hangs on the environment (None before init ends, or in tests)."""
+    return getattr(environment, "workload", None)
+
+
+def _hook_responses(app: Any, rows: Callable[[], list[dict[str, Any]]]) -> None:
     @app.after_request
-    def _extend_stats(response: Response) -> Response:
+    def _extend(response: Response) -> Response:
         if request.path.endswith("/stats/requests") and response.is_json:
             payload = response.get_json()
-            payload["extended_stats"] = [{"key": TAB_KEY, "data": connection_rows(live())}]
+            payload["extended_stats"] = [{"key": TAB_KEY, "data": rows()}]
             response.set_data(json.dumps(payload))
         if response.mimetype in REDACTED_TYPES and not (response.is_streamed or response.direct_passthrough):
-            response.set_data(redact(response.get_data(as_text=True)))  # stats names, errors, logs
+            text = redact(response.get_data(as_text=True))  # stats names, errors, logs
+            if request.endpoint == "locust.index" and response.mimetype == "text/html":  # not the report
+                text = text.replace("</head>", SCRIPT_TAG + "</head>", 1)
+            response.set_data(text)
         if disposition := response.headers.get("Content-Disposition"):
             response.headers["Content-Disposition"] = redact(disposition)  # Locust names downloads after the host
         return response
 
-    @app.before_request
+
+def _hook_swarm(environment: Any, on_swarm: Callable[[str, str, str | None], str | None],
+                field: ScenarioField) -> None:
+    @environment.web_ui.app.before_request
     def _choose_scenario() -> Any:
         if request.path.rstrip("/").endswith("/swarm") and request.method == "POST":
             form = request.form
@@ -145,16 +168,35 @@ def install(environment: Any, live: Callable[[], dict[str, Any] | None],
                                                if not (k == "host" and auto_filled)])
         return None
 
+
+def _hook_form(web_ui: Any, field: ScenarioField) -> None:
+    """Before the index page renders: each listed scenario's policies, for static/webui.js."""
+    @web_ui.app.before_request
+    def _policies() -> None:
+        if request.method == "GET" and request.endpoint == "locust.index":  # honours --web-base-path
+            scenario = (web_ui.template_args.get("extra_options") or {}).get("scenario") or {}
+            listed = list(scenario.get("choices") or []) + [str(scenario.get("default_value") or field.typed)]
+            web_ui.template_args[FORM_KEY] = {"policies": policy_map(listed, field.folder)}
+
+
+def _routes(rows: Callable[[], list[dict[str, Any]]], history: ConnectionHistory) -> Blueprint:
     blueprint = Blueprint("workload", __name__)
 
     @blueprint.route("/workload/connections.csv")
     def _connections_csv() -> Response:
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=["metric", "value"])
+        writer = csv.DictWriter(out, fieldnames=CSV_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(connection_rows(live()))
+        writer.writerows(rows())
         return Response(out.getvalue(), mimetype="text/csv",
                         headers={"Content-Disposition": "attachment; filename=connections.csv"})
 
-    app.register_blueprint(blueprint)
+    @blueprint.route("/workload/connections/history.json")
+    def _connections_history() -> Response:
+        return jsonify(history.document())
 
+    @blueprint.route("/workload/webui.js")
+    def _script() -> Response:
+        return send_from_directory(STATIC, "webui.js", mimetype="text/javascript")
+
+    return blueprint
