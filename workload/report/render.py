@@ -17,13 +17,12 @@ from markupsafe import Markup
 
 from workload.redaction import redact
 from workload.report import charts, workers
-from workload.report.numbers import amount, count, decimal, percent
+from workload.report.numbers import DEFAULT_MISSING, cell, decimal, percent
 from workload.results.run import RunResult
 
 Row = dict[str, Any]
 Column = tuple[str, Callable[[Row], str]]
 
-DEFAULT_MISSING = "n/a"
 DEFAULT_UNOBSERVABLE = "not observable"
 DEFAULT_NOT_APPLICABLE = "does not apply"
 # Columns holding words rather than figures: left-aligned.
@@ -53,24 +52,12 @@ TIME_WAIT_NOTE = (
 )
 
 
-def _value(value: Any) -> str:
-    if value is None:
-        return DEFAULT_MISSING
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, int):
-        return count(value)
-    if isinstance(value, float):
-        return amount(value)
-    return str(value)
-
-
 def _field(key: str) -> Callable[[Row], str]:
-    return lambda row: _value(row.get(key))
+    return lambda row: cell(row.get(key))
 
 
 def _nested(section: str, key: str) -> Callable[[Row], str]:
-    return lambda row: _value((row.get(section) or {}).get(key))
+    return lambda row: cell((row.get(section) or {}).get(key))
 
 
 def _server_side(cell: Callable[[Row], str]) -> Callable[[Row], str]:
@@ -119,7 +106,7 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
                  ("TIME_WAIT server peak", _server_side(_field("time_wait_server_peak"))),
                  ("TIME_WAIT server end", _server_side(_field("time_wait_server_end"))),
                  ("established client peak", _field("established_client_peak")),
-                 ("client TIME_WAIT forecast", _forecast(_value, "forecast_time_wait")),
+                 ("client TIME_WAIT forecast", _forecast(cell, "forecast_time_wait")),
                  ("share of port range", _forecast(percent, "forecast_share")))),
     ("Kernel counters (deltas over the run, whole network namespace)",
      (POLICY, *((name, _nested("kernel", name)) for name in KERNEL_COUNTERS))),

@@ -13,45 +13,36 @@ from typing import Any
 
 from markupsafe import Markup
 
-from workload.report.numbers import amount, count
+from workload.report.numbers import cell
 
 TITLE = "Workers (distributed runs; socket figures are each worker's host view)"
 HEADERS = ("policy", "worker", "host", "requests", "opened", "requests/connection", "TLS handshakes",
            "TIME_WAIT client peak", "TIME_WAIT client end", "TIME_WAIT server peak", "established client peak",
            "final report")
 TEXT_HEADERS = frozenset({"policy", "worker", "host", "final report"})
-MISSING = "n/a"
-
-
-def _cell(value: Any) -> str:
-    if value is None or isinstance(value, bool):
-        return MISSING if value is None else ("yes" if value else "no")
-    if isinstance(value, int):
-        return count(value)
-    return amount(value) if isinstance(value, float) else str(value)
 
 
 def _worker_row(label: str, worker: dict[str, Any]) -> list[str]:
     conns, sockets = worker.get("connections") or {}, worker.get("sockets") or {}
     index = worker.get("index")
-    return [label, f"#{index}" if isinstance(index, int) else _cell(worker.get("id")), _cell(worker.get("host")),
-            _cell(worker.get("requests")), _cell(conns.get("tcp_connects")),
-            _cell(conns.get("requests_per_connection")), _cell(conns.get("tls_handshakes")),
-            _cell((sockets.get("time_wait_client") or {}).get("peak")),
-            _cell((sockets.get("time_wait_client") or {}).get("end")),
-            _cell((sockets.get("time_wait_server") or {}).get("peak")),
-            _cell((sockets.get("established_client") or {}).get("peak")), _cell(worker.get("final"))]
+    return [label, f"#{index}" if isinstance(index, int) else cell(worker.get("id")), cell(worker.get("host")),
+            cell(worker.get("requests")), cell(conns.get("tcp_connects")),
+            cell(conns.get("requests_per_connection")), cell(conns.get("tls_handshakes")),
+            cell((sockets.get("time_wait_client") or {}).get("peak")),
+            cell((sockets.get("time_wait_client") or {}).get("end")),
+            cell((sockets.get("time_wait_server") or {}).get("peak")),
+            cell((sockets.get("established_client") or {}).get("peak")), cell(worker.get("final"))]
 
 
 def _total_row(entry: dict[str, Any], workers: list[dict[str, Any]]) -> list[str]:
     hosts = len({(w.get("host"), w.get("netns")) for w in workers})
     finals = sum(1 for w in workers if w.get("final"))
     return [entry["label"], f"total ({len(workers)} workers)", f"{hosts} host(s), each counted once",
-            _cell(entry.get("requests")), _cell(entry.get("connections_opened")),
-            _cell(entry.get("requests_per_connection")), _cell(entry.get("tls_handshakes")),
-            _cell(entry.get("time_wait_client_peak")), _cell(entry.get("time_wait_client_end")),
-            _cell(entry.get("time_wait_server_peak")),
-            _cell(entry.get("established_client_peak")), f"{finals} of {len(workers)}"]
+            cell(entry.get("requests")), cell(entry.get("connections_opened")),
+            cell(entry.get("requests_per_connection")), cell(entry.get("tls_handshakes")),
+            cell(entry.get("time_wait_client_peak")), cell(entry.get("time_wait_client_end")),
+            cell(entry.get("time_wait_server_peak")),
+            cell(entry.get("established_client_peak")), f"{finals} of {len(workers)}"]
 
 
 def rows(summary: dict[str, Any]) -> list[list[str]]:
