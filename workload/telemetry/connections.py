@@ -38,6 +38,14 @@ class ConnectionStats:
         self.pool_discards = 0
         self.connect_errors = 0
         self._setup_ms: list[float] = []
+        # engine httpx: requests that found every pooled connection busy, the protocol each new
+        # connection speaks (ALPN, or h2c / http/1.1 in cleartext) and the requests (streams) on HTTP/2.
+        self.pool_waits = 0
+        self.protocols: dict[str, int] = {}
+        self.http2_streams = 0
+
+    def record_protocol(self, protocol: str) -> None:
+        self.protocols[protocol] = self.protocols.get(protocol, 0) + 1
 
     def record_setup(self, seconds: float) -> None:
         if len(self._setup_ms) < DEFAULT_SETUP_SAMPLES:
@@ -54,7 +62,14 @@ class ConnectionStats:
             "connect_errors": self.connect_errors,
             "requests_per_connection": per_conn,
             "setup_ms": _summary(setup),
+            **self._http2_snapshot(),
         }
+
+    def _http2_snapshot(self) -> dict[str, Any]:
+        h2 = self.protocols.get("h2", 0) + self.protocols.get("h2c", 0)
+        return {"pool_waits": self.pool_waits, "protocols": dict(sorted(self.protocols.items())),
+                "http2_connections": h2, "http2_streams": self.http2_streams,
+                "streams_per_connection": round(self.http2_streams / h2, 2) if h2 else None}
 
 
 def _summary(values: list[float]) -> dict[str, float | int | None]:
