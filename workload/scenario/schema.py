@@ -132,6 +132,19 @@ ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
                     "with a fixed delay: no backoff_factor or status_forcelist",
                     "give 'retries' as a number, or use engine: requests"),
     },
+    "httpx": {
+        "pool_connections": ("httpx limits the whole pool (pool_maxsize x declared hosts), "
+                             "so there is no number of host pools to set",
+                             "remove 'pool_connections' (pool_maxsize is each host's pool size)"),
+        "pool_block": ("httpx's pool always waits for a free connection and never opens one to "
+                       "discard it, so 'pool_block: false' cannot hold",
+                       "remove 'pool_block' (or use engine: requests to measure pool discards)"),
+        "ssl_context": ("httpx takes one SSL context per pool, so the stock per-connection cost "
+                        "cannot be reproduced",
+                        "remove 'ssl_context' (httpx shares one context per policy) or use engine: requests"),
+        "retries": ("httpx retries failed connects only: no backoff_factor or status_forcelist",
+                    "give 'retries' as a number, or use engine: requests"),
+    },
 }
 
 
@@ -170,6 +183,9 @@ class Policy(Model):
         if self.http2 and self.engine != "httpx":
             raise problem(f"http2 needs engine 'httpx', not '{self.engine}'",
                           "add 'engine: httpx' or remove 'http2'", at=("http2",))
+        if self.http2 and self.type == "close":
+            raise problem("type 'close' needs HTTP/1.1's 'Connection: close', which HTTP/2 does not have",
+                          "use type 'fresh' for one connection per request, or remove 'http2'", at=("http2",))
         for key, (what, fix) in ENGINE_LIMITS.get(self.engine, {}).items():
             if key in self.model_fields_set and _limited(key, getattr(self, key)):
                 raise problem(f"engine '{self.engine}' cannot honour '{key}': {what}", fix, at=(key,))

@@ -28,10 +28,13 @@ protocol each connection speaks (ALPN) and HTTP/2 streams.  Imports locust (via 
 
 from __future__ import annotations
 
+import importlib
 import sys
 
 try:  # trio < 0.25 crashes on import once gevent removed select.epoll (python-trio/trio#2848);
-    import trio  # noqa: F401  httpcore only catches ImportError, so make a broken trio look absent.
+    importlib.import_module("trio")  # httpcore only catches ImportError: make a broken trio look absent.
+except ImportError:
+    pass
 except Exception:  # pragma: no cover - depends on the installed trio
     sys.modules["trio"] = None  # type: ignore[assignment]
 
@@ -48,8 +51,9 @@ from requests.cookies import extract_cookies_to_jar
 from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
+from workload.engine.engines import retry_total
 from workload.engine.transport import HostGate, PolicyTransport, RecycleState, Verify
-from workload.scenario.schema import Policy, RetrySpec
+from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
 
 # Connection-specific headers are forbidden in HTTP/2 (RFC 9113 8.2.2): h2 would refuse the request.
@@ -64,7 +68,7 @@ class PoolConfig:
         self.limits = httpx.Limits(max_connections=size, max_keepalive_connections=size, keepalive_expiry=None)
         self.ssl_context = ssl_context
         self.http2 = http2
-        self.retries = policy.retries if isinstance(policy.retries, int) else policy.retries.total
+        self.retries = retry_total(policy)  # httpx retries failed connects only (ENGINE_LIMITS)
 
     def transport(self, scheme: str) -> httpx.HTTPTransport:
         # Cleartext HTTP/2 is prior-knowledge h2c (httpx has no Upgrade): HTTP/1.1 switched off.
@@ -187,9 +191,8 @@ class HttpxAdapter(BaseAdapter):
         response.url = request.url or ""
         response.encoding = get_encoding_from_headers(response.headers)
         response._content = content
-        response._content_consumed = True
+        response._content_consumed = True  # type: ignore[attr-defined]  # requests' own flag: body read
         response.request = request
-        response.connection = self
         extract_cookies_to_jar(response.cookies, request, response.raw)
         return response
 
@@ -255,18 +258,20 @@ def as_requests_error(exc: httpx.TransportError, request: Any) -> requests.Reque
     return error(text, request=request)
 
 
-class HttpxPolicyTransport(PolicyTransport):
-    """`PolicyTransport` whose sessions go out through httpx (`engine: httpx`)."""
+class HttpxEngine(PolicyTransport):
+    """The `httpx` engine: `PolicyTransport`'s sessions and identity, httpx on the wire."""
 
-    def __init__(self, name: str, policy: Policy, verify: Verify, cert: Any, gate: HostGate | None = None,
-                 http2: bool = False, hosts: int = 1) -> None:
+    engine = "httpx"
+
+    def __init__(self, name: str, policy: Policy, verify: Verify, cert: Any, gate: HostGate | None = None) -> None:
         super().__init__(name, policy, verify, cert, gate)
         self.process_pool = None  # urllib3's: unused here
-        self.config = PoolConfig(policy, self.ssl_context, http2, hosts)
+        hosts = len(gate.declared) if gate is not None else 1
+        self.config = PoolConfig(policy, self.ssl_context, policy.http2, hosts)
         self.shared_pool = HttpxPool(self.config) if policy.scope == "process" else None
 
     def new_adapter(self, base_url: str | None = None) -> Any:
-        gate = self.gate.with_host(base_url) if self.gate is not None else None
+        gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ
         pool = self.shared_pool or HttpxPool(self.config)
         return HttpxAdapter(pool, gate, close=self.kind == "close", owns_pool=self.shared_pool is None)
 
@@ -279,21 +284,4 @@ class HttpxPolicyTransport(PolicyTransport):
                     adapter.recycle()
 
 
-def unsupported(policy: Policy, http2: bool) -> tuple[str, str] | None:
-    """What `engine: httpx` cannot do with this policy: (problem, fix), or None."""
-    if policy.ssl_context == "per_connection":
-        return ("ssl_context 'per_connection' is not available on engine 'httpx' (one context per pool)",
-                "remove 'ssl_context' or use 'engine: requests'")
-    if isinstance(policy.retries, RetrySpec) and (policy.retries.backoff_factor or policy.retries.status_forcelist):
-        return ("engine 'httpx' retries failed connects only: no backoff_factor or status_forcelist",
-                "use 'retries: N' or 'engine: requests'")
-    if http2 and policy.type == "close":
-        return ("type 'close' needs HTTP/1.1's 'Connection: close'; HTTP/2 has no such header",
-                "use type 'fresh' for one connection per request, or 'http2: false'")
-    if policy.scope == "process" and not policy.pool_block:
-        return ("engine 'httpx' always waits for a free pooled connection (it never opens and discards extras)",
-                "add 'pool_block: true' to say so, or use 'engine: requests'")
-    return None
-
-
-__all__ = ["HttpxAdapter", "HttpxPolicyTransport", "httpx", "unsupported"]
+__all__ = ["HttpxAdapter", "HttpxEngine", "httpx"]
