@@ -39,11 +39,15 @@ except Exception:  # pragma: no cover - depends on the installed trio
     sys.modules["trio"] = None  # type: ignore[assignment]
 
 import http.client
+import select
 import time
+import types
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import gevent.monkey
+import httpcore._utils
 import httpx
 import requests
 from requests.adapters import BaseAdapter
@@ -55,6 +59,15 @@ from workload.engine.engines import retry_total
 from workload.engine.transport import HostGate, PolicyTransport, RecycleState, Verify
 from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
+
+if gevent.monkey.is_module_patched("select"):
+    # httpcore asks `select.poll().poll(0)` whether an idle pooled socket is readable, taking yes for "the
+    # server closed it" and reconnecting.  gevent's patched poll answers yes for idle sockets with nothing
+    # to read (measured: 5-6 connects where 4 were due), so a shared pool would churn.  The original poll
+    # with a zero timeout never blocks, so it is safe under gevent.
+    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined]
+        poll=gevent.monkey.get_original("select", "poll"), POLLIN=select.POLLIN,
+        select=gevent.monkey.get_original("select", "select"))
 
 # Connection-specific headers are forbidden in HTTP/2 (RFC 9113 8.2.2): h2 would refuse the request.
 H2_FORBIDDEN = frozenset({"connection", "keep-alive", "proxy-connection", "transfer-encoding", "upgrade"})
