@@ -157,7 +157,8 @@ def test_an_unreachable_target_is_a_refused_connection(demo_target):
     from tests.helpers import free_port
     from workload.engine.recorder import stats_section
 
-    text = f"target: http://127.0.0.1:{free_port()}\nendpoints: [{{path: /}}]\npolicies: {{s: {{type: shared, engine: httpx}}}}"
+    text = (f"target: http://127.0.0.1:{free_port()}\nendpoints: [{{path: /}}]\n"
+            "policies: {s: {type: shared, engine: httpx}}")
     h = harness(text, "s", None)
     run_tasks(h.users(1), iterations=2, login=False)
     [row] = stats_section(h.env.stats, [])["errors"]

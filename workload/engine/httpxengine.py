@@ -65,7 +65,7 @@ if gevent.monkey.is_module_patched("select"):
     # server closed it" and reconnecting.  gevent's patched poll answers yes for idle sockets with nothing
     # to read (measured: 5-6 connects where 4 were due), so a shared pool would churn.  The original poll
     # with a zero timeout never blocks, so it is safe under gevent.
-    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[attr-defined]
+    httpcore._utils.select = types.SimpleNamespace(  # type: ignore[assignment]
         poll=gevent.monkey.get_original("select", "poll"), POLLIN=select.POLLIN,
         select=gevent.monkey.get_original("select", "select"))
 
