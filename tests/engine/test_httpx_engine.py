@@ -153,7 +153,7 @@ def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_
         assert secret not in seen
 
 
-def test_an_unreachable_target_is_a_refused_connection(demo_target):
+def test_an_unreachable_target_is_a_refused_connection():
     from tests.helpers import free_port
     from workload.engine.recorder import stats_section
 
