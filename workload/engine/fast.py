@@ -13,9 +13,9 @@ The contract is `workload.engine.engines`'; here is how each part maps onto geve
 * recycle: the user's pools are closed when `RecycleState.due` (every N requests / T seconds).
 * TLS: ONE SSL context per policy, handed to every pool by `ssl_context_factory` (otherwise
   geventhttpclient builds one, loading the CA store, for every new client).
-* retries: `max_retries` = the policy's count (0 by default).  geventhttpclient itself still
-  resends an idempotent request once per pool slot when a kept connection turns out closed
-  (like a browser); every such reconnect is a counted TCP connect.
+* retries: `max_retries` = the policy's count (0 by default), which geventhttpclient spends on
+  timeouts and broken sends of idempotent methods; its own silent resend of a request whose
+  connection turned out closed is turned off (`PolicyClientPool.get_client`).
 * The host gate runs in `GatedUserAgent._urlopen`, which every hop of a redirect chain passes.
 * Counters: `CountingPool` (TCP connects, setup time, connect errors, waits) and
   `CountingSSLPool` (TLS handshakes completed / failed).  `HTTPClient` hard-wires its pool
@@ -119,6 +119,11 @@ class PolicyClientPool(HTTPClientPool):
             # Same state, counting methods: HTTPClient.__init__ names its pool classes itself.
             pool.__class__ = CountingSSLPool if isinstance(pool, SSLConnectionPool) else CountingPool
             pool.reuse = self.reuse  # type: ignore[attr-defined]
+            # HTTPClient.request resends an idempotent request `pool.size + 1` times when its
+            # connection turns out closed (11 connects for one failed request at size 10); `size` is
+            # read nowhere else after __init__, so -1 makes it one attempt, as on the requests
+            # engine.  The policy's retries are the user agent's `max_retries`.
+            pool.size = -1
         return client
 
 
