@@ -123,3 +123,17 @@ def test_failure_causes_are_named_alike(engine):
     causes += [row["cause"] for row in stats_section(refused.env.stats, [])["errors"]]
     assert causes == ["http_status", "refused"]
     assert STATS.connect_errors == 2
+
+
+def test_the_shipped_engines_scenario_runs_every_policy(demo_target):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "engines.yaml"
+    text = path.read_text(encoding="utf-8")
+    policies = ["shared", "shared-fast", "close", "close-fast", "fresh", "fresh-fast", "recycle", "recycle-fast"]
+    for policy in policies:
+        h = harness(text, policy, demo_target, file=str(path))
+        users = h.users(2)
+        run_tasks(users, iterations=5)
+        assert h.requests() == 2 * (1 + 5) and not h.errors(), (policy, h.errors())
+        assert h.user_class.transport.engine == ("fast" if policy.endswith("-fast") else "requests")
