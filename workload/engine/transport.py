@@ -165,12 +165,7 @@ class TunedAdapter(LocustHttpAdapter):
         return super().send(request, *args, **kwargs)
 
     def _own_connection_header(self, headers: Any) -> None:
-        # The policy owns `Connection`, whatever target/request headers say: session and
-        # request headers are merged after the policy installs its own.
-        if self._close:
-            headers["Connection"] = "close"
-        elif "close" in headers.get("Connection", "").lower():
-            headers["Connection"] = "keep-alive"
+        own_connection_header(headers, self._close)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -195,6 +190,25 @@ class TunedAdapter(LocustHttpAdapter):
         return host_params, pool_kwargs
 
 
+def own_connection_header(headers: Any, close: bool) -> None:
+    """The policy owns `Connection`, whatever target/request headers say: session and
+    request headers are merged after the policy installs its own."""
+    if close:
+        headers["Connection"] = "close"
+    elif "close" in headers.get("Connection", "").lower():
+        headers["Connection"] = "keep-alive"
+
+
+def policy_ssl_context(name: str, verify: Verify, cert: Cert) -> ssl.SSLContext:
+    """`make_ssl_context`, with unreadable TLS files reported as the policy's `TlsFileError`."""
+    try:
+        return make_ssl_context(verify, cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFileError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
+                           f"{exc}",
+                           fix="give PEM files (a CA bundle for verify, certificate and key for cert)") from exc
+
+
 def make_process_pool(policy: Policy) -> PoolManager:
     """One pool for every user of this process (like Locust's `pool_manager`), tuned and counting."""
     manager = PoolManager(num_pools=policy.pool_connections, maxsize=policy.pool_maxsize,
@@ -215,12 +229,7 @@ class PolicyTransport(Engine):
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
         super().__init__(name, policy, verify, cert, gate)
         shared = policy.ssl_context == "shared"
-        try:
-            self.ssl_context = make_ssl_context(verify, cert) if shared else None
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsFileError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
-                               f"{exc}",
-                               fix="give PEM files (a CA bundle for verify, certificate and key for cert)") from exc
+        self.ssl_context = policy_ssl_context(name, verify, cert) if shared else None
         self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
 
     @property

@@ -56,6 +56,34 @@ def throughput(policies: list[Row]) -> str | None:
     return f"{best['label']}: {amount(ratio)}× the throughput of {worst['label']}"
 
 
+def engines(policies: list[Row]) -> list[str]:
+    """'fast: 4.8× the throughput of requests at the same policy (shared-fast vs shared)': runs of
+    one policy (same settings digest) on different engines, the fastest against each other."""
+    found: list[str] = []
+    groups: dict[str, list[Row]] = {}
+    for p in policies:
+        if p.get("policy_digest") and p.get("rps") is not None:
+            groups.setdefault(p["policy_digest"], []).append(p)
+    for group in groups.values():
+        if len({p["engine"] for p in group}) < 2:
+            continue
+        best = max(group, key=lambda p: p["rps"])
+        for other in group:
+            if other["engine"] != best["engine"]:
+                found.append(_engine_ratio(best, other))
+    return found
+
+
+def _engine_ratio(best: Row, other: Row) -> str:
+    pair = f"({best['label']} vs {other['label']})"
+    if other["rps"] <= 0:
+        return f"{other['engine']} completed no requests per second at the same policy as {best['engine']} {pair}"
+    ratio = best["rps"] / other["rps"]
+    if ratio < DEFAULT_SAME_RATIO:
+        return f"{best['engine']} and {other['engine']} had about the same throughput at the same policy {pair}"
+    return f"{best['engine']}: {amount(ratio)}× the throughput of {other['engine']} at the same policy {pair}"
+
+
 def time_wait_sides(policies: list[Row]) -> str | None:
     """'fresh left 2,310 TIME_WAIT sockets on the client; close left 2,298 on the server'."""
     clauses: list[str] = []
@@ -165,7 +193,7 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     if len(scenarios) > 1:
         found.append(f"the runs come from different scenarios ({', '.join(scenarios)}): "
                      "their figures are not directly comparable")
-    found += [throughput(policies), time_wait_sides(policies)]
+    found += [throughput(policies), *engines(policies), time_wait_sides(policies)]
     found += [rule(p) for rule in CONNECTION_RULES for p in policies]
     found += server_agreement(policies)
     found += [failures(p) for p in policies]
