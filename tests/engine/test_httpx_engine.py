@@ -1,7 +1,8 @@
 """engine: httpx on the wire, HTTP/1.1 and HTTP/2, held against the demo target's own counters.
 
 Connections opened (the tool's `tcp_connects`) must equal the connections the demo target
-accepted, and HTTP/2 ones must equal those it served as HTTP/2, for every policy.
+accepted, and HTTP/2 ones must equal those it served as HTTP/2, for every policy.  The policy
+tests every engine shares (HTTP/1.1) are in tests/engine/test_transport.py.
 """
 
 from __future__ import annotations
@@ -85,20 +86,6 @@ def test_fresh_keeps_the_users_login_cookie_on_every_new_connection(demo_target)
     assert not h.failures()  # /api/me answered alice each time, over a new connection
 
 
-@pytest.mark.parametrize(("policy", "expected"), [("close", "close"), ("shared", "keep-alive")])
-def test_the_policy_owns_the_connection_header(demo_target, policy, expected):
-    from tests.engine.test_transport import _echo_step, _with_headers
-
-    h = harness(SCENARIO, policy, demo_target)
-    [user] = h.users(1)
-    user.client.headers["Connection"] = "keep-alive" if policy == "close" else "close"
-    before = _https(demo_target)["connections_accepted"]
-    for _ in range(5):
-        parsed = user.send(_with_headers(_echo_step(h), {"Connection": user.client.headers["Connection"]}))
-        assert parsed is not None and parsed.json()["headers"]["Connection"].lower() == expected
-    assert _https(demo_target)["connections_accepted"] - before == (5 if policy == "close" else 1)
-
-
 def test_http2_sends_no_connection_header(demo_target):
     from tests.engine.test_transport import _echo_step, _with_headers
 
@@ -127,7 +114,7 @@ OFFSITE = """
 """
 
 
-@pytest.mark.parametrize("policy", ["h1", "h2", "fresh_h2"])
+@pytest.mark.parametrize("policy", ["h2", "fresh_h2"])  # h1: tests/engine/test_transport.py
 def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
     from tests.rawserver import http_response, raw_server
     from workload.engine.recorder import stats_section
@@ -138,19 +125,6 @@ def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
     assert other.connections == 0
     [row] = stats_section(h.env.stats, [])["errors"]
     assert row["cause"] == "redirect_offsite" and row["occurrences"] == 5
-
-
-def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_target):
-    from tests.rawserver import http_response, raw_server
-
-    with raw_server(lambda n: http_response(b"landed"), host="127.0.0.2") as other:
-        h = harness(OFFSITE % {"follow": "true", "url": other.url}, "h1", demo_target)
-        run_tasks(h.users(1), iterations=3)
-    assert other.connections == 3 and not h.errors(), h.errors()
-    seen = other.headers_seen()
-    assert "get /landing http/1.1" in seen
-    for secret in ("key-not-for-strangers", "x-api-key", "cookie", "session=", "authorization"):
-        assert secret not in seen
 
 
 def test_an_unreachable_target_is_a_refused_connection():

@@ -27,7 +27,7 @@ SCENARIO = """
       process: {type: shared, scope: process, pool_maxsize: 2, pool_block: true, engine: %(engine)s}
       untuned: {type: close, ssl_context: per_connection}
 """
-ENGINES = ("requests", "fast")
+ENGINES = ("requests", "fast", "httpx")
 
 
 @pytest.fixture(params=ENGINES)
@@ -86,6 +86,10 @@ def test_https_close_uses_one_shared_ssl_context(demo_target, engine):
     if engine == "fast":
         pools = [c._connection_pool for c in users[0].client.client.clientpool.clients.values()]
         assert pools and all(p.ssl_context is h.user_class.transport.ssl_context for p in pools)
+        return
+    if engine == "httpx":
+        pool = users[0].client.get_adapter("https://").pool
+        assert pool.transports["https"]._pool._ssl_context is h.user_class.transport.ssl_context
         return
     adapter = users[0].client.get_adapter("https://")
     pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118 (not a dict)

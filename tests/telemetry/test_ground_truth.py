@@ -99,7 +99,7 @@ SCENARIO = """
       fresh: {engine: %(engine)s}
       recycle: {every_requests: 25, engine: %(engine)s}
 """
-ENGINES = ("requests", "fast")
+ENGINES = ("requests", "fast", "httpx")
 
 
 def _ss_time_wait(port: int) -> tuple[int, int]:

@@ -39,9 +39,8 @@ class ConnectionStats:
         self.pool_waits = 0  # requests that waited for a free connection (a blocking pool that was full)
         self.connect_errors = 0
         self._setup_ms: list[float] = []
-        # engine httpx: requests that found every pooled connection busy, the protocol each new
-        # connection speaks (ALPN, or h2c / http/1.1 in cleartext) and the requests (streams) on HTTP/2.
-        self.pool_waits = 0
+        # The protocol each new connection speaks (ALPN, or h2c / http/1.1 in cleartext; engine httpx
+        # records it) and the requests (streams) sent over HTTP/2.
         self.protocols: dict[str, int] = {}
         self.http2_streams = 0
 
@@ -69,7 +68,7 @@ class ConnectionStats:
 
     def _http2_snapshot(self) -> dict[str, Any]:
         h2 = self.protocols.get("h2", 0) + self.protocols.get("h2c", 0)
-        return {"pool_waits": self.pool_waits, "protocols": dict(sorted(self.protocols.items())),
+        return {"protocols": dict(sorted(self.protocols.items())),
                 "http2_connections": h2, "http2_streams": self.http2_streams,
                 "streams_per_connection": round(self.http2_streams / h2, 2) if h2 else None}
 
