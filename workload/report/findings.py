@@ -183,8 +183,26 @@ def interrupted(p: Row) -> str | None:
             "its figures cover only what was measured before it stopped")
 
 
+def http2(p: Row) -> str | None:
+    """'shared-h2: 1 HTTP/2 connection for 10 users (842 streams on each)': multiplexing at a glance,
+    and a warning when a policy asked for HTTP/2 and the server answered HTTP/1.1."""
+    if not str(p.get("engine") or "").endswith(" h2"):
+        return None
+    fallback = (p.get("protocols") or {}).get("http/1.1")
+    if fallback:
+        return (f"{p['label']} asked for HTTP/2 but {plural(fallback, 'connection')} spoke HTTP/1.1 "
+                "(the server did not offer h2 by ALPN)")
+    h2 = p.get("http2_connections")
+    if not h2:
+        return None
+    users = f" for {plural(p['users'], 'user')}" if p.get("users") else ""
+    streams = p.get("streams_per_connection")
+    each = f" ({amount(streams)} streams on each)" if streams else ""
+    return f"{p['label']}: {plural(h2, 'HTTP/2 connection')}{users}{each}"
+
+
 Rule = Callable[[Row], str | None]
-CONNECTION_RULES: tuple[Rule, ...] = (port_share, reset, reuse, pool_discards)
+CONNECTION_RULES: tuple[Rule, ...] = (http2, port_share, reset, reuse, pool_discards)
 
 
 def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:

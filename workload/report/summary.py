@@ -142,7 +142,15 @@ def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
             "tls_handshakes": number(conns.tls_handshakes),
             "tls_failures": number(conns.tls_failures),
             "pool_discards": number(conns.pool_discards),
-            "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None}
+            "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None,
+            **_http2(conns)}
+
+
+def _http2(conns: Connections) -> dict[str, Any]:
+    """HTTP/2 figures (engine httpx); null for runs that recorded none."""
+    protocols = {str(k): number(v) for k, v in conns.protocols.items()} if conns.protocols is not None else None
+    return {"protocols": protocols, "http2_connections": number(conns.http2_connections),
+            "streams_per_connection": number(conns.streams_per_connection)}
 
 
 def _sockets(run: RunResult) -> dict[str, Any]:
