@@ -170,3 +170,17 @@ def test_close_over_http2_is_located():
         "1 problem in scenario:\n/tmp/s.yaml:4: ==> At key: policies.p.http2\n"
         "    error: type 'close' needs HTTP/1.1's 'Connection: close', which HTTP/2 does not have\n"
         "    fix: use type 'fresh' for one connection per request, or remove 'http2'")
+
+
+def test_the_shipped_engines_scenario_runs_its_httpx_policies(demo_target):
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "scenarios" / "engines.yaml"
+    text = path.read_text(encoding="utf-8")
+    for policy, protocol, connections in [("shared-httpx", "http/1.1", 2), ("shared-h2", "h2", 2),
+                                          ("pooled-h2", "h2", 1), ("fresh-h2", "h2", 12)]:
+        h = harness(text, policy, demo_target, file=str(path))
+        run_tasks(h.users(2), iterations=5)
+        assert h.requests() == 2 * (1 + 5) and not h.errors() and not h.failures(), (policy, h.errors())
+        assert h.user_class.transport.engine == "httpx"
+        assert STATS.protocols == {protocol: connections}, policy
