@@ -184,3 +184,13 @@ def test_the_shipped_engines_scenario_runs_its_httpx_policies(demo_target):
         assert h.requests() == 2 * (1 + 5) and not h.errors() and not h.failures(), (policy, h.errors())
         assert h.user_class.transport.engine == "httpx"
         assert STATS.protocols == {protocol: connections}, policy
+
+
+def test_the_connections_tab_lists_connections_per_protocol():
+    from workload.engine.webui import connection_rows
+
+    rows = connection_rows({"policy": "pooled-h2", "connections": {"tcp_connects": 3, "setup_ms": {"avg": 1.5},
+                                                                    "protocols": {"h2": 2, "http/1.1": 1}}})
+    at = rows.index({"metric": "connection setup ms (avg)", "value": 1.5})
+    assert rows[at + 1:at + 3] == [{"metric": "connections speaking h2", "value": 2},
+                                   {"metric": "connections speaking http/1.1", "value": 1}]

@@ -93,6 +93,8 @@ def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
             rows.append({"metric": key, "value": value})
     setup = live.get("connections", {}).get("setup_ms") or {}
     rows.append({"metric": "connection setup ms (avg)", "value": setup.get("avg")})
+    for name, count in (live.get("connections", {}).get("protocols") or {}).items():
+        rows.append({"metric": f"connections speaking {name}", "value": count})  # engine httpx (ALPN)
     sockets = live.get("sockets", {})
     for key in ("time_wait_client", "time_wait_server", "established_client", "established_server"):
         figures = sockets.get(key)
