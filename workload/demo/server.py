@@ -4,7 +4,9 @@ The *demo target* serves the Flask app from `workload.demo.app` on
 
 * a plain **http** listener and an **https** listener (certificate for ``127.0.0.1``,
   ``localhost`` and ``::1`` issued at start by a throw-away `trustme` CA whose PEM path is
-  announced), each counting accepted TCP connections, requests and open connections, and
+  announced), each counting accepted TCP connections, requests and open connections; https
+  offers HTTP/2 by ALPN (``--no-http2``: HTTP/1.1 only) and http, with ``--h2c``, accepts
+  prior-knowledge HTTP/2 (`workload.demo.h2server`), and
 * an **admin** listener that serves only ``/__stats``, so reading the counters never adds
   to them.
 
