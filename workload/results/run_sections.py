@@ -85,6 +85,7 @@ class Connections(Section):
     tls_handshakes: Number | None = None
     tls_failures: Number | None = None
     pool_discards: Number | None = None
+    pool_waits: Number | None = None  # requests that waited for a free pooled connection
     connect_errors: Number | None = None
     requests_per_connection: Number | None = None
     setup_ms: SetupMs | None = None
