@@ -5,8 +5,9 @@ endpoints, ``/echo``, ``/reset``) on http, https and admin listeners of one proc
 counts accepted connections exactly, per listener, so a run can compare what the client
 did with what the server saw.  The https listener also speaks HTTP/2 to clients that offer
 ``h2`` by ALPN, and ``--h2c`` makes the http listener accept prior-knowledge HTTP/2
-(`workload.demo.h2server`); ``http2_connections`` counts those connections.  `start_demo_target` runs it as a child process and returns
-a `DemoTarget` handle; ``python -m workload.demo`` runs it in the foreground.
+(`workload.demo.h2server`); ``http2_connections`` counts those connections.
+`start_demo_target` runs it as a child process and returns a `DemoTarget` handle;
+``python -m workload.demo`` runs it in the foreground.
 
 Exports are loaded lazily: ``python -m workload.demo`` imports this package *before* its
 ``__main__`` can monkey-patch, so this module must not import ssl, sockets or threads.

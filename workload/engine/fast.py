@@ -47,6 +47,8 @@ from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
 
 DEFAULT_MAX_REDIRECTS = 30  # requests' limit, so a redirect loop fails alike on both engines
+CLOSE_HEADERS = {"Connection": "close"}
+NO_HEADERS: dict[str, str] = {}
 
 
 class CountingPool(ConnectionPool):
@@ -140,20 +142,43 @@ class RedirectOffsite(AgentConnectionError):
         return self.message
 
 
+OFFSITE = "offsite"  # a verdict: send, without the scenario's headers
+DEFAULT_MAX_VERDICTS = 256  # remembered (scheme, host:port) verdicts per user: bounded memory
+
+
 class GatedUserAgent(LocustUserAgent):
-    """Locust's user agent with the declared-hosts gate on every hop (redirects are followed here)."""
+    """Locust's user agent with the declared-hosts gate on every hop (redirects are followed here).
+
+    The gate judges the host and port the client will connect to (`url_split`, the parse
+    `HTTPClientPool.get_client` uses), once per (scheme, host:port): a verdict is a pure function of them."""
 
     gate: HostGate | None = None
 
+    def __init__(self, *args: Any, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.verdicts: dict[tuple[str, str], str | None] = {}
+
     def _urlopen(self, request: Any) -> Any:
         if self.gate is not None:
-            refusal = self.gate.refusal(request.url)
-            if refusal is not None:
-                raise RedirectOffsite(refusal)
-            if self.gate.offsite(request.url):
+            verdict = self._verdict(request.url_split)
+            if verdict == OFFSITE:
                 for name in [k for k in request.headers.keys() if k.lower() not in OFFSITE_HEADERS]:  # noqa: SIM118
                     request.headers.discard(name)
+            elif verdict is not None:
+                raise RedirectOffsite(verdict)
         return super()._urlopen(request)
+
+    def _verdict(self, url: URL) -> str | None:
+        key = (url.scheme, url.netloc)
+        if key not in self.verdicts:
+            assert self.gate is not None
+            origin = (url.host.lower(), url.port or 0) if url.host else None
+            refusal = self.gate.refusal_for(origin)
+            offsite = origin is not None and origin not in self.gate.declared
+            if len(self.verdicts) >= DEFAULT_MAX_VERDICTS:
+                self.verdicts.clear()
+            self.verdicts[key] = refusal if refusal is not None else (OFFSITE if offsite else None)
+        return self.verdicts[key]
 
 
 class FastClient(FastHttpSession):
@@ -178,7 +203,7 @@ class FastClient(FastHttpSession):
         agent = GatedUserAgent(cookiejar=self.cookies, client_pool=pool, max_redirects=DEFAULT_MAX_REDIRECTS,
                                max_retries=engine.retries)
         if identity is not None:
-            agent.gate = identity.client.gate
+            agent.gate, agent.verdicts = identity.client.gate, identity.client.verdicts
         elif engine.gate is not None:
             agent.gate = engine.gate.with_host(user.host)  # --host may differ from the scenario's
         self.client = agent
@@ -187,12 +212,20 @@ class FastClient(FastHttpSession):
                 catch_response: bool = False, stream: bool = False, headers: dict[Any, Any] | None = None,
                 auth: tuple[str | bytes, str | bytes] | None = None, json: Any = None, allow_redirects: bool = True,
                 context: dict[Any, Any] | None = None, **kwargs: Any) -> Any:
-        merged = CaseInsensitiveDict(self.headers)  # the user's headers, then the request's, then the policy's
-        merged.update(headers or {})
-        own_connection_header(merged, self.engine.kind == "close")
         return super().request(method, url, name=name, data=data, catch_response=catch_response, stream=stream,
-                               headers=dict(merged.items()), auth=auth or self.auth, json=json,
+                               headers=self._headers(headers), auth=auth or self.auth, json=json,
                                allow_redirects=allow_redirects, context=context or {}, **kwargs)
+
+    def _headers(self, headers: dict[str, str] | None) -> dict[str, str]:
+        """The user's headers, then the request's (a name in any case replaces), then the policy's
+        `Connection`.  FastHttpSession copies the dict it is given."""
+        close = self.engine.kind == "close"
+        if not headers and not self.headers:
+            return CLOSE_HEADERS if close else NO_HEADERS  # the common case, without building anything
+        merged = CaseInsensitiveDict(self.headers)
+        merged.update(headers or {})
+        own_connection_header(merged, close)
+        return dict(merged.items())
 
     def close(self) -> None:
         self.client.close()

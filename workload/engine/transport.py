@@ -126,7 +126,9 @@ class HostGate:
 
     def refusal(self, url: str) -> str | None:
         """The error text when a request to `url` must not be sent at all."""
-        origin = origin_of(url)
+        return self.refusal_for(origin_of(url))
+
+    def refusal_for(self, origin: Origin | None) -> str | None:
         if origin is None or origin in self.declared or self.follow_offsite:
             return None
         return (f"redirect_offsite: not following a redirect to {origin[0]}:{origin[1]}, a host the scenario "

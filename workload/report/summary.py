@@ -142,6 +142,7 @@ def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
             "tls_handshakes": number(conns.tls_handshakes),
             "tls_failures": number(conns.tls_failures),
             "pool_discards": number(conns.pool_discards),
+            "pool_waits": number(conns.pool_waits),
             "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None,
             **_http2(conns)}
 

@@ -79,7 +79,7 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
-RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards", "max_pool_waits"}
 
 
 class EndpointThresholds(Model):
@@ -113,6 +113,7 @@ class Thresholds(EndpointThresholds):
     max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+    max_pool_waits: Annotated[int, Field(ge=0)] | None = None  # requests that waited for a pooled connection
 
 
 # Per engine: the policy keys it cannot honour as written (what is wrong, how to fix it).
