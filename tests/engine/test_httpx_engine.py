@@ -194,3 +194,26 @@ def test_the_connections_tab_lists_connections_per_protocol():
     at = rows.index({"metric": "connection setup ms (avg)", "value": 1.5})
     assert rows[at + 1:at + 3] == [{"metric": "connections speaking h2", "value": 2},
                                    {"metric": "connections speaking http/1.1", "value": 1}]
+
+
+@pytest.fixture(scope="module")
+def h2c_demo():
+    from workload.demo.launcher import start_demo_target
+
+    target = start_demo_target(h2c=True)
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+def test_http2_in_cleartext_is_prior_knowledge_h2c(h2c_demo):
+    text = SCENARIO.replace("target: https://demo", "target: demo")
+    h = harness(text, "process_h2", h2c_demo)
+    before = h2c_demo.stats()["http"]
+    run_tasks(h.users(10), iterations=3)
+    after = h2c_demo.stats()["http"]
+    assert not h.errors() and not h.failures(), h.errors()
+    assert (after["connections_accepted"] - before["connections_accepted"],
+            after["http2_connections"] - before["http2_connections"]) == (1, 1)
+    assert (STATS.tcp_connects, STATS.tls_handshakes, STATS.protocols, STATS.http2_streams) == (1, 0, {"h2c": 1}, 40)
