@@ -13,7 +13,7 @@ import pytest
 from tests.helpers import harness, run_tasks
 
 POLICIES = ["shared", "close", "fresh", "recycle"]
-ENGINES = ["requests", "fast"]
+ENGINES = ["requests", "fast", "httpx"]
 
 
 @pytest.fixture(params=ENGINES)

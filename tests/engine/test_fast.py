@@ -19,7 +19,7 @@ from tests.rawserver import http_response, raw_server
 from workload.engine.recorder import stats_section
 from workload.telemetry.connections import STATS
 
-ENGINES = ("requests", "fast")
+ENGINES = ("requests", "fast", "httpx")
 SCENARIO = """
     target: {host: "%(url)s", verify: %(verify)s}
     endpoints: [{name: root, path: /}]
