@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from locust.env import Environment
 
+import dataclasses
 import random
 import signal
 import socket
@@ -18,7 +19,8 @@ import requests
 
 from workload.engine.user import WorkloadUser, compile_user
 from workload.scenario import targets
-from workload.scenario.loader import load_text
+from workload.scenario.loader import LoadedScenario, load_text
+from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
 
 
@@ -40,14 +42,24 @@ class Harness:
         return self.env.stats.total.num_requests
 
 
-def harness(yaml_text: str, policy: str, demo: Any, file: str = "/tmp/test-scenario.yaml") -> Harness:
+def harness(yaml_text: str, policy: str, demo: Any, file: str = "/tmp/test-scenario.yaml",
+            engine: str | None = None) -> Harness:
+    """`engine` runs every policy of the scenario on that engine (as `engine:` in each policy would)."""
     loaded = load_text(textwrap.dedent(yaml_text), file)
+    if engine is not None:
+        loaded = on_engine(loaded, engine)
     target = targets.resolve(loaded, demo)
     user_class = compile_user(loaded, policy, target)
     env = Environment(user_classes=[user_class])
     env.create_local_runner()  # registers the listener that records requests into env.stats
     STATS.reset()
     return Harness(env, user_class)
+
+
+def on_engine(loaded: LoadedScenario, engine: str) -> LoadedScenario:
+    policies = {name: Policy.model_validate({**p.model_dump(exclude_unset=True), "engine": engine})
+                for name, p in loaded.model.policies.items()}
+    return dataclasses.replace(loaded, model=loaded.model.model_copy(update={"policies": policies}))
 
 
 def run_tasks(users: list[WorkloadUser], iterations: int, login: bool = True) -> None:

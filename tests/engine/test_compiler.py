@@ -1,4 +1,8 @@
-"""Compiled users against the real demo target: logins under every policy, captures, templating."""
+"""Compiled users against the real demo target: logins under every policy, captures, templating.
+
+Tests taking the `engine` fixture run on every engine: logins, captures, cookies, expectations
+and redirects must not depend on the client library.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +13,12 @@ import pytest
 from tests.helpers import harness, run_tasks
 
 POLICIES = ["shared", "close", "fresh", "recycle"]
+ENGINES = ["requests", "fast", "httpx"]
+
+
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 POLICY_BLOCK = """
     policies:
       shared: {}
@@ -49,23 +59,24 @@ LOGINS = {
 
 @pytest.mark.parametrize("policy", POLICIES)
 @pytest.mark.parametrize("kind", list(LOGINS))
-def test_login_state_survives_every_policy(demo_target, kind, policy):
+def test_login_state_survives_every_policy(demo_target, kind, policy, engine):
     text = "    target: demo\n" + CREDENTIALS + LOGINS[kind] + ME % kind + POLICY_BLOCK
-    h = harness(text, policy, demo_target)
+    h = harness(text, policy, demo_target, engine=engine)
     users = h.users(3)
     run_tasks(users, iterations=6)
     assert not h.errors(), h.errors()
     assert sorted(u.vars["me"] for u in users) == ["alice", "bob", "carol"]
+    assert h.user_class.transport.engine == engine
 
 
-def test_token_login_runs_again_once_on_401(demo_target):
+def test_token_login_runs_again_once_on_401(demo_target, engine):
     text = ("    target: demo\n" + CREDENTIALS + """
     login:
       token:
         path: /api/token
         json: {username: "{{ user.username }}", password: "{{ user.password }}", max_uses: 3}
     """ + ME % "token" + POLICY_BLOCK)
-    h = harness(text, "shared", demo_target)
+    h = harness(text, "shared", demo_target, engine=engine)
     run_tasks(h.users(1), iterations=10)
     assert not h.errors(), h.errors()
     names = {e.name: e.num_requests for e in h.env.stats.entries.values()}
@@ -119,8 +130,8 @@ CAPTURE_FLOW = """
 
 
 @pytest.mark.parametrize("policy", ["shared", "fresh"])
-def test_captures_feed_later_requests(demo_target, policy):
-    h = harness(CAPTURE_FLOW, policy, demo_target)
+def test_captures_feed_later_requests(demo_target, policy, engine):
+    h = harness(CAPTURE_FLOW, policy, demo_target, engine=engine)
     [user] = h.users(1)
     run_tasks([user], iterations=2)
     assert not h.errors(), h.errors()
@@ -129,7 +140,7 @@ def test_captures_feed_later_requests(demo_target, policy):
     assert user.vars["team"] == "blue" and user.vars["session"]
 
 
-def test_failed_expectation_is_a_locust_failure_with_a_message(demo_target):
+def test_failed_expectation_is_a_locust_failure_with_a_message(demo_target, engine):
     text = """
     target: demo
     endpoints:
@@ -137,7 +148,7 @@ def test_failed_expectation_is_a_locust_failure_with_a_message(demo_target):
       - {name: body, path: /status/200, expect: {contains: "no such text"}}
     policies: {shared: {}}
     """
-    h = harness(text, "shared", demo_target)
+    h = harness(text, "shared", demo_target, engine=engine)
     run_tasks(h.users(1), iterations=20, login=False)
     errors = " | ".join(sorted(set(h.errors())))
     assert "teapot: expected status 200, got 418" in errors
@@ -157,7 +168,7 @@ def test_a_capture_used_before_it_is_set_fails_clearly(demo_target):
     assert h.errors() == ["early: template variable not set: 'later' is undefined"]
 
 
-def test_preset_cookies_are_sent_with_templated_values(demo_target):
+def test_preset_cookies_are_sent_with_templated_values(demo_target, engine):
     text = """
     target:
       host: demo
@@ -168,7 +179,7 @@ def test_preset_cookies_are_sent_with_templated_values(demo_target):
     policies: {shared: {}, fresh: {}}
     """
     for policy in ("shared", "fresh"):
-        h = harness(text, policy, demo_target)
+        h = harness(text, policy, demo_target, engine=engine)
         [user] = h.users(1)
         run_tasks([user], iterations=1, login=False)
         assert not h.errors(), h.errors()
@@ -203,7 +214,7 @@ def test_unnamed_requests_are_named_by_their_text_not_by_secrets_or_ids(demo_tar
         "GET /echo?key=${H3_API_KEY}", "crud: GET /api/items/{{ item_id }}", "crud: POST /api/items", "login"]
 
 
-def test_header_expectations(demo_target):
+def test_header_expectations(demo_target, engine):
     text = """
     target: demo
     variables: {kind: json}
@@ -216,7 +227,7 @@ def test_header_expectations(demo_target):
       - {name: missing, path: /echo, expect: {headers: {X-Request-Id: {exists: true}}}}
     policies: {shared: {}}
     """
-    h = harness(text, "shared", demo_target)
+    h = harness(text, "shared", demo_target, engine=engine)
     [user] = h.users(1)
     for task in dict.fromkeys(user.tasks):
         task(user)
@@ -245,7 +256,7 @@ def test_expected_values_are_templates_rendered_per_user(demo_target):
     assert h.env.stats.get("mine", "GET").num_requests == 3
 
 
-def test_follow_redirects_false_checks_the_redirect_itself(demo_target):
+def test_follow_redirects_false_checks_the_redirect_itself(demo_target, engine):
     text = """
     target: demo
     flows:
@@ -260,7 +271,7 @@ def test_follow_redirects_false_checks_the_redirect_itself(demo_target):
     policies: {shared: {}, fresh: {}}
     """
     for policy in ("shared", "fresh"):
-        h = harness(text, policy, demo_target)
+        h = harness(text, policy, demo_target, engine=engine)
         [user] = h.users(1)
         run_tasks([user], iterations=2, login=False)
         assert not h.errors(), h.errors()
@@ -274,9 +285,9 @@ def test_follow_redirects_false_checks_the_redirect_itself(demo_target):
     ("token: {method: PUT, path: /api/token, json: {username: '{{ user.username }}', password: '{{ user.password }}'}}",
      "token"),
 ])
-def test_login_by_another_method_than_post(demo_target, login, how):
+def test_login_by_another_method_than_post(demo_target, login, how, engine):
     text = "    target: demo\n" + CREDENTIALS + f"    login:\n      {login}\n" + ME % how + POLICY_BLOCK
-    h = harness(text, "shared", demo_target)
+    h = harness(text, "shared", demo_target, engine=engine)
     users = h.users(2)
     run_tasks(users, iterations=2)
     assert not h.errors(), h.errors()

@@ -1,4 +1,8 @@
-"""Connection policies on the wire, checked against the demo target's accepted-connection counter."""
+"""Connection policies on the wire, checked against the demo target's accepted-connection counter.
+
+The policy tests run on every engine that supports the policy (`engine` fixture): the same
+scenario, the same expected connections.
+"""
 
 from __future__ import annotations
 
@@ -16,21 +20,27 @@ SCENARIO = """
     endpoints:
       - {name: status, path: /status/200}
     policies:
-      shared: {pool_maxsize: 2}
-      close: {}
-      fresh: {}
-      recycle: {every_requests: 10}
-      process: {type: shared, scope: process, pool_maxsize: 2, pool_block: true}
+      shared: {pool_maxsize: 2, engine: %(engine)s}
+      close: {engine: %(engine)s}
+      fresh: {engine: %(engine)s}
+      recycle: {every_requests: 10, engine: %(engine)s}
+      process: {type: shared, scope: process, pool_maxsize: 2, pool_block: true, engine: %(engine)s}
       untuned: {type: close, ssl_context: per_connection}
 """
+ENGINES = ("requests", "fast", "httpx")
 
 
-def _scenario(host: str = "demo") -> str:
-    return SCENARIO % {"host": host}
+@pytest.fixture(params=ENGINES)
+def engine(request: pytest.FixtureRequest) -> str:
+    return str(request.param)
 
 
-def test_shared_reuses_connections_up_to_users_times_pool_size(demo_target):
-    h = harness(_scenario(), "shared", demo_target)
+def _scenario(host: str = "demo", engine: str = "requests") -> str:
+    return SCENARIO % {"host": host, "engine": engine}
+
+
+def test_shared_reuses_connections_up_to_users_times_pool_size(demo_target, engine):
+    h = harness(_scenario(engine=engine), "shared", demo_target)
     before = accepted(demo_target)
     run_tasks(h.users(3), iterations=100)
     opened = accepted(demo_target) - before
@@ -40,8 +50,8 @@ def test_shared_reuses_connections_up_to_users_times_pool_size(demo_target):
 
 
 @pytest.mark.parametrize("policy", ["close", "fresh"])
-def test_close_and_fresh_open_one_connection_per_request(demo_target, policy):
-    h = harness(_scenario(), policy, demo_target)
+def test_close_and_fresh_open_one_connection_per_request(demo_target, policy, engine):
+    h = harness(_scenario(engine=engine), policy, demo_target)
     before = accepted(demo_target)
     run_tasks(h.users(1), iterations=40)
     assert h.requests() == 40 and not h.errors()
@@ -49,29 +59,38 @@ def test_close_and_fresh_open_one_connection_per_request(demo_target, policy):
     assert STATS.tcp_connects == 40
 
 
-def test_recycle_opens_one_connection_per_n_requests(demo_target):
-    h = harness(_scenario(), "recycle", demo_target)
+def test_recycle_opens_one_connection_per_n_requests(demo_target, engine):
+    h = harness(_scenario(engine=engine), "recycle", demo_target)
     before = accepted(demo_target)
     run_tasks(h.users(1), iterations=50)
     assert h.requests() == 50 and not h.errors()
     assert accepted(demo_target) - before == 5
 
 
-def test_process_scope_shares_one_pool_across_users(demo_target):
-    h = harness(_scenario(), "process", demo_target)
+def test_process_scope_shares_one_pool_across_users(demo_target, engine):
+    h = harness(_scenario(engine=engine), "process", demo_target)
     before = accepted(demo_target)
     run_tasks(h.users(5), iterations=40)
     assert h.requests() == 200 and not h.errors()
     # Five concurrent users, one blocking pool of two connections for the whole process.
     assert 1 <= accepted(demo_target) - before <= 2
+    assert STATS.pool_waits >= 1  # five users, two connections: some request waited
 
 
-def test_https_close_uses_one_shared_ssl_context(demo_target):
-    h = harness(_scenario("https://demo"), "close", demo_target)
+def test_https_close_uses_one_shared_ssl_context(demo_target, engine):
+    h = harness(_scenario("https://demo", engine), "close", demo_target)
     users = h.users(1)
     run_tasks(users, iterations=10)
     assert h.requests() == 10 and not h.errors()
-    assert STATS.tls_handshakes == 10
+    assert STATS.tls_handshakes == 10 and STATS.tcp_connects == 10
+    if engine == "fast":
+        pools = [c._connection_pool for c in users[0].client.client.clientpool.clients.values()]
+        assert pools and all(p.ssl_context is h.user_class.transport.ssl_context for p in pools)
+        return
+    if engine == "httpx":
+        pool = users[0].client.get_adapter("https://").pool
+        assert pool.transports["https"]._pool._ssl_context is h.user_class.transport.ssl_context
+        return
     adapter = users[0].client.get_adapter("https://")
     pools = [adapter.poolmanager.pools[key] for key in adapter.poolmanager.pools.keys()]  # noqa: SIM118 (not a dict)
     assert pools and all(p.conn_kw["ssl_context"] is h.user_class.transport.ssl_context for p in pools)
@@ -88,8 +107,8 @@ def test_per_connection_policy_has_no_shared_context(demo_target):
     assert pools and all("ssl_context" not in p.conn_kw for p in pools)
 
 
-def test_verify_true_trusts_the_demo_ca(demo_target):
-    h = harness(_scenario("https://demo").replace("verify: false", "verify: true"), "shared", demo_target)
+def test_verify_true_trusts_the_demo_ca(demo_target, engine):
+    h = harness(_scenario("https://demo", engine).replace("verify: false", "verify: true"), "shared", demo_target)
     run_tasks(h.users(1), iterations=5)
     assert h.requests() == 5 and not h.errors()
 
@@ -146,8 +165,8 @@ def _with_headers(step, headers):
     ("close", "keep-alive", 30),  # close: one connection per request although keep-alive was asked
     ("shared", "close", 1),  # shared: one kept connection although close was asked
 ])
-def test_the_policy_owns_the_connection_header(demo_target, policy, sent, expected_connections):
-    h = harness(_scenario(), policy, demo_target)
+def test_the_policy_owns_the_connection_header(demo_target, policy, sent, expected_connections, engine):
+    h = harness(_scenario(engine=engine), policy, demo_target)
     [user] = h.users(1)
     user.client.headers["Connection"] = sent  # as target.headers would put it on the session
     plain = user.tasks[0]
@@ -181,17 +200,17 @@ OFFSITE = """
       form: {path: /login, fields: {username: "{{ user.username }}", password: "{{ user.password }}"}}
     endpoints:
       - {name: away, path: "/redirect?to=%(url)s/landing"}
-    policies: {shared: {}, fresh: {}}
+    policies: {shared: {engine: %(engine)s}, fresh: {engine: %(engine)s}}
 """
 
 
 @pytest.mark.parametrize("policy", ["shared", "fresh"])
-def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
+def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy, engine):
     from tests.rawserver import http_response, raw_server
     from workload.engine.recorder import stats_section
 
     with raw_server(lambda n: http_response(b"landed"), host="127.0.0.2") as other:
-        h = harness(OFFSITE % {"follow": "false", "url": other.url}, policy, demo_target)
+        h = harness(OFFSITE % {"follow": "false", "url": other.url, "engine": engine}, policy, demo_target)
         run_tasks(h.users(1), iterations=5)
     assert other.connections == 0
     [row] = stats_section(h.env.stats, [])["errors"]
@@ -203,13 +222,13 @@ def test_a_redirect_to_an_undeclared_host_is_not_followed(demo_target, policy):
 
 
 @pytest.mark.parametrize("other_host", ["127.0.0.2", "127.0.0.1"])  # same IP, other port: cookies would match
-def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_target, other_host):
+def test_an_allowed_offsite_redirect_carries_none_of_the_scenarios_headers(demo_target, other_host, engine):
     from tests.rawserver import http_response, raw_server
     from workload.plan.steps import compile_step
     from workload.scenario.schema import Request
 
     with raw_server(lambda n: http_response(b"landed"), host=other_host) as other:
-        h = harness(OFFSITE % {"follow": "true", "url": other.url}, "shared", demo_target)
+        h = harness(OFFSITE % {"follow": "true", "url": other.url, "engine": engine}, "shared", demo_target)
         [user] = h.users(1)
         run_tasks([user], iterations=3)
         home = compile_step(Request(name="home", path="/redirect?to=/echo",

@@ -162,7 +162,7 @@ def test_unknown_metric_is_a_located_error_with_did_you_mean():
         "s.yaml:4: ==> At key: thresholds.p96_ms\n"
         "    error: unknown key 'p96_ms'\n"
         "    fix: did you mean 'p99_ms'? (allowed keys: p50_ms, p95_ms, p99_ms, max_failure_ratio, min_rps, "
-        "max_time_wait_client, min_requests_per_connection, max_pool_discards)")
+        "max_time_wait_client, min_requests_per_connection, max_pool_discards, max_pool_waits)")
 
 
 def test_whole_run_metrics_on_an_endpoint_say_where_they_belong():
@@ -188,3 +188,16 @@ def test_a_failure_ratio_above_one_is_rejected():
         "s.yaml:3: ==> At key: thresholds.max_failure_ratio\n"
         "    error: must be at most 1.0, got 5\n"
         "    fix: use a smaller number")
+
+
+def test_pool_waits_threshold():
+    text = "target: demo\nendpoints: [{path: /}]\npolicies:\n  fast: {type: shared, engine: fast, " \
+           "thresholds: {max_pool_waits: 5}}\n"
+    model = scenario(text)
+    waited = by_key(evaluate(model, run(policy="fast", connections={"tcp_connects": 2, "pool_waits": 9})))
+    assert waited[("total", "max_pool_waits")].message == "pool waits of the run is 9, above the limit 5"
+    calm = by_key(evaluate(model, run(policy="fast", connections={"tcp_connects": 2, "pool_waits": 5})))
+    assert calm[("total", "max_pool_waits")].passed
+    # A run recorded before the counter existed has no figure: the threshold fails and says why.
+    old = by_key(evaluate(model, run(policy="fast", connections={"tcp_connects": 2})))
+    assert not old[("total", "max_pool_waits")].passed

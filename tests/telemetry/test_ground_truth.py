@@ -2,7 +2,8 @@
 
 Connections opened are compared with Debian's nginx `stub_status` accepts (nginx installed
 by `.ci/run`; skipped with the reason where it is not installed), and TIME_WAIT per side
-with what `ss -tan state time-wait` reports for the same port.
+with what `ss -tan state time-wait` reports for the same port.  Every policy runs on every
+engine (`engine` parameter): the policy, not the client library, decides what the wire sees.
 """
 
 from __future__ import annotations
@@ -90,10 +91,15 @@ def _wait_until_up(server: Nginx, proc: subprocess.Popen[bytes]) -> None:
 
 
 SCENARIO = """
-    target: "%s"
+    target: "%(url)s"
     endpoints: [{name: root, path: /}]
-    policies: {shared: {pool_maxsize: 1}, close: {}, fresh: {}, recycle: {every_requests: 25}}
+    policies:
+      shared: {pool_maxsize: 1, engine: %(engine)s}
+      close: {engine: %(engine)s}
+      fresh: {engine: %(engine)s}
+      recycle: {every_requests: 25, engine: %(engine)s}
 """
+ENGINES = ("requests", "fast", "httpx")
 
 
 def _ss_time_wait(port: int) -> tuple[int, int]:
@@ -108,9 +114,10 @@ def _ss_time_wait(port: int) -> tuple[int, int]:
     return client, server
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("policy", "expected"), [("shared", 1), ("close", 150), ("fresh", 150), ("recycle", 6)])
-def test_connections_opened_equal_nginx_accepts(nginx, policy, expected):
-    h = harness(SCENARIO % nginx.url, policy, None)
+def test_connections_opened_equal_nginx_accepts(nginx, policy, expected, engine):
+    h = harness(SCENARIO % {"url": nginx.url, "engine": engine}, policy, None)
     before = nginx.accepts()
     run_tasks(h.users(1), iterations=150, login=False)
     after = nginx.accepts()
@@ -119,9 +126,10 @@ def test_connections_opened_equal_nginx_accepts(nginx, policy, expected):
     assert after - before - 1 == STATS.tcp_connects == expected
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("policy", "side"), [("close", "server"), ("fresh", "client")])
-def test_time_wait_side_agrees_with_ss(nginx, policy, side):
-    h = harness(SCENARIO % nginx.url, policy, None)
+def test_time_wait_side_agrees_with_ss(nginx, policy, side, engine):
+    h = harness(SCENARIO % {"url": nginx.url, "engine": engine}, policy, None)
     sampler = SocketSampler(endpoints_from_urls([nginx.url]), interval=0.5)
     ss_before = _ss_time_wait(nginx.port)
     sampler.start()

@@ -46,12 +46,14 @@ class ListenerCounters:
     connections_accepted: int = 0
     requests: int = 0
     open_connections: int = 0
+    http2_connections: int = 0  # accepted connections that then spoke HTTP/2 (ALPN h2 or h2c)
 
     def reset(self) -> None:
         # open_connections is a gauge of sockets that really are open: zeroing it would
         # make it go negative when they close, so only the cumulative counters reset.
         self.connections_accepted = 0
         self.requests = 0
+        self.http2_connections = 0
 
 
 @dataclass

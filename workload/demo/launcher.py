@@ -174,10 +174,13 @@ def _stderr_tail(stderr: IO[bytes]) -> str:
     return text[-STDERR_TAIL_CHARS:] or "(nothing on stderr)"
 
 
-def start_demo_target(host: str = "127.0.0.1", timeout: float = 15.0) -> DemoTarget:
-    """Start the demo target as a child process (own process group) on free ports."""
+def start_demo_target(host: str = "127.0.0.1", timeout: float = 15.0, h2c: bool = False) -> DemoTarget:
+    """Start the demo target as a child process (own process group) on free ports.
+
+    Its https listener negotiates HTTP/2 by ALPN (HTTP/1.1 as the fallback); with `h2c` its http
+    listener also accepts prior-knowledge cleartext HTTP/2."""
     command = [sys.executable, "-m", "workload.demo", "--host", host, "--port", "0", "--admin-port", "0",
-               "--exit-with-parent"]
+               "--exit-with-parent", *(["--h2c"] if h2c else [])]
     # stderr goes to a file, not a pipe: nobody reads it while the target runs, and a full
     # pipe would block the server.  On failure its tail explains what went wrong.
     with tempfile.TemporaryFile() as stderr:

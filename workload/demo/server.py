@@ -4,7 +4,9 @@ The *demo target* serves the Flask app from `workload.demo.app` on
 
 * a plain **http** listener and an **https** listener (certificate for ``127.0.0.1``,
   ``localhost`` and ``::1`` issued at start by a throw-away `trustme` CA whose PEM path is
-  announced), each counting accepted TCP connections, requests and open connections, and
+  announced), each counting accepted TCP connections, requests and open connections; https
+  offers HTTP/2 by ALPN (``--no-http2``: HTTP/1.1 only) and http, with ``--h2c``, accepts
+  prior-knowledge HTTP/2 (`workload.demo.h2server`), and
 * an **admin** listener that serves only ``/__stats``, so reading the counters never adds
   to them.
 
@@ -47,6 +49,7 @@ from gevent import ssl as gssl
 from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from workload.demo.app import RESET_ENVIRON_KEY, DemoState, ListenerCounters, create_admin_app, create_app
+from workload.demo.h2server import ALPN_PROTOCOLS, is_preface, serve_h2
 from workload.errors import ExitCode, TargetError, render_message
 
 BACKLOG = 1024  # load tests open many connections at once; don't let SYNs queue-drop
@@ -105,11 +108,13 @@ class CountingWSGIServer(WSGIServer):
         application: WsgiApp,
         counters: ListenerCounters,
         tls: gssl.SSLContext | None = None,
+        h2c: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(listener, application, **kwargs)
         self.counters = counters
         self.tls = tls
+        self.h2c = h2c  # prior-knowledge cleartext HTTP/2 (--h2c)
 
     def handle(self, sock: Any, address: Any) -> None:
         counters = self.counters
@@ -120,10 +125,24 @@ class CountingWSGIServer(WSGIServer):
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         try:
             stream = self._handshake(sock) if self.tls is not None else sock
-            if stream is not None:
+            if stream is not None and self._speaks_h2(stream):
+                counters.http2_connections += 1
+                serve_h2(stream, address, self.application, self.get_environ())
+            elif stream is not None:
                 super().handle(stream, address)
         finally:
             counters.open_connections -= 1
+
+    def _speaks_h2(self, stream: Any) -> bool:
+        # HTTP/2 by ALPN on TLS; in cleartext only with --h2c and the client's preface.
+        if self.tls is not None:
+            return bool(stream.selected_alpn_protocol() == "h2")
+        if not self.h2c:
+            return False
+        try:
+            return is_preface(stream)
+        except OSError:
+            return False
 
     def _handshake(self, sock: Any) -> Any:
         # TLS is wrapped here rather than through WSGIServer's ssl_args so the connection is
@@ -179,10 +198,15 @@ def url(scheme: str, host: str, port: int) -> str:
     return f"{scheme}://[{host}]:{port}" if ":" in host else f"{scheme}://{host}:{port}"
 
 
-def make_tls_context(ca_dir: Path) -> tuple[gssl.SSLContext, Path]:
-    """A server context with a fresh CA-signed certificate; the CA PEM written to ca_dir."""
+def make_tls_context(ca_dir: Path, http2: bool = True) -> tuple[gssl.SSLContext, Path]:
+    """A server context with a fresh CA-signed certificate; the CA PEM written to ca_dir.
+
+    With `http2`, ALPN offers h2 first and http/1.1 as the fallback: a client that offers
+    only http/1.1 (requests, urllib3) or no ALPN at all gets the HTTP/1.1 path unchanged."""
     ca = trustme.CA()
     context = gssl.SSLContext(gssl.PROTOCOL_TLS_SERVER)
+    if http2:
+        context.set_alpn_protocols(ALPN_PROTOCOLS)
     ca.issue_cert(*CERT_NAMES).configure_cert(context)
     ca_path = ca_dir / "ca.pem"
     ca.cert_pem.write_to_path(str(ca_path))
@@ -223,10 +247,10 @@ def start_listeners(args: argparse.Namespace, host: str) -> RunningTarget:
     log = sys.stderr if args.access_log else None
     target = RunningTarget(servers=[], urls={"http": None, "https": None})
     try:
-        _add(target, "http", _public_server(state, app, "http", host, args.port, log=log), host)
+        _add(target, "http", _public_server(state, app, "http", host, args.port, log=log, h2c=args.h2c), host)
         if not args.no_tls:
             target.ca_dir = Path(tempfile.mkdtemp(prefix="workload-demo-"))
-            context, ca_path = make_tls_context(target.ca_dir)
+            context, ca_path = make_tls_context(target.ca_dir, http2=not args.no_http2)
             target.info["ca"] = str(ca_path)
             https = _public_server(state, app, "https", host, args.https_port, tls=context, log=log)
             _add(target, "https", https, host)
@@ -265,6 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--https-port", type=int, default=0, help="HTTPS port (default 0 = any free port)")
     parser.add_argument("--admin-port", type=int, default=0, help="/__stats port (default 0 = any free port)")
     parser.add_argument("--no-tls", action="store_true", help="do not serve HTTPS (served by default)")
+    parser.add_argument("--no-http2", action="store_true",
+                        help="HTTPS offers only HTTP/1.1 (by default ALPN offers h2, with http/1.1 as the fallback)")
+    parser.add_argument("--h2c", action="store_true",
+                        help="the http listener also accepts prior-knowledge cleartext HTTP/2 (h2c)")
     parser.add_argument("--ready-file", help="also write the startup JSON line to this file")
     parser.add_argument("--exit-with-parent", action="store_true",
                         help="stop when the process that started us dies (used by the launcher)")

@@ -257,9 +257,21 @@ def _merge_connections(local: dict[str, Any], workers: list[dict[str, Any]] | No
     if not workers:
         return local
     merged = dict(local)
-    for key in ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors"):
+    for key in ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors", "pool_waits"):
         merged[key] = sum(int(w.get("connections", {}).get(key, 0) or 0) for w in workers)
-    return merged
+    return _merge_protocols(merged, [w.get("connections") or {} for w in workers])
+
+
+def _merge_protocols(merged: dict[str, Any], reports: list[dict[str, Any]]) -> dict[str, Any]:
+    """Connections per protocol and HTTP/2 streams, summed over the workers."""
+    protocols: dict[str, int] = {}
+    for report in reports:
+        for name, count in (report.get("protocols") or {}).items():
+            protocols[str(name)] = protocols.get(str(name), 0) + int(count or 0)
+    h2 = protocols.get("h2", 0) + protocols.get("h2c", 0)
+    streams = sum(int(r.get("http2_streams", 0) or 0) for r in reports)
+    return {**merged, "protocols": dict(sorted(protocols.items())), "http2_connections": h2, "http2_streams": streams,
+            "streams_per_connection": round(streams / h2, 2) if h2 else None}
 
 
 def _ports(connects: int, duration: float) -> dict[str, Any]:

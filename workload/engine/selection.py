@@ -26,7 +26,7 @@ from workload.scenario.loader import LoadedScenario, load_document, load_scenari
 from workload.scenario.source import Source
 
 if TYPE_CHECKING:
-    from locust import HttpUser
+    from locust import User
 
 BUNDLE_OPTION = "workload_bundle"  # parsed_options attribute forwarded to workers in spawn messages
 _DEMO: list[DemoTarget] = []
@@ -38,7 +38,7 @@ class Activation:
     loaded: LoadedScenario
     policy: str
     target: targets.ResolvedTarget
-    user_class: type[HttpUser]
+    user_class: type[User]
     demo: DemoTarget | None
 
     @property

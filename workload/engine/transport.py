@@ -1,4 +1,4 @@
-"""Transport: what a connection policy does on the wire, built on Locust's `LocustHttpAdapter`.
+"""Transport: the `requests` engine, what a connection policy does on the wire with Locust's `LocustHttpAdapter`.
 
 * `TunedAdapter` applies the policy's pool sizes, blocking, retries, counts every connect
   (`workload.telemetry.connections`) and hands urllib3 ONE SSL context per policy, whatever `verify`
@@ -8,6 +8,8 @@
 * `PolicyTransport` gives a user the session each request goes through: its own Session
   (shared/close/recycle) or a fresh one per request that shares the user's cookie jar,
   headers and auth (fresh), and drops the user's connections when recycle is due.
+* `HostGate`, `OFFSITE_HEADERS`, `RecycleState` and `make_ssl_context` are every engine's
+  (`workload.engine.engines` states the contract).
 * The adapter is the last step before the wire, so it enforces what must hold whatever the
   scenario's headers say: the policy's `Connection` header, and declared hosts only (a
   redirect elsewhere fails with `redirect_offsite`, or, when the scenario allows it, is
@@ -34,6 +36,7 @@ from requests.exceptions import RequestException
 from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
+from workload.engine.engines import Engine
 from workload.errors import TlsFileError
 from workload.scenario.schema import Policy
 from workload.telemetry.connections import COUNTING_POOL_CLASSES
@@ -110,16 +113,26 @@ class HostGate:
         return self if origin is None else HostGate(self.declared | {origin}, self.follow_offsite)
 
     def check(self, request: Any) -> None:
-        origin = origin_of(request.url)
-        if origin is None or origin in self.declared:
-            return
-        host = f"{origin[0]}:{origin[1]}"
-        if not self.follow_offsite:
-            raise RedirectOffsite(f"redirect_offsite: not following a redirect to {host}, a host the scenario "
-                                  "does not declare (declare it in target.hosts, or set "
-                                  "target.follow_offsite_redirects: true)", request=request)
-        for name in [k for k in request.headers if k.lower() not in OFFSITE_HEADERS]:
-            del request.headers[name]
+        refusal = self.refusal(request.url)
+        if refusal is not None:
+            raise RedirectOffsite(refusal, request=request)
+        if self.offsite(request.url):
+            for name in [k for k in request.headers if k.lower() not in OFFSITE_HEADERS]:
+                del request.headers[name]
+
+    def offsite(self, url: str) -> bool:
+        origin = origin_of(url)
+        return origin is not None and origin not in self.declared
+
+    def refusal(self, url: str) -> str | None:
+        """The error text when a request to `url` must not be sent at all."""
+        return self.refusal_for(origin_of(url))
+
+    def refusal_for(self, origin: Origin | None) -> str | None:
+        if origin is None or origin in self.declared or self.follow_offsite:
+            return None
+        return (f"redirect_offsite: not following a redirect to {origin[0]}:{origin[1]}, a host the scenario "
+                "does not declare (declare it in target.hosts, or set target.follow_offsite_redirects: true)")
 
 
 def make_gate(urls: list[str], follow_offsite: bool) -> HostGate:
@@ -131,10 +144,6 @@ def retry_of(policy: Policy) -> Retry:
     # read=False as Locust does: a read error on a non-idempotent request must not be replayed.
     return Retry(total=spec.total, backoff_factor=spec.backoff_factor,
                  status_forcelist=spec.status_forcelist or None, read=False, raise_on_status=False)
-
-
-def timeout_of(policy: Policy) -> tuple[float, float]:
-    return (policy.timeout.connect, policy.timeout.read)
 
 
 class TunedAdapter(LocustHttpAdapter):
@@ -158,12 +167,7 @@ class TunedAdapter(LocustHttpAdapter):
         return super().send(request, *args, **kwargs)
 
     def _own_connection_header(self, headers: Any) -> None:
-        # The policy owns `Connection`, whatever target/request headers say: session and
-        # request headers are merged after the policy installs its own.
-        if self._close:
-            headers["Connection"] = "close"
-        elif "close" in headers.get("Connection", "").lower():
-            headers["Connection"] = "keep-alive"
+        own_connection_header(headers, self._close)
 
     def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
         super().init_poolmanager(*args, **kwargs)
@@ -188,6 +192,25 @@ class TunedAdapter(LocustHttpAdapter):
         return host_params, pool_kwargs
 
 
+def own_connection_header(headers: Any, close: bool) -> None:
+    """The policy owns `Connection`, whatever target/request headers say: session and
+    request headers are merged after the policy installs its own."""
+    if close:
+        headers["Connection"] = "close"
+    elif "close" in headers.get("Connection", "").lower():
+        headers["Connection"] = "keep-alive"
+
+
+def policy_ssl_context(name: str, verify: Verify, cert: Cert) -> ssl.SSLContext:
+    """`make_ssl_context`, with unreadable TLS files reported as the policy's `TlsFileError`."""
+    try:
+        return make_ssl_context(verify, cert)
+    except (OSError, ssl.SSLError) as exc:
+        raise TlsFileError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
+                           f"{exc}",
+                           fix="give PEM files (a CA bundle for verify, certificate and key for cert)") from exc
+
+
 def make_process_pool(policy: Policy) -> PoolManager:
     """One pool for every user of this process (like Locust's `pool_manager`), tuned and counting."""
     manager = PoolManager(num_pools=policy.pool_connections, maxsize=policy.pool_maxsize,
@@ -196,27 +219,31 @@ def make_process_pool(policy: Policy) -> PoolManager:
     return manager
 
 
-class PolicyTransport:
-    """Per-policy connection behaviour, shared by all users of one compiled class."""
+class PolicyTransport(Engine):
+    """The `requests` engine: per-policy connection behaviour, shared by all users of one compiled class."""
+
+    engine = "requests"
 
     def __init__(self, name: str, policy: Policy, verify: Verify, cert: Cert, gate: HostGate | None = None):
         if verify is False:
             # The scenario chose not to verify (a self-signed test target): say it once in the
             # docs, not once per request in the log.
             urllib3.disable_warnings(urllib3.exceptions.InsecureRequestWarning)
-        self.name = name
-        self.policy = policy
-        self.kind = policy.type
-        self.timeout = timeout_of(policy)
+        super().__init__(name, policy, verify, cert, gate)
         shared = policy.ssl_context == "shared"
-        try:
-            self.ssl_context = make_ssl_context(verify, cert) if shared else None
-        except (OSError, ssl.SSLError) as exc:
-            raise TlsFileError(f"policy '{name}': cannot load the TLS files (verify={verify!r}, cert={cert!r}): "
-                               f"{exc}",
-                               fix="give PEM files (a CA bundle for verify, certificate and key for cert)") from exc
+        self.ssl_context = policy_ssl_context(name, verify, cert) if shared else None
         self.process_pool = make_process_pool(policy) if policy.scope == "process" else None
-        self.gate = gate
+
+    @property
+    def request_options(self) -> dict[str, Any]:
+        return {"timeout": self.timeout}
+
+    def new_client(self, user: Any) -> HttpSession:
+        # What Locust's HttpUser builds, then the policy's adapters on it.
+        session = HttpSession(base_url=user.host, request_event=user.environment.events.request, user=user)
+        session.trust_env = False  # REQUESTS_CA_BUNDLE & co. would override `verify` (psf/requests#3829)
+        self.install(session)
+        return session
 
     def new_adapter(self, base_url: str | None = None) -> TunedAdapter:
         gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ

@@ -1,17 +1,18 @@
-"""Compiler: a loaded scenario plus a policy name → a Locust `HttpUser` class.
+"""Compiler: a loaded scenario plus a policy name → a Locust `User` class.
 
 Classes are created inside `compile_user` (never by a module-level loop, whose variable
 Locust would discover as an extra class) with a deterministic unique name, so a master
-and its workers agree on it.  Every request of every policy goes through a Locust
-`HttpSession`, so it is fired as Locust's request event and lands in Locust's stats.
+and its workers agree on it.  The policy's engine (`workload.engine.engines`) gives each
+user its client; every request goes through a Locust session (HttpSession, FastHttpSession,
+...), so it is fired as Locust's request event and lands in Locust's stats.
 
 Imports locust: loaded only from `workload.main` and tests that import locust first.
 """
 
 from __future__ import annotations
 
-from locust import HttpUser, between, constant, constant_pacing, constant_throughput
-from locust.exception import StopUser
+from locust import User, between, constant, constant_pacing, constant_throughput
+from locust.exception import LocustError, StopUser
 
 import itertools
 import re
@@ -19,7 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from workload.engine.transport import PolicyTransport, RecycleState, make_gate
+from workload.engine.engines import Engine, make_engine
+from workload.engine.transport import RecycleState, make_gate
 from workload.plan.checks import ParsedResponse, run_captures
 from workload.plan.login import LoginFlow, compile_login
 from workload.plan.pacing import rate_wait_time
@@ -52,7 +54,7 @@ def class_name(scenario: str, policy: str) -> str:
     return f"W_{slug}"
 
 
-def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarget) -> type[HttpUser]:
+def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarget) -> type[WorkloadUser]:
     model = loaded.model
     policy = model.policies[loaded.check_policy(policy_name)]
     plan = ScenarioPlan(
@@ -65,13 +67,13 @@ def compile_user(loaded: LoadedScenario, policy_name: str, target: ResolvedTarge
     )
     attrs: dict[str, Any] = {
         "abstract": False,
-        # HttpUser insists on a base host; with only named hosts, any of them will do.
+        # A user needs a base host; with only named hosts, any of them will do.
         "host": target.default_host or next(iter(target.hosts.values()), None),
         "wait_time": rate_wait_time(model) or wait_time_of(model.wait),  # load.rps paces users
         "tasks": compile_tasks(model, target.hosts, loaded.raw),
         "plan": plan,
-        "transport": PolicyTransport(policy_name, policy, target.verify, target.cert,
-                                     make_gate(target.urls(), model.target.follow_offsite_redirects)),
+        "transport": make_engine(policy_name, policy, target.verify, target.cert,
+                                 make_gate(target.urls(), model.target.follow_offsite_redirects)),
         "user_numbers": itertools.count(),
         "__module__": __name__,
     }
@@ -132,18 +134,21 @@ def _flow(steps: tuple[Step, ...]) -> Callable[[Any], None]:
     return run
 
 
-class WorkloadUser(HttpUser):
+class WorkloadUser(User):
     """Base of compiled users: applies the policy, logs in, sends compiled steps."""
 
     abstract = True
     plan: ScenarioPlan
-    transport: PolicyTransport
+    transport: Engine  # the policy on its engine (the name predates engines)
     user_numbers: itertools.count[int]
+    client: Any  # the engine's client (engines.py: requests-like identity, Locust-like request())
 
     def __init__(self, environment: Any) -> None:
         super().__init__(environment)
+        if self.host is None:
+            raise LocustError("no base host: set the scenario's target or pass --host")
         install_error_cap(environment.stats)  # normalised, bounded error rows (workload.results.faults)
-        self.transport.install(self.client)
+        self.client = self.transport.new_client(self)
         self.index = next(self.user_numbers)
         self.recycle = RecycleState()
         self.setup_error: TemplateRenderError | None = None
@@ -197,7 +202,7 @@ class WorkloadUser(HttpUser):
             relogin = relogin and self._relogin_enabled()
             if not step.checked and judge is None and not relogin:
                 # Fast path: Locust's own status check, no response inspection.
-                session.request(step.method, url, name=step.name, timeout=self.transport.timeout, **kwargs)
+                session.request(step.method, url, name=step.name, **self.transport.request_options, **kwargs)
                 return None
             return self._send_checked(session, step, url, kwargs, judge, retried=not relogin)
         finally:
@@ -205,8 +210,8 @@ class WorkloadUser(HttpUser):
 
     def _send_checked(self, session: Any, step: Step, url: str, kwargs: dict[str, Any],
                       judge: Judge | None, retried: bool = False) -> ParsedResponse | None:
-        with session.request(step.method, url, name=step.name, timeout=self.transport.timeout,
-                             catch_response=True, **kwargs) as resp:
+        with session.request(step.method, url, name=step.name, catch_response=True,
+                             **self.transport.request_options, **kwargs) as resp:
             if resp.status_code == 0:
                 return None  # connection error: Locust reports the original exception
             if resp.status_code == 401 and not retried:
@@ -223,7 +228,7 @@ class WorkloadUser(HttpUser):
         return None
 
     def _judge(self, step: Step, resp: Any, judge: Judge | None) -> ParsedResponse | None:
-        parsed = ParsedResponse(resp)
+        parsed = ParsedResponse(self.transport.judgeable(resp))
         problem = step.expect.problem(parsed, self.vars) if step.expect else _default_problem(resp)
         if problem is None and step.captures:
             problem = run_captures(step.captures, parsed, self.client.cookies, self.vars)

@@ -181,10 +181,12 @@ def pool_sizes(ctx: LintContext) -> list[Problem]:
     hosts = host_urls(ctx.model)
     found = []
     for name, policy in ctx.checked_policies():
-        if policy.scope == "process" and policy.pool_maxsize < ctx.users:
+        # Over HTTP/2 the users' requests are streams on one connection: no pool size to match.
+        if policy.scope == "process" and policy.pool_maxsize < ctx.users and not policy.http2:
             found.append(ctx.warn(("policies", name, "pool_maxsize"), _maxsize_what(policy, ctx.users),
                                   f"set 'pool_maxsize: {ctx.users}' (or more), or 'scope: user'"))
-        if policy.type in POOLED_TYPES and policy.pool_connections < len(hosts):
+        # engines fast and httpx have no number of host pools (pool_connections is an error there)
+        if policy.type in POOLED_TYPES and policy.engine == "requests" and policy.pool_connections < len(hosts):
             what = (f"pool_connections {policy.pool_connections} is below the {len(hosts)} hosts the requests "
                     "go to: the least recently used host's pool is evicted and its connections closed, "
                     "so connections are opened again instead of reused")
@@ -196,7 +198,7 @@ def pool_sizes(ctx: LintContext) -> list[Problem]:
 def _maxsize_what(policy: Policy, users: int) -> str:
     head = (f"pool_maxsize {policy.pool_maxsize} is below the {users} users sharing this process-wide pool "
             f"(up to {users} requests per host in flight at once): ")
-    if policy.pool_block:
+    if policy.pool_block or policy.engine in ("fast", "httpx"):  # their pools always wait, never discard
         return head + "users queue for a free connection and the wait is counted as latency"
     return head + "the extra connections are opened and then discarded (pool discards, extra client TIME_WAIT)"
 

@@ -42,6 +42,34 @@ def throughput(policies: list[Row]) -> str | None:
     return f"{best['label']}: {amount(ratio)}× the throughput of {worst['label']}"
 
 
+def engines(policies: list[Row]) -> list[str]:
+    """'fast: 4.8× the throughput of requests at the same policy (shared-fast vs shared)': runs of
+    one policy (same settings digest) on different engines, the fastest against each other."""
+    found: list[str] = []
+    groups: dict[str, list[Row]] = {}
+    for p in policies:
+        if p.get("policy_digest") and p.get("rps") is not None:
+            groups.setdefault(p["policy_digest"], []).append(p)
+    for group in groups.values():
+        if len({p["engine"] for p in group}) < 2:
+            continue
+        best = max(group, key=lambda p: p["rps"])
+        for other in group:
+            if other["engine"] != best["engine"]:
+                found.append(_engine_ratio(best, other))
+    return found
+
+
+def _engine_ratio(best: Row, other: Row) -> str:
+    pair = f"({best['label']} vs {other['label']})"
+    if other["rps"] <= 0:
+        return f"{other['engine']} completed no requests per second at the same policy as {best['engine']} {pair}"
+    ratio = best["rps"] / other["rps"]
+    if ratio < DEFAULT_SAME_RATIO:
+        return f"{best['engine']} and {other['engine']} had about the same throughput at the same policy {pair}"
+    return f"{best['engine']}: {amount(ratio)}× the throughput of {other['engine']} at the same policy {pair}"
+
+
 def time_wait_sides(policies: list[Row]) -> str | None:
     """'fresh left 2,310 TIME_WAIT sockets on the client; close left 2,298 on the server'."""
     clauses: list[str] = []
@@ -141,8 +169,26 @@ def interrupted(p: Row) -> str | None:
             "its figures cover only what was measured before it stopped")
 
 
+def http2(p: Row) -> str | None:
+    """'shared-h2: 1 HTTP/2 connection for 10 users (842 streams on each)': multiplexing at a glance,
+    and a warning when a policy asked for HTTP/2 and the server answered HTTP/1.1."""
+    if not str(p.get("engine") or "").endswith(" h2"):
+        return None
+    fallback = (p.get("protocols") or {}).get("http/1.1")
+    if fallback:
+        return (f"{p['label']} asked for HTTP/2 but {plural(fallback, 'connection')} spoke HTTP/1.1 "
+                "(the server did not offer h2 by ALPN)")
+    h2 = p.get("http2_connections")
+    if not h2:
+        return None
+    users = f" for {plural(p['users'], 'user')}" if p.get("users") else ""
+    streams = p.get("streams_per_connection")
+    each = f" ({amount(streams)} streams on each)" if streams else ""
+    return f"{p['label']}: {plural(h2, 'HTTP/2 connection')}{users}{each}"
+
+
 Rule = Callable[[Row], str | None]
-CONNECTION_RULES: tuple[Rule, ...] = (port_share, reset, reuse, pool_discards)
+CONNECTION_RULES: tuple[Rule, ...] = (http2, port_share, reset, reuse, pool_discards)
 
 
 def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
@@ -151,7 +197,7 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     if len(scenarios) > 1:
         found.append(f"the runs come from different scenarios ({', '.join(scenarios)}): "
                      "their figures are not directly comparable")
-    found += [throughput(policies), time_wait_sides(policies)]
+    found += [throughput(policies), *engines(policies), time_wait_sides(policies)]
     found += [rule(p) for rule in CONNECTION_RULES for p in policies]
     found += server_agreement(policies)
     found += [failures(p) for p in policies]

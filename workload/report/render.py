@@ -88,7 +88,7 @@ def _target(row: Row) -> str:
 
 POLICY: Column = ("policy", _field("label"))
 TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
-    ("Runs", (POLICY, ("type", _field("policy_type")), ("run id", _field("run_id")),
+    ("Runs", (POLICY, ("type", _field("policy_type")), ("engine", _field("engine")), ("run id", _field("run_id")),
               ("users", _field("users")), ("duration s", _field("duration_s")), ("target", _target),
               ("complete", _field("complete")))),
     ("Throughput and latency", (POLICY, ("requests", _field("requests")), ("failures", _field("failures")),
@@ -97,7 +97,7 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
     ("Connections", (POLICY, ("opened", _field("connections_opened")),
                      ("requests/connection", _field("requests_per_connection")),
                      ("TLS handshakes", _field("tls_handshakes")), ("TLS failed", _field("tls_failures")),
-                     ("pool discards", _field("pool_discards")),
+                     ("pool discards", _field("pool_discards")), ("pool waits", _field("pool_waits")),
                      ("setup ms (avg)", _field("connection_setup_ms")),
                      ("server accepted", _server_side(_nested("server", "connections_accepted"))),
                      ("ended by", _field("ended_by")))),

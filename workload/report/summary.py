@@ -7,6 +7,8 @@ in the runs are reported; anything not measured or not observable is null, never
 
 from __future__ import annotations
 
+import hashlib
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,7 +135,16 @@ def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
             "tls_handshakes": number(conns.tls_handshakes),
             "tls_failures": number(conns.tls_failures),
             "pool_discards": number(conns.pool_discards),
-            "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None}
+            "pool_waits": number(conns.pool_waits),
+            "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None,
+            **_http2(conns)}
+
+
+def _http2(conns: Connections) -> dict[str, Any]:
+    """HTTP/2 figures (engine httpx); null for runs that recorded none."""
+    protocols = {str(k): number(v) for k, v in conns.protocols.items()} if conns.protocols is not None else None
+    return {"protocols": protocols, "http2_connections": number(conns.http2_connections),
+            "streams_per_connection": number(conns.streams_per_connection)}
 
 
 def _sockets(run: RunResult) -> dict[str, Any]:
@@ -155,6 +166,7 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
         "run_id": run.run_id, "complete": run.complete,
         "duration_s": number(run.duration_s), "users": number(run.load.users) if run.load is not None else None,
         "target_local": run.target.local if run.target is not None else None,
+        **engine_fields(run.policy.settings),
     }
     entry.update(_traffic(run))
     entry.update(_connections(run, entry["requests"]))
@@ -166,6 +178,22 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
     entry["server"] = _picked(run.server, SERVER_KEYS)
     entry["workers"] = run.dump()["workers"] if "workers" in run.model_fields_set else []
     return entry
+
+
+# Settings that choose the engine rather than the policy (findings compare engines at one policy).
+ENGINE_KEYS = ("engine", "http2")
+_NOT_THE_POLICY = ("description", "thresholds", *ENGINE_KEYS)
+
+
+def engine_fields(settings: dict[str, Any] | None) -> dict[str, Any]:
+    """The run's engine ("httpx h2" with HTTP/2) and a digest of its other policy settings:
+    two runs with the same digest ran the same policy (the digest, not the settings, so
+    nothing from them reaches the report)."""
+    settings = settings or {}
+    engine = str(settings.get("engine") or "requests") + (" h2" if settings.get("http2") else "")
+    policy = {k: v for k, v in settings.items() if k not in _NOT_THE_POLICY}
+    text = json.dumps(policy, sort_keys=True, default=str)
+    return {"engine": engine, "policy_digest": hashlib.sha256(text.encode()).hexdigest()[:12]}
 
 
 def _label_duplicates(policies: list[dict[str, Any]]) -> None:

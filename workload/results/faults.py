@@ -30,12 +30,13 @@ _RULES: tuple[tuple[str, re.Pattern[str]], ...] = (
     # Before `reset`: a malformed answer arrives as ProtocolError('Connection aborted.', BadStatusLine(..)).
     ("protocol", re.compile(r"IncompleteRead|Connection broken|BadStatusLine|LineTooLong|InvalidChunkLength|"
                             r"ChunkedEncodingError|ContentDecodingError|HeaderParsingError|UnknownProtocol|"
-                            r"InvalidHeader|got more than \d+ bytes", re.I)),
+                            r"InvalidHeader|got more than \d+ bytes|HTTPParseError", re.I)),
     ("reset", re.compile(r"Errno 104|Connection reset|ConnectionResetError|RemoteDisconnected|"
-                         r"Connection aborted|BrokenPipe|ProtocolError", re.I)),
+                         r"Connection aborted|BrokenPipe|ProtocolError|HTTPConnectionClosed", re.I)),
     ("timeout", re.compile(r"timed? ?out|Timeout", re.I)),
     ("tls", re.compile(r"SSLError|SSL:|CERTIFICATE", re.I)),
-    ("http_status", re.compile(r"^HTTP \d{3}|\b\d{3} (Client|Server) Error|expected status", re.I)),
+    ("http_status", re.compile(r"^HTTP \d{3}|\b\d{3} (Client|Server) Error|expected status|"
+                               r"BadStatusCode\(code=\d{3}", re.I)),  # the last: engine fast
     ("expectation", re.compile(r"expected|capture '|login: no token|template variable", re.I)),
 )
 

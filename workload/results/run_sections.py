@@ -85,9 +85,15 @@ class Connections(Section):
     tls_handshakes: Number | None = None
     tls_failures: Number | None = None
     pool_discards: Number | None = None
+    pool_waits: Number | None = None  # requests that waited for a free pooled connection
     connect_errors: Number | None = None
     requests_per_connection: Number | None = None
     setup_ms: SetupMs | None = None
+    # The protocol each connection spoke ("h2", "http/1.1", "h2c") and HTTP/2's streams (engine httpx).
+    protocols: dict[str, Number] | None = None
+    http2_connections: Number | None = None
+    http2_streams: Number | None = None
+    streams_per_connection: Number | None = None
 
 
 class PeakEnd(Section):

@@ -35,8 +35,11 @@ DEFAULT_DURATION = "30s"
 DEFAULT_TOKEN_QUERY = "access_token"
 DEFAULT_TOKEN_SCHEME = "Bearer"
 POLICY_TYPES = ("shared", "close", "fresh", "recycle")
+DEFAULT_ENGINE: Literal["requests"] = "requests"
+ENGINES = ("requests", "fast", "httpx")
 
 PolicyType = Literal["shared", "close", "fresh", "recycle"]
+EngineName = Literal["requests", "fast", "httpx"]
 Method = Literal["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"]
 NonNegFloat = Annotated[float, Field(ge=0)]
 
@@ -95,7 +98,7 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
-RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards", "max_pool_waits"}
 
 
 class EndpointThresholds(Model):
@@ -129,6 +132,50 @@ class Thresholds(EndpointThresholds):
     max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+    max_pool_waits: Annotated[int, Field(ge=0)] | None = None  # requests that waited for a pooled connection
+
+
+# Per engine: the policy keys it cannot honour as written (what is wrong, how to fix it).
+# `_limited` says which values of a key are the problem.
+ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
+    "fast": {
+        "pool_connections": ("geventhttpclient keeps one pool per host without a limit on hosts, "
+                             "so there is no number of host pools to set",
+                             "remove 'pool_connections' (pool_maxsize is each host's pool size)"),
+        "pool_block": ("geventhttpclient's pool always waits for a free connection and never "
+                       "discards one, so 'pool_block: false' cannot hold",
+                       "remove 'pool_block' (or use engine: requests to measure pool discards)"),
+        "ssl_context": ("geventhttpclient builds its context per client, not per connection, "
+                        "so the stock per-connection cost cannot be reproduced",
+                        "remove 'ssl_context' (fast shares one context per policy) or use engine: requests"),
+        "retries": ("geventhttpclient retries timeouts and broken connections of idempotent methods "
+                    "with a fixed delay: no backoff_factor or status_forcelist",
+                    "give 'retries' as a number, or use engine: requests"),
+    },
+    "httpx": {
+        "pool_connections": ("httpx limits the whole pool (pool_maxsize x declared hosts), "
+                             "so there is no number of host pools to set",
+                             "remove 'pool_connections' (pool_maxsize is each host's pool size)"),
+        "pool_block": ("httpx's pool always waits for a free connection and never opens one to "
+                       "discard it, so 'pool_block: false' cannot hold",
+                       "remove 'pool_block' (or use engine: requests to measure pool discards)"),
+        "ssl_context": ("httpx takes one SSL context per pool, so the stock per-connection cost "
+                        "cannot be reproduced",
+                        "remove 'ssl_context' (httpx shares one context per policy) or use engine: requests"),
+        "retries": ("httpx retries failed connects only: no backoff_factor or status_forcelist",
+                    "give 'retries' as a number, or use engine: requests"),
+    },
+}
+
+
+def _limited(key: str, value: Any) -> bool:
+    if key == "pool_block":
+        return value is False
+    if key == "ssl_context":
+        return value != "shared"
+    if key == "retries":
+        return bool(value.backoff_factor or value.status_forcelist)
+    return True
 
 
 class Policy(Model):
@@ -146,6 +193,23 @@ class Policy(Model):
     every_requests: PositiveInt | None = None
     every_seconds: PositiveFloat | None = None
     thresholds: Thresholds | None = None  # this policy's own limits, over the scenario's
+    engine: EngineName = DEFAULT_ENGINE  # the HTTP client the policy runs on (workload.engine.engines)
+    http2: bool = False  # HTTP/2 (ALPN h2); only the httpx engine speaks it
+
+    @model_validator(mode="after")
+    def _engine_supports_the_settings(self) -> Policy:
+        # A setting the chosen engine cannot honour is an error where it is written, never a
+        # silent difference between engines (docs/scenario-format.md, "Engines").
+        if self.http2 and self.engine != "httpx":
+            raise problem(f"http2 needs engine 'httpx', not '{self.engine}'",
+                          "add 'engine: httpx' or remove 'http2'", at=("http2",))
+        if self.http2 and self.type == "close":
+            raise problem("type 'close' needs HTTP/1.1's 'Connection: close', which HTTP/2 does not have",
+                          "use type 'fresh' for one connection per request, or remove 'http2'", at=("http2",))
+        for key, (what, fix) in ENGINE_LIMITS.get(self.engine, {}).items():
+            if key in self.model_fields_set and _limited(key, getattr(self, key)):
+                raise problem(f"engine '{self.engine}' cannot honour '{key}': {what}", fix, at=(key,))
+        return self
 
     @field_validator("timeout", mode="before")
     @classmethod

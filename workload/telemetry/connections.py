@@ -22,7 +22,7 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 DEFAULT_SETUP_SAMPLES = 100_000  # bounded memory for setup-time percentiles
-COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors")
+COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors", "pool_waits")
 
 
 class ConnectionStats:
@@ -36,8 +36,16 @@ class ConnectionStats:
         self.tls_handshakes = 0  # completed handshakes only
         self.tls_failures = 0  # handshakes that failed after the TCP connect (certificate, protocol)
         self.pool_discards = 0
+        self.pool_waits = 0  # requests that waited for a free connection (a blocking pool that was full)
         self.connect_errors = 0
         self._setup_ms: list[float] = []
+        # The protocol each new connection speaks (ALPN, or h2c / http/1.1 in cleartext; engine httpx
+        # records it) and the requests (streams) sent over HTTP/2.
+        self.protocols: dict[str, int] = {}
+        self.http2_streams = 0
+
+    def record_protocol(self, protocol: str) -> None:
+        self.protocols[protocol] = self.protocols.get(protocol, 0) + 1
 
     def record_setup(self, seconds: float) -> None:
         if len(self._setup_ms) < DEFAULT_SETUP_SAMPLES:
@@ -51,10 +59,18 @@ class ConnectionStats:
             "tls_handshakes": self.tls_handshakes,
             "tls_failures": self.tls_failures,
             "pool_discards": self.pool_discards,
+            "pool_waits": self.pool_waits,
             "connect_errors": self.connect_errors,
             "requests_per_connection": per_conn,
             "setup_ms": _summary(setup),
+            **self._http2_snapshot(),
         }
+
+    def _http2_snapshot(self) -> dict[str, Any]:
+        h2 = self.protocols.get("h2", 0) + self.protocols.get("h2c", 0)
+        return {"protocols": dict(sorted(self.protocols.items())),
+                "http2_connections": h2, "http2_streams": self.http2_streams,
+                "streams_per_connection": round(self.http2_streams / h2, 2) if h2 else None}
 
 
 def _summary(values: list[float]) -> dict[str, float | int | None]:
@@ -114,10 +130,17 @@ class CountingHTTPSConnection(_CountingConnect, HTTPSConnection):
 
 
 class _CountingDiscards:
-    """Mixin for urllib3 pools: count a connection dropped because the pool is full."""
+    """Mixin for urllib3 pools: count a connection dropped because the pool is full, and a wait for one."""
 
     pool: Any
     block: bool
+
+    def _get_conn(self, timeout: float | None = None) -> Any:
+        # The queue holds a slot (None or a kept connection) per free place: empty means every
+        # connection is out, and a blocking pool makes this request wait.
+        if self.block and self.pool is not None and self.pool.empty():
+            STATS.pool_waits += 1
+        return super()._get_conn(timeout)  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
         # urllib3 closes and drops `conn` when the queue is full (and, with block=False, logs
