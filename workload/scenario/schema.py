@@ -33,6 +33,7 @@ DEFAULT_SPAWN_RATE = 10.0
 DEFAULT_DURATION = "30s"
 DEFAULT_TOKEN_QUERY = "access_token"
 DEFAULT_TOKEN_SCHEME = "Bearer"
+DEFAULT_TLS_RESUMPTION = False  # every TLS connection pays a full handshake unless a policy opts in
 POLICY_TYPES = ("shared", "close", "fresh", "recycle")
 
 PolicyType = Literal["shared", "close", "fresh", "recycle"]
@@ -76,7 +77,8 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
-RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards",
+                        "min_tls_resumed_ratio"}
 
 
 class EndpointThresholds(Model):
@@ -110,6 +112,7 @@ class Thresholds(EndpointThresholds):
     max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+    min_tls_resumed_ratio: Annotated[float, Field(ge=0, le=1)] | None = None  # resumed / completed handshakes
 
 
 class Policy(Model):
@@ -124,6 +127,7 @@ class Policy(Model):
     retries: Annotated[int, Field(ge=0)] | RetrySpec = 0
     timeout: PositiveFloat | TimeoutSpec = TimeoutSpec()
     ssl_context: Literal["shared", "per_connection"] = "shared"
+    tls_resumption: bool = DEFAULT_TLS_RESUMPTION  # offer the last TLS session of the same origin
     every_requests: PositiveInt | None = None
     every_seconds: PositiveFloat | None = None
     thresholds: Thresholds | None = None  # this policy's own limits, over the scenario's
@@ -141,6 +145,11 @@ class Policy(Model):
         if self.scope == "process" and self.type not in (None, "shared"):
             raise problem(f"scope 'process' only applies to type 'shared', not '{self.type}'",
                           "remove 'scope' or set 'type: shared'")
+        if self.tls_resumption and self.ssl_context == "per_connection":
+            # OpenSSL resumes a session only under the SSL context that made it.
+            raise problem("tls_resumption needs one SSL context for the policy, not ssl_context: per_connection",
+                          "remove 'ssl_context: per_connection' or set 'tls_resumption: false'",
+                          at=("tls_resumption",))
         return self
 
 
