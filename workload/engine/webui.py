@@ -83,6 +83,12 @@ class ScenarioField:
                               "line with --scenario PATH")
 
 
+def resumed_share(conns: dict[str, Any]) -> str:
+    """'97% (388 of 400 handshakes)', or '-' before the first completed TLS handshake."""
+    resumed, total = conns.get("tls_resumed") or 0, conns.get("tls_handshakes") or 0
+    return f"{resumed / total:.0%} ({resumed} of {total} handshakes)" if total else "-"
+
+
 def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
     """Flatten live figures into the tab's (metric, value) rows."""
     if not live:
@@ -93,6 +99,7 @@ def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
             rows.append({"metric": key, "value": value})
     setup = live.get("connections", {}).get("setup_ms") or {}
     rows.append({"metric": "connection setup ms (avg)", "value": setup.get("avg")})
+    rows.append({"metric": "TLS resumed share", "value": resumed_share(live.get("connections", {}))})
     sockets = live.get("sockets", {})
     for key in ("time_wait_client", "time_wait_server", "established_client", "established_server"):
         figures = sockets.get(key)

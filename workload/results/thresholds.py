@@ -98,6 +98,13 @@ def _pool_discards(row: Row | None, run: RunResult) -> float | None:
     return run.connections.pool_discards if run.connections is not None else None
 
 
+def _tls_resumed_ratio(row: Row | None, run: RunResult) -> float | None:
+    conns = run.connections
+    if conns is None or conns.tls_resumed is None or not conns.tls_handshakes:
+        return None
+    return conns.tls_resumed / conns.tls_handshakes
+
+
 NO_REQUESTS = "no requests were recorded"
 METRICS: dict[str, Metric] = {
     "p50_ms": Metric("median latency", "ms", AT_MOST, _row_value("p50_ms"), NO_REQUESTS),
@@ -111,6 +118,8 @@ METRICS: dict[str, Metric] = {
                                           "no connection was opened"),
     "max_pool_discards": Metric("pool discards", "", AT_MOST, _pool_discards,
                                 "the run has no connection counters"),
+    "min_tls_resumed_ratio": Metric("TLS resumed share", "", AT_LEAST, _tls_resumed_ratio,
+                                    "no TLS handshake was completed (or the run predates resumption counts)"),
 }
 
 
