@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import gc
+from pathlib import Path
 
 import gevent
 import pytest
 
 from tests.helpers import accepted, harness, run_tasks
 from workload.engine.transport import tls_sessions_of
+from workload.engine.webui import connection_rows
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_text
 from workload.telemetry.connections import STATS
 
+ROOT = Path(__file__).resolve().parents[2]
 SCENARIO = """
     target: {host: "https://demo", verify: false}
     endpoints:
@@ -84,3 +87,18 @@ def test_resumption_needs_the_policys_shared_ssl_context():
         "s.yaml:6: ==> At key: policies.close.tls_resumption\n"
         "    error: tls_resumption needs one SSL context for the policy, not ssl_context: per_connection\n"
         "    fix: remove 'ssl_context: per_connection' or set 'tls_resumption: false'")
+
+
+def test_the_shipped_https_scenario_resumes_against_the_demo_target(demo_target):
+    h = harness((ROOT / "scenarios" / "https.yaml").read_text(encoding="utf-8"), "close-resume", demo_target)
+    run_tasks(h.users(1), iterations=20)
+    assert h.requests() == 20 and not h.failures()
+    assert (STATS.tls_full, STATS.tls_resumed) == (1, 19)
+
+
+def test_connections_tab_shows_the_resumed_share():
+    live = {"policy": "close-resume", "connections": {"tls_handshakes": 400, "tls_resumed": 388, "tls_full": 12}}
+    rows = {r["metric"]: r["value"] for r in connection_rows(live)}
+    assert rows["TLS resumed share"] == "97% (388 of 400 handshakes)"
+    assert (rows["tls_resumed"], rows["tls_full"]) == (388, 12)
+    assert {r["metric"]: r["value"] for r in connection_rows({"connections": {}})}["TLS resumed share"] == "-"

@@ -146,7 +146,7 @@ def test_compare_report_states_the_throughput_of_resumption(tls_nginx, tmp_path)
     scenario.write_text(_scenario(tls_nginx, "TLSv1.3").replace("\n    ", "\n"), encoding="utf-8")
     out = tmp_path / "report"
     done = subprocess.run([sys.executable, "-m", "workload.cli", "compare", str(scenario), "--users", "2",
-                           "--spawn-rate", "2", "--duration", "3s", "--out", str(out)],
+                           "--spawn-rate", "2", "--duration", "2s", "--out", str(out)],
                           cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-2000:]
     summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
