@@ -238,3 +238,12 @@ def test_the_default_read_timeout_counts_too(tmp_path):
         "    warning: the default read timeout 10 s is longer than the run (8 s): a request that hangs is never "
         "timed out, so it is neither a failure nor a latency sample\n"
         "    fix: add 'timeout: {connect: 5, read: 2}' (shorter than the run)")
+
+
+def test_tls_resumption_on_a_plain_http_target(tmp_path):
+    text = BASE.replace("shared: {timeout: 5}", "shared: {timeout: 5, tls_resumption: true}")
+    assert warnings(tmp_path, text) == (
+        "s.yaml:6: ==> At key: policies.shared.tls_resumption\n"
+        "    warning: tls_resumption has no effect: every request goes to an http:// host (no TLS handshakes)\n"
+        "    fix: remove 'tls_resumption', or send the requests to an https:// host")
+    assert warnings(tmp_path, text.replace("http://127.0.0.1:8080", "https://127.0.0.1:8443")) == ""
