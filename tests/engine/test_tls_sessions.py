@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
+import socket
+import ssl
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import gevent
 import pytest
@@ -102,3 +105,24 @@ def test_connections_tab_shows_the_resumed_share():
     assert rows["TLS resumed share"] == "97% (388 of 400 handshakes)"
     assert (rows["tls_resumed"], rows["tls_full"]) == (388, 12)
     assert {r["metric"]: r["value"] for r in connection_rows({"connections": {}})}["TLS resumed share"] == "-"
+
+
+@pytest.mark.parametrize("version", [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3])
+def test_the_demo_target_resumes_sessions_of_both_protocols(demo_target, version):
+    # Its server SSLContext keeps Python's defaults: a session cache and tickets for TLS 1.2,
+    # two tickets per TLS 1.3 handshake (num_tickets); no session id context is needed as it
+    # asks no client certificate.  Checked with the plain ssl module, independent of urllib3.
+    context = ssl.create_default_context(cafile=demo_target.ca_path)
+    context.minimum_version = context.maximum_version = version
+    parts = urlsplit(demo_target.https_url)
+    host, port = parts.hostname or "", parts.port or 443
+    session, reused = None, []
+    for _ in range(3):
+        with socket.create_connection((host, port), timeout=5) as raw, \
+                context.wrap_socket(raw, server_hostname=host, session=session) as tls:
+            tls.sendall(b"GET /status/200 HTTP/1.1\r\nHost: demo\r\nConnection: close\r\n\r\n")
+            while tls.recv(4096):  # reading also takes in TLS 1.3's post-handshake tickets
+                pass
+            reused.append(tls.session_reused)
+            session = tls.session
+    assert reused == [False, True, True]
