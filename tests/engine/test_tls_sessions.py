@@ -16,6 +16,7 @@ from workload.engine.transport import tls_sessions_of
 from workload.engine.webui import connection_rows
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_text
+from workload.telemetry import cluster
 from workload.telemetry.connections import STATS
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -126,3 +127,10 @@ def test_the_demo_target_resumes_sessions_of_both_protocols(demo_target, version
             reused.append(tls.session_reused)
             session = tls.session
     assert reused == [False, True, True]
+
+
+def test_workers_resumed_and_full_handshakes_are_summed():
+    reports = [{"connections": {"tcp_connects": 10, "tls_handshakes": 10, "tls_resumed": 9, "tls_full": 1}},
+               {"connections": {"tcp_connects": 5, "tls_handshakes": 5, "tls_resumed": 0, "tls_full": 5}}]
+    merged = cluster.merge_connections(reports, requests=15)
+    assert (merged["tls_handshakes"], merged["tls_resumed"], merged["tls_full"]) == (15, 9, 6)
