@@ -12,7 +12,7 @@ import gevent
 import pytest
 
 from tests.helpers import accepted, harness, run_tasks
-from workload.engine.transport import tls_sessions_of
+from workload.engine.transport import close_pools, tls_sessions_of
 from workload.engine.webui import connection_rows
 from workload.errors import ScenarioError
 from workload.scenario.loader import load_text
@@ -30,6 +30,7 @@ SCENARIO = """
       fresh: {tls_resumption: true}
       recycle: {every_requests: 5, tls_resumption: true}
       process: {type: shared, scope: process, pool_maxsize: 1, tls_resumption: true}
+      process-full: {type: shared, scope: process, pool_maxsize: 1}
 """
 
 
@@ -57,6 +58,24 @@ def test_recycle_resumes_across_recycled_connections(demo_target):
     run_tasks(h.users(1), iterations=20)
     assert h.requests() == 20 and not h.errors()
     assert (STATS.tcp_connects, STATS.tls_full, STATS.tls_resumed) == (4, 1, 3)
+
+
+@pytest.mark.parametrize(("policy", "resumes"), [("process", True), ("process-full", False)])
+def test_a_process_pool_shares_one_session_cache(demo_target, policy, resumes):
+    h = harness(SCENARIO, policy, demo_target)
+    users = h.users(3)
+    pool = h.user_class.transport.process_pool
+    run_tasks(users, iterations=5)
+    first = STATS.tls_full  # three users at once on a one-connection pool: extra ones discarded
+    close_pools(pool)  # every connection closes: the next ones are new for every user
+    run_tasks(users, iterations=5, login=False)
+    assert h.requests() == 30 and not h.errors()
+    assert STATS.tls_handshakes == STATS.tcp_connects == STATS.tls_resumed + STATS.tls_full > first
+    if resumes:
+        assert STATS.tls_full == first and STATS.tls_resumed > 0  # all of the second round resumed
+        assert len(pool.tls_sessions) == 1 and tls_sessions_of(users[0].client) is None  # the process's, not a user's
+    else:
+        assert STATS.tls_resumed == 0
 
 
 def test_each_user_keeps_its_own_sessions(demo_target):
