@@ -276,3 +276,12 @@ def test_a_stop_timeout_that_covers_the_read_timeout_makes_it_moot(tmp_path):
         "read timeout 5 s is longer than the run (4 s + 0.5 s stop timeout): a request that hangs is never timed "
         "out, so it is neither a failure nor a latency sample"]
     assert lint(loaded, grace_s=1) == []  # a request that hangs from the start still times out, and counts
+
+
+def test_tls_resumption_on_a_plain_http_target(tmp_path):
+    text = BASE.replace("shared: {timeout: 5}", "shared: {timeout: 5, tls_resumption: true}")
+    assert warnings(tmp_path, text) == (
+        "s.yaml:6: ==> At key: policies.shared.tls_resumption\n"
+        "    warning: tls_resumption has no effect: every request goes to an http:// host (no TLS handshakes)\n"
+        "    fix: remove 'tls_resumption', or send the requests to an https:// host")
+    assert warnings(tmp_path, text.replace("http://127.0.0.1:8080", "https://127.0.0.1:8443")) == ""

@@ -33,7 +33,7 @@ def _series(tw_client: int, tw_server: int | None, est: int) -> list[dict[str, A
 
 def run_doc(policy: str, policy_type: str, *, requests: int, rps: float, latency: tuple[int, int, int],
              connects: int, tw_client: int = 0, tw_server: int | None = 0, est_client: int = 10,
-             tls: int = 0, discards: int = 0, resets: int = 0, accepted: int | None = None,
+             tls: int = 0, resumed: int | None = None, discards: int = 0, resets: int = 0, accepted: int | None = None,
              errors: list[dict[str, Any]] | None = None, host: str = "http://127.0.0.1:8080",
              local: bool = True, complete: bool = True) -> dict[str, Any]:
     """A realistic run.json document (workload.run/1) for one policy of the scenario 'demo'."""
@@ -44,7 +44,8 @@ def run_doc(policy: str, policy_type: str, *, requests: int, rps: float, latency
         "run_id": f"20261121-105012-demo-{policy}", "complete": complete,
         "scenario": {"name": "demo", "path": "scenarios/demo.yaml"},
         "policy": {"name": policy, "type": policy_type,
-                   "settings": {"pool_maxsize": 10, "auth": {"password": "hunter2-secret"}}},
+                   "settings": {"pool_maxsize": 10, "auth": {"password": "hunter2-secret"},
+                                **({} if resumed is None else {"tls_resumption": resumed > 0})}},
         "target": {"hosts": {"default": host.replace("://", "://admin:s3cret-pw@")}, "local": local},
         "load": {"users": 10, "spawn_rate": 10.0, "duration_s": float(DURATION)},
         "started_at": 1763722212.5, "ended_at": 1763722242.6, "duration_s": 30.1,
@@ -58,6 +59,7 @@ def run_doc(policy: str, policy_type: str, *, requests: int, rps: float, latency
             "history": _history(rps),
         },
         "connections": {"tcp_connects": connects, "tls_handshakes": tls, "tls_failures": 0, "pool_discards": discards,
+                        **({} if resumed is None else {"tls_resumed": resumed, "tls_full": tls - resumed}),
                         "requests_per_connection": round(requests / connects, 1),
                         "setup_ms": {"count": connects, "avg": 0.3, "p50": 0.2, "p95": 0.6, "max": 2.1}},
         "sockets": {
@@ -187,6 +189,29 @@ def test_tls_close_ended_by_reset(tmp_path: Path) -> None:
     assert not any("throughput of" in f for f in findings)  # one run: nothing to compare
 
 
+def test_tls_resumption_findings_state_the_throughput_difference(tmp_path: Path) -> None:
+    resume = {**CLOSE_TLS, "policy": "close-resume", "rps": 82.1, "requests": 2463, "connects": 2463,
+              "tls": 2463, "resumed": 2461, "accepted": 2463}
+    full = {**CLOSE_TLS, "resumed": 0}
+    dirs = [write_run(tmp_path / "results", spec["policy"], run_doc(**spec)) for spec in (resume, full)]
+    paths = build_report(dirs, tmp_path / "report")
+    summary = _summary(paths)
+    assert (_policy(summary, "close-resume")["tls_resumed"], _policy(summary, "close-tls")["tls_full"]) == (2461, 1540)
+    assert ("close-resume with TLS resumption: 1.6× the throughput of close-tls with full handshakes "
+            "(82 vs 51 requests/s)") in summary["findings"]
+    assert "close-resume resumed 100% of its TLS handshakes (2,461 of 2,463)" in summary["findings"]
+    assert "| close-resume | 2,463 | 1.0 | 2,463 | 0 | 2,461 | 0 | 0.3 |" in paths.markdown.read_text(encoding="utf-8")
+
+
+def test_a_target_that_resumes_nothing_is_said_so(tmp_path: Path) -> None:
+    spec = {**CLOSE_TLS, "resumed": 0}
+    doc = run_doc(**spec)
+    doc["policy"]["settings"]["tls_resumption"] = True
+    paths = build_report([write_run(tmp_path / "results", "close-tls", doc)], tmp_path / "report")
+    assert ("close-tls offered TLS sessions but the target resumed none of its 1,540 handshakes "
+            "(no session cache or tickets on the server?)") in _summary(paths)["findings"]
+
+
 def test_remote_target_server_side_not_observable(tmp_path: Path) -> None:
     paths = build_report([write_run(tmp_path, "remote", run_doc(**REMOTE))], tmp_path / "out")
     summary = _summary(paths)
@@ -222,8 +247,8 @@ def test_markdown_report(demo_report: ReportPaths) -> None:
     assert text.startswith("# Connection policy comparison: demo")
     assert "- shared: 38× the throughput of fresh" in text
     assert "| fresh | 2,298 | 3 | 76.6 | 11 | 25 | 41 |" in text
-    # pool waits: n/a, the canned run predates the counter
-    assert "| close | 2,310 | 1.0 | 0 | 0 | 0 | n/a | 0.3 | 2,310 | server TIME_WAIT |" in text
+    # TLS resumed and pool waits: n/a, the canned run predates both counters
+    assert "| close | 2,310 | 1.0 | 0 | 0 | n/a | 0 | n/a | 0.3 | 2,310 | server TIME_WAIT |" in text
     assert "| close | 0 | 0 | 2,310 | 2,310 | 10 | does not apply | does not apply |" in text
     assert "| fresh | 2,298 | 2,298 | 0 | 0 | 10 | 4,596 | 16% |" in text
     assert "TIME_WAIT is not a connection count" in text

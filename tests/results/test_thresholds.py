@@ -162,7 +162,7 @@ def test_unknown_metric_is_a_located_error_with_did_you_mean():
         "s.yaml:4: ==> At key: thresholds.p96_ms\n"
         "    error: unknown key 'p96_ms'\n"
         "    fix: did you mean 'p99_ms'? (allowed keys: p50_ms, p95_ms, p99_ms, max_failure_ratio, min_rps, "
-        "max_time_wait_client, min_requests_per_connection, max_pool_discards, max_pool_waits)")
+        "max_time_wait_client, min_requests_per_connection, max_pool_discards, max_pool_waits, min_tls_resumed_ratio)")
 
 
 def test_whole_run_metrics_on_an_endpoint_say_where_they_belong():
@@ -201,3 +201,14 @@ def test_pool_waits_threshold():
     # A run recorded before the counter existed has no figure: the threshold fails and says why.
     old = by_key(evaluate(model, run(policy="fast", connections={"tcp_connects": 2})))
     assert not old[("total", "max_pool_waits")].passed
+
+
+def test_tls_resumed_ratio_reads_resumed_over_completed_handshakes():
+    limits = scenario("target: demo\nendpoints: [{path: /}]\nthresholds: {min_tls_resumed_ratio: 0.9}\n")
+    conns = {"tcp_connects": 100, "tls_handshakes": 100, "tls_resumed": 85, "tls_full": 15}
+    [low] = evaluate(limits, run(endpoints=[], connections=conns))
+    assert (low.actual, low.passed) == (0.85, False)
+    assert low.message == "TLS resumed share of the run is 0.85, below the limit 0.9"
+    [none] = evaluate(limits, run(endpoints=[], connections={"tcp_connects": 100, "tls_handshakes": 0}))
+    assert none.message == ("TLS resumed share of the run is unknown: no TLS handshake was "
+                            "completed (or the run predates resumption counts)")

@@ -283,7 +283,8 @@ class HttpxEngine(PolicyTransport):
         self.config = PoolConfig(policy, self.ssl_context, policy.http2, hosts)
         self.shared_pool = HttpxPool(self.config) if policy.scope == "process" else None
 
-    def new_adapter(self, base_url: str | None = None) -> Any:
+    def new_adapter(self, base_url: str | None = None, tls_sessions: Any = None) -> Any:
+        # tls_sessions: resumption is not offered on this engine (schema.ENGINE_LIMITS says so)
         gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ
         pool = self.shared_pool or HttpxPool(self.config)
         return HttpxAdapter(pool, gate, close=self.kind == "close", owns_pool=self.shared_pool is None)

@@ -34,7 +34,7 @@ from workload.telemetry import (
     port_headroom,
     system_resolver,
 )
-from workload.telemetry.connections import STATS
+from workload.telemetry.connections import COUNTER_KEYS, STATS
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"
@@ -257,7 +257,7 @@ def _merge_connections(local: dict[str, Any], workers: list[dict[str, Any]] | No
     if not workers:
         return local
     merged = dict(local)
-    for key in ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors", "pool_waits"):
+    for key in COUNTER_KEYS:
         merged[key] = sum(int(w.get("connections", {}).get(key, 0) or 0) for w in workers)
     return _merge_protocols(merged, [w.get("connections") or {} for w in workers])
 

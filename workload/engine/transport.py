@@ -14,6 +14,9 @@
   scenario's headers say: the policy's `Connection` header, and declared hosts only (a
   redirect elsewhere fails with `redirect_offsite`, or, when the scenario allows it, is
   followed without the scenario's headers, cookies and credentials).
+* `tls_resumption: true` gives each user (or the process, for `scope: process`) a
+  `TlsSessionCache` (`workload.engine.tls_sessions`) that the user's pools, and every fresh
+  Session of that user, offer sessions from.
 
 Imports locust: only `workload.main` and the compiler load this module.
 """
@@ -37,6 +40,7 @@ from urllib3 import PoolManager, Retry
 from urllib3.util.ssl_ import create_urllib3_context
 
 from workload.engine.engines import Engine
+from workload.engine.tls_sessions import ResumingPoolManager, TlsSessionCache
 from workload.errors import TlsFileError
 from workload.scenario.schema import Policy
 from workload.telemetry.connections import COUNTING_POOL_CLASSES
@@ -150,8 +154,11 @@ class TunedAdapter(LocustHttpAdapter):
     """A `LocustHttpAdapter` with the policy's pool settings, counting and SSL-context sharing."""
 
     def __init__(self, policy: Policy, ssl_context: ssl.SSLContext | None,
-                 pool_manager: PoolManager | None = None, gate: HostGate | None = None):
+                 pool_manager: PoolManager | None = None, gate: HostGate | None = None,
+                 tls_sessions: TlsSessionCache | None = None):
         self._ssl_context = ssl_context
+        self.tls_sessions = tls_sessions  # set before super().__init__, which builds the pool manager
+        self._owns_pool = pool_manager is None
         self._close = policy.type == "close"
         self._gate = gate
         # Note: with a shared pool_manager, LocustHttpAdapter ignores the pool_* arguments;
@@ -169,9 +176,21 @@ class TunedAdapter(LocustHttpAdapter):
     def _own_connection_header(self, headers: Any) -> None:
         own_connection_header(headers, self._close)
 
-    def init_poolmanager(self, *args: Any, **kwargs: Any) -> None:
-        super().init_poolmanager(*args, **kwargs)
-        self.poolmanager.pool_classes_by_scheme = COUNTING_POOL_CLASSES
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **kwargs: Any) -> None:
+        if self.poolmanager is None and self.tls_sessions is not None:
+            # What HTTPAdapter.init_poolmanager does, with a manager whose HTTPS pools resume.
+            self._pool_connections, self._pool_maxsize, self._pool_block = connections, maxsize, block
+            self.poolmanager = ResumingPoolManager(self.tls_sessions, num_pools=connections, maxsize=maxsize,
+                                                   block=block, **kwargs)
+            return
+        super().init_poolmanager(connections, maxsize, block, **kwargs)
+        if not isinstance(self.poolmanager, ResumingPoolManager):  # a process pool keeps its classes
+            self.poolmanager.pool_classes_by_scheme = COUNTING_POOL_CLASSES
+
+    def close(self) -> None:
+        if self._owns_pool and self.poolmanager is not None:
+            close_pools(self.poolmanager)  # a fresh Session's connection closes now, not at garbage collection
+        super().close()
 
     def cert_verify(self, conn: Any, url: str, verify: Verify, cert: Cert) -> None:
         if self._ssl_context is None:
@@ -213,8 +232,11 @@ def policy_ssl_context(name: str, verify: Verify, cert: Cert) -> ssl.SSLContext:
 
 def make_process_pool(policy: Policy) -> PoolManager:
     """One pool for every user of this process (like Locust's `pool_manager`), tuned and counting."""
-    manager = PoolManager(num_pools=policy.pool_connections, maxsize=policy.pool_maxsize,
-                          block=policy.pool_block)
+    sizes: dict[str, Any] = {"num_pools": policy.pool_connections, "maxsize": policy.pool_maxsize,
+                             "block": policy.pool_block}
+    if policy.tls_resumption:
+        return ResumingPoolManager(TlsSessionCache(), **sizes)  # one cache: the process is one client
+    manager = PoolManager(**sizes)
     manager.pool_classes_by_scheme = COUNTING_POOL_CLASSES
     return manager
 
@@ -245,12 +267,15 @@ class PolicyTransport(Engine):
         self.install(session)
         return session
 
-    def new_adapter(self, base_url: str | None = None) -> TunedAdapter:
+    def new_adapter(self, base_url: str | None = None, tls_sessions: TlsSessionCache | None = None) -> TunedAdapter:
         gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ
-        return TunedAdapter(self.policy, self.ssl_context, self.process_pool, gate)
+        return TunedAdapter(self.policy, self.ssl_context, self.process_pool, gate, tls_sessions)
 
-    def install(self, session: HttpSession) -> None:
-        adapter = self.new_adapter(getattr(session, "base_url", None))
+    def install(self, session: HttpSession, tls_sessions: TlsSessionCache | None = None) -> None:
+        """Mount the policy's adapter; with tls_resumption, a new user's own session cache unless given."""
+        if tls_sessions is None and self.policy.tls_resumption and self.process_pool is None:
+            tls_sessions = TlsSessionCache()
+        adapter = self.new_adapter(getattr(session, "base_url", None), tls_sessions)
         session.mount("https://", adapter)
         session.mount("http://", adapter)
         if self.kind == "close":
@@ -263,7 +288,7 @@ class PolicyTransport(Engine):
             return user.client
         fresh = HttpSession(base_url=user.host, request_event=user.environment.events.request, user=user)
         _share_identity(user.client, fresh)
-        self.install(fresh)
+        self.install(fresh, tls_sessions_of(user.client))  # the user's TLS sessions outlive the Session
         return fresh
 
     def after_request(self, user: Any, session: HttpSession, state: RecycleState) -> None:
@@ -282,9 +307,27 @@ def _share_identity(source: HttpSession, target: HttpSession) -> None:
     target.cert = source.cert
 
 
+def tls_sessions_of(session: HttpSession) -> TlsSessionCache | None:
+    """The TLS session cache of a session's adapter (None without tls_resumption)."""
+    return getattr(session.get_adapter("https://"), "tls_sessions", None)
+
+
 def drop_connections(session: HttpSession) -> None:
     for adapter in session.adapters.values():
-        cast(HTTPAdapter, adapter).poolmanager.clear()  # requests' adapters and ours are all HTTPAdapters
+        close_pools(cast(HTTPAdapter, adapter).poolmanager)  # requests' adapters and ours are all HTTPAdapters
+
+
+def close_pools(manager: PoolManager) -> None:
+    """Close every pool's idle connections now, then forget the pools.
+
+    urllib3 2.7's `PoolManager.clear()` only forgets them (its pool container has no dispose
+    function): their connections would close whenever the garbage collector finalizes the pool,
+    so "the client closes after each request" would happen at some later, unmeasured moment."""
+    for key in list(manager.pools.keys()):
+        pool = manager.pools.get(key)
+        if pool is not None:
+            pool.close()
+    manager.clear()
 
 
 class RecycleState:

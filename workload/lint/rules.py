@@ -272,6 +272,16 @@ def _time_wait_fix(policy: Policy) -> str:
     return "lower the rate (fewer users, a longer wait), or reuse connections with type shared or recycle"
 
 
+def tls_resumption_without_tls(ctx: LintContext) -> list[Problem]:
+    """`tls_resumption: true` where every request goes over plain http: it can resume nothing."""
+    if any(url.lower().startswith("https://") for url in host_urls(ctx.model)):
+        return []
+    return [ctx.warn(("policies", name, "tls_resumption"),
+                     "tls_resumption has no effect: every request goes to an http:// host (no TLS handshakes)",
+                     "remove 'tls_resumption', or send the requests to an https:// host")
+            for name, policy in ctx.checked_policies() if policy.tls_resumption]
+
+
 RULES: tuple[Callable[[LintContext], list[Problem]], ...] = (
-    cookie_domains, header_overrides, pool_sizes, read_timeouts, time_wait_forecast,
+    cookie_domains, header_overrides, pool_sizes, read_timeouts, time_wait_forecast, tls_resumption_without_tls,
 )

@@ -97,6 +97,7 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
     ("Connections", (POLICY, ("opened", _field("connections_opened")),
                      ("requests/connection", _field("requests_per_connection")),
                      ("TLS handshakes", _field("tls_handshakes")), ("TLS failed", _field("tls_failures")),
+                     ("TLS resumed", _field("tls_resumed")),
                      ("pool discards", _field("pool_discards")), ("pool waits", _field("pool_waits")),
                      ("setup ms (avg)", _field("connection_setup_ms")),
                      ("server accepted", _server_side(_nested("server", "connections_accepted"))),

@@ -134,6 +134,8 @@ def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
             "requests_per_connection": _requests_per_connection(conns, requests),
             "tls_handshakes": number(conns.tls_handshakes),
             "tls_failures": number(conns.tls_failures),
+            "tls_resumed": number(conns.tls_resumed),
+            "tls_full": number(conns.tls_full),
             "pool_discards": number(conns.pool_discards),
             "pool_waits": number(conns.pool_waits),
             "connection_setup_ms": number(conns.setup_ms.avg) if conns.setup_ms is not None else None,
@@ -170,6 +172,7 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
     }
     entry.update(_traffic(run))
     entry.update(_connections(run, entry["requests"]))
+    entry["tls_resumption"] = (run.policy.settings or {}).get("tls_resumption")  # None: not recorded
     entry.update(_sockets(run))
     entry["kernel"] = _kernel(run)
     entry["ports"] = _picked(run.ports, PORT_KEYS)

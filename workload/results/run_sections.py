@@ -84,6 +84,8 @@ class Connections(Section):
     tcp_connects: Number | None = None
     tls_handshakes: Number | None = None
     tls_failures: Number | None = None
+    tls_resumed: Number | None = None  # of tls_handshakes: abbreviated (the server took the offered session)
+    tls_full: Number | None = None
     pool_discards: Number | None = None
     pool_waits: Number | None = None  # requests that waited for a free pooled connection
     connect_errors: Number | None = None

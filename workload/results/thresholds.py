@@ -102,6 +102,13 @@ def _pool_waits(row: Row | None, run: RunResult) -> float | None:
     return run.connections.pool_waits if run.connections is not None else None
 
 
+def _tls_resumed_ratio(row: Row | None, run: RunResult) -> float | None:
+    conns = run.connections
+    if conns is None or conns.tls_resumed is None or not conns.tls_handshakes:
+        return None
+    return conns.tls_resumed / conns.tls_handshakes
+
+
 NO_REQUESTS = "no requests were recorded"
 METRICS: dict[str, Metric] = {
     "p50_ms": Metric("median latency", "ms", AT_MOST, _row_value("p50_ms"), NO_REQUESTS),
@@ -117,6 +124,8 @@ METRICS: dict[str, Metric] = {
                                 "the run has no connection counters"),
     "max_pool_waits": Metric("pool waits", "", AT_MOST, _pool_waits,
                              "the run has no pool-wait counter"),
+    "min_tls_resumed_ratio": Metric("TLS resumed share", "", AT_LEAST, _tls_resumed_ratio,
+                                    "no TLS handshake was completed (or the run predates resumption counts)"),
 }
 
 

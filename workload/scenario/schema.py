@@ -34,6 +34,7 @@ DEFAULT_SPAWN_RATE = 10.0
 DEFAULT_DURATION = "30s"
 DEFAULT_TOKEN_QUERY = "access_token"
 DEFAULT_TOKEN_SCHEME = "Bearer"
+DEFAULT_TLS_RESUMPTION = False  # every TLS connection pays a full handshake unless a policy opts in
 POLICY_TYPES = ("shared", "close", "fresh", "recycle")
 DEFAULT_ENGINE: Literal["requests"] = "requests"
 ENGINES = ("requests", "fast", "httpx")
@@ -98,7 +99,8 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
-RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards", "max_pool_waits"}
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards", "max_pool_waits",
+                        "min_tls_resumed_ratio"}
 
 
 class EndpointThresholds(Model):
@@ -133,6 +135,7 @@ class Thresholds(EndpointThresholds):
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
     max_pool_waits: Annotated[int, Field(ge=0)] | None = None  # requests that waited for a pooled connection
+    min_tls_resumed_ratio: Annotated[float, Field(ge=0, le=1)] | None = None  # resumed / completed handshakes
 
 
 # Per engine: the policy keys it cannot honour as written (what is wrong, how to fix it).
@@ -151,6 +154,8 @@ ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
         "retries": ("geventhttpclient retries timeouts and broken connections of idempotent methods "
                     "with a fixed delay: no backoff_factor or status_forcelist",
                     "give 'retries' as a number, or use engine: requests"),
+        "tls_resumption": ("TLS session resumption is not offered on engine fast yet (geventhttpclient "
+                           "wraps sockets without a session)", "remove 'tls_resumption', or use engine: requests"),
     },
     "httpx": {
         "pool_connections": ("httpx limits the whole pool (pool_maxsize x declared hosts), "
@@ -164,6 +169,8 @@ ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
                         "remove 'ssl_context' (httpx shares one context per policy) or use engine: requests"),
         "retries": ("httpx retries failed connects only: no backoff_factor or status_forcelist",
                     "give 'retries' as a number, or use engine: requests"),
+        "tls_resumption": ("TLS session resumption is not offered on engine httpx yet (httpcore wraps "
+                           "sockets without a session)", "remove 'tls_resumption', or use engine: requests"),
     },
 }
 
@@ -175,6 +182,8 @@ def _limited(key: str, value: Any) -> bool:
         return value != "shared"
     if key == "retries":
         return bool(value.backoff_factor or value.status_forcelist)
+    if key == "tls_resumption":
+        return value is True
     return True
 
 
@@ -190,6 +199,7 @@ class Policy(Model):
     retries: RetrySpec = RetrySpec()  # `retries: 3` is read as {total: 3}
     timeout: TimeoutSpec = TimeoutSpec()  # `timeout: 5` is read as {connect: 5, read: 5}
     ssl_context: Literal["shared", "per_connection"] = "shared"
+    tls_resumption: bool = DEFAULT_TLS_RESUMPTION  # offer the last TLS session of the same origin
     every_requests: PositiveInt | None = None
     every_seconds: PositiveFloat | None = None
     thresholds: Thresholds | None = None  # this policy's own limits, over the scenario's
@@ -235,6 +245,11 @@ class Policy(Model):
         if self.scope == "process" and self.type not in (None, "shared"):
             raise problem(f"scope 'process' only applies to type 'shared', not '{self.type}'",
                           "remove 'scope' or set 'type: shared'")
+        if self.tls_resumption and self.ssl_context == "per_connection":
+            # OpenSSL resumes a session only under the SSL context that made it.
+            raise problem("tls_resumption needs one SSL context for the policy, not ssl_context: per_connection",
+                          "remove 'ssl_context: per_connection' or set 'tls_resumption: false'",
+                          at=("tls_resumption",))
         return self
 
 

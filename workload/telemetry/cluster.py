@@ -20,7 +20,8 @@ from typing import Any
 
 Report = dict[str, Any]
 
-COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors", "pool_waits")
+COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors",
+                "pool_waits", "tls_resumed", "tls_full")
 SOCKET_SECTIONS = ("time_wait_client", "time_wait_server", "established_client", "established_server")
 SERIES_FIELDS = ("tw_client", "tw_server", "est_client", "est_server")
 

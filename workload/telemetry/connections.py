@@ -3,7 +3,9 @@
 urllib3 counts connection *objects* per pool (`num_connections`), which misses reconnects
 of a kept object and vanishes when a pool is evicted; so the connection classes used by
 `workload.engine.transport` count every real TCP connect (`_new_conn`) here, every TLS handshake
-as completed or failed, and time each `connect()` (TCP + TLS setup).  A pool discard is
+as completed or failed, and time each `connect()` (TCP + TLS setup).  A completed handshake
+is also counted as resumed or full (`SSLSocket.session_reused`) through `record_tls_handshake`,
+which any engine can call with its own socket.  A pool discard is
 counted when the pool really drops a connection that had connected because it is full;
 urllib3's "pool is full" log line is not used, as it is also written when an errored
 request puts back `None` (no connection at all).
@@ -22,7 +24,8 @@ from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 DEFAULT_SETUP_SAMPLES = 100_000  # bounded memory for setup-time percentiles
-COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors", "pool_waits")
+COUNTER_KEYS = ("tcp_connects", "tls_handshakes", "tls_failures", "pool_discards", "connect_errors",
+                "pool_waits", "tls_resumed", "tls_full")
 
 
 class ConnectionStats:
@@ -33,7 +36,9 @@ class ConnectionStats:
 
     def reset(self) -> None:
         self.tcp_connects = 0
-        self.tls_handshakes = 0  # completed handshakes only
+        self.tls_handshakes = 0  # completed handshakes only: tls_resumed + tls_full
+        self.tls_resumed = 0  # abbreviated handshakes: the server accepted the offered session
+        self.tls_full = 0
         self.tls_failures = 0  # handshakes that failed after the TCP connect (certificate, protocol)
         self.pool_discards = 0
         self.pool_waits = 0  # requests that waited for a free connection (a blocking pool that was full)
@@ -47,6 +52,14 @@ class ConnectionStats:
     def record_protocol(self, protocol: str) -> None:
         self.protocols[protocol] = self.protocols.get(protocol, 0) + 1
 
+    def record_tls_handshake(self, sock: Any) -> None:
+        """One completed handshake on `sock` (any `ssl.SSLSocket`-like object), resumed or full."""
+        self.tls_handshakes += 1
+        if getattr(sock, "session_reused", False):
+            self.tls_resumed += 1
+        else:
+            self.tls_full += 1
+
     def record_setup(self, seconds: float) -> None:
         if len(self._setup_ms) < DEFAULT_SETUP_SAMPLES:
             self._setup_ms.append(seconds * 1000.0)
@@ -58,6 +71,8 @@ class ConnectionStats:
             "tcp_connects": self.tcp_connects,
             "tls_handshakes": self.tls_handshakes,
             "tls_failures": self.tls_failures,
+            "tls_resumed": self.tls_resumed,
+            "tls_full": self.tls_full,
             "pool_discards": self.pool_discards,
             "pool_waits": self.pool_waits,
             "connect_errors": self.connect_errors,
@@ -117,7 +132,7 @@ class _CountingConnect:
                 STATS.tls_failures += 1  # TCP connected, the handshake did not complete
             raise
         if self.TLS:
-            STATS.tls_handshakes += 1
+            STATS.record_tls_handshake(getattr(self, "sock", None))
         STATS.record_setup(time.perf_counter() - start)
 
 

@@ -1,0 +1,159 @@
+"""Ground truth for TLS resumption: our resumed/full counts against nginx's own `$ssl_session_reused`.
+
+nginx (Debian 1.22) serves HTTPS on two ports with `ssl_session_cache shared:SSL:1m`: TLS 1.2
+without tickets (resumption by session ID from the server's cache) and TLS 1.3 with session
+tickets (sent after the handshake).  It logs `$ssl_session_reused` ("r" or ".") and
+`$ssl_protocol` per request; under `close` each request is one connection, so each log line is
+one handshake.  Skipped where nginx is missing.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import trustme
+
+from tests.helpers import free_port, harness, run_tasks
+from workload.telemetry.connections import STATS
+
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+ROOT = Path(__file__).resolve().parents[2]
+CONF = """
+daemon off;
+master_process off;
+worker_processes 1;
+pid {dir}/nginx.pid;
+error_log {dir}/error.log warn;
+events {{ worker_connections 1024; }}
+http {{
+    log_format tls "$ssl_session_reused $ssl_protocol $request_uri";
+    access_log {dir}/access.log tls;
+    client_body_temp_path {dir}/body;
+    proxy_temp_path {dir}/proxy;
+    fastcgi_temp_path {dir}/fastcgi;
+    uwsgi_temp_path {dir}/uwsgi;
+    scgi_temp_path {dir}/scgi;
+    ssl_session_cache shared:SSL:1m;
+    ssl_certificate {dir}/cert.pem;
+    ssl_certificate_key {dir}/key.pem;
+    server {{
+        listen 127.0.0.1:{port12} ssl;
+        ssl_protocols TLSv1.2;
+        ssl_session_tickets off;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
+        listen 127.0.0.1:{port13} ssl;
+        ssl_protocols TLSv1.3;
+        ssl_session_tickets on;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+}}
+"""
+SCENARIO = """
+    target: {host: "%(url)s", verify: "%(ca)s"}
+    endpoints: [{name: root, path: "%(path)s"}]
+    policies:
+      close-resume: {type: close, tls_resumption: true, thresholds: {min_tls_resumed_ratio: 0.9}}
+      close-full: {type: close}
+"""
+
+
+@dataclass
+class TlsNginx:
+    urls: dict[str, str]  # protocol -> https://127.0.0.1:port
+    ca: Path
+    log: Path
+
+    def handshakes(self, path: str) -> list[tuple[str, str]]:
+        """(reused "r"/".", protocol) of every logged request for `path` (one handshake each, under close)."""
+        lines = [line.split() for line in self.log.read_text().splitlines()]
+        return [(fields[0], fields[1]) for fields in lines if len(fields) == 3 and fields[2] == path]
+
+
+@pytest.fixture(scope="module")
+def tls_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNginx]:
+    if NGINX is None:
+        pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
+    work = tmp_path_factory.mktemp("nginx-tls")
+    ca = trustme.CA()
+    leaf = ca.issue_cert("127.0.0.1")
+    leaf.private_key_pem.write_to_path(str(work / "key.pem"))
+    leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
+    ca.cert_pem.write_to_path(str(work / "ca.pem"))
+    ports = {"TLSv1.2": free_port(), "TLSv1.3": free_port()}
+    (work / "nginx.conf").write_text(CONF.format(dir=work, port12=ports["TLSv1.2"], port13=ports["TLSv1.3"]))
+    proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    server = TlsNginx({name: f"https://127.0.0.1:{port}" for name, port in ports.items()}, work / "ca.pem",
+                      work / "access.log")
+    try:
+        _wait_until_up(server, proc)
+        yield server
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _wait_until_up(server: TlsNginx, proc: subprocess.Popen[bytes]) -> None:
+    import ssl
+
+    context = ssl.create_default_context(cafile=str(server.ca))
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            for url in server.urls.values():
+                urllib.request.urlopen(f"{url}/up", timeout=5, context=context).close()
+            return
+        except OSError:
+            time.sleep(0.1)
+    pytest.fail("nginx did not start")
+
+
+def _scenario(server: TlsNginx, protocol: str, path: str = "/") -> str:
+    return SCENARIO % {"url": server.urls[protocol], "ca": server.ca, "path": path}
+
+
+@pytest.mark.parametrize("protocol", ["TLSv1.2", "TLSv1.3"])
+@pytest.mark.parametrize(("policy", "resumed"), [("close-resume", 99), ("close-full", 0)])
+def test_resumed_handshakes_agree_with_nginx(tls_nginx, protocol, policy, resumed):
+    path = f"/{policy}/{protocol}"
+    h = harness(_scenario(tls_nginx, protocol, path), policy, None)
+    run_tasks(h.users(1), iterations=100, login=False)
+    assert h.requests() == 100 and not h.errors()
+    logged = tls_nginx.handshakes(path)
+    assert len(logged) == 100 and {p for _, p in logged} == {protocol}
+    # One full handshake, then every connection resumes the session the previous one left.
+    assert sum(reused == "r" for reused, _ in logged) == STATS.tls_resumed == resumed
+    assert STATS.tls_full == 100 - resumed and STATS.tls_handshakes == STATS.tcp_connects == 100
+
+
+@pytest.mark.slow
+def test_compare_report_states_the_throughput_of_resumption(tls_nginx, tmp_path):
+    scenario = tmp_path / "tls.yaml"
+    scenario.write_text(_scenario(tls_nginx, "TLSv1.3").replace("\n    ", "\n"), encoding="utf-8")
+    out = tmp_path / "report"
+    done = subprocess.run([sys.executable, "-m", "workload.cli", "compare", str(scenario), "--users", "2",
+                           "--spawn-rate", "2", "--duration", "2s", "--out", str(out)],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    summary = json.loads((out / "summary.json").read_text(encoding="utf-8"))
+    rows = {p["policy"]: p for p in summary["policies"]}
+    resume, full = rows["close-resume"], rows["close-full"]
+    assert resume["tls_resumed"] / resume["tls_handshakes"] > 0.9  # one full handshake per user
+    assert full["tls_resumed"] == 0 and full["tls_full"] == full["tls_handshakes"] > 0
+    gain = next(f for f in summary["findings"] if f.startswith("close-resume with TLS resumption: "))
+    ratio = re.search(r": ([\d.]+)× the throughput of close-full with full handshakes", gain)
+    assert ratio and float(ratio.group(1)) == pytest.approx(resume["rps"] / full["rps"], abs=0.06)
