@@ -10,7 +10,7 @@ LIVE = {
     "policy": "close",
     "connections": {"tcp_connects": 300, "tls_handshakes": 300, "requests_per_connection": 1.0,
                     "setup_ms": {"count": 300, "avg": 1.5, "p50": 1.0, "p95": 3.25, "max": 9.0},
-                    "tls_resumed": 12, "http2_streams": 7},  # http2_streams: no words entry, still shown
+                    "tls_resumed": 12, "http2_streams": 7, "tcp_fast_opens": 2},  # tcp_fast_opens: no words entry, still shown
     "sockets": {"time_wait_client": {"peak": 290, "end": 280}, "time_wait_server": {"peak": None, "end": None},
                 "t": 12.5, "current": {"tw_client": 280}, "running": True},
     "open_model": {"offered_rps": 200.0, "dropped": 3},
@@ -30,7 +30,8 @@ def test_figures_are_worded_with_units_and_unknown_keys_stay_readable():
     assert rows["TIME_WAIT sockets, client side"]["value"] == "now 280, peak 290 sockets"
     assert rows["TIME_WAIT sockets, server side"]["value"] == "not observable (remote target)"
     assert rows["TLS handshakes resumed"]["value"] == "12 handshakes"
-    assert rows["HTTP/2 streams"]["value"] == "7"  # an unknown key, humanised
+    assert rows["HTTP/2 streams (requests)"]["value"] == "7 streams"
+    assert rows["TCP fast opens"]["value"] == "2"  # an unknown key, humanised
     assert rows["Open model: offered req/s"]["value"] == "200.00"  # an unknown section names itself
     assert rows["Open model: dropped"]["value"] == "3"
     assert not any("tcp_connects" in m or m in ("T", "Current", "Running") for m in rows)  # no raw keys, no bookkeeping
