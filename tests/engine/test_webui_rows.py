@@ -10,7 +10,7 @@ LIVE = {
     "policy": "close",
     "connections": {"tcp_connects": 300, "tls_handshakes": 300, "requests_per_connection": 1.0,
                     "setup_ms": {"count": 300, "avg": 1.5, "p50": 1.0, "p95": 3.25, "max": 9.0},
-                    "tls_resumed": 12, "http2_streams": 7, "tcp_fast_opens": 2},  # tcp_fast_opens: no words entry, still shown
+                    "tls_resumed": 12, "http2_streams": 7, "tcp_fast_opens": 2},  # the last: no words entry
     "sockets": {"time_wait_client": {"peak": 290, "end": 280}, "time_wait_server": {"peak": None, "end": None},
                 "t": 12.5, "current": {"tw_client": 280}, "running": True},
     "open_model": {"offered_rps": 200.0, "dropped": 3},
