@@ -91,3 +91,51 @@ def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_ta
     assert a["achieved_rate"] == pytest.approx(a["offered_rate"], rel=0.05)
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert Latency.decode(a["histograms"]["service"]).count == a["completed"]
+
+
+@pytest.mark.slow
+def test_the_web_ui_runs_the_schedule_once_and_stops_by_itself(tmp_path, demo_target):
+    import time
+
+    import requests
+
+    from tests.helpers import free_port, stop_process, wait_until_up
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "open.yaml").write_text("target: demo\nendpoints: [{path: /}]\n"
+                                      "load: {arrival: {rate: 50, max_in_flight: 20}, duration: 3s}\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "workload/main.py", "--web-port", str(port), "--scenarios-dir",
+         str(folder), "--scenario", str(folder / "open.yaml"), "--results-dir", str(tmp_path / "results")],
+        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT), DEMO_ENV_VAR: demo_target.to_env()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(ui, proc)
+        # 5 users in the form: still one schedule per process, not five
+        form = {"user_count": "5", "spawn_rate": "5", "host": "", "policy": "", "scenario": "open.yaml"}
+        assert requests.post(f"{ui}/swarm", data=form, timeout=10).json()["success"] is True
+        rows: dict[str, object] = {}
+        deadline = time.monotonic() + 40
+        state = ""
+        while time.monotonic() < deadline:
+            payload = requests.get(f"{ui}/stats/requests", timeout=10).json()
+            for table in payload.get("extended_stats", []):
+                rows.update({row["metric"]: row["value"] for row in table["data"]} if table["data"] else {})
+            state = payload["state"]
+            if state == "stopped":
+                break
+            time.sleep(0.5)
+        assert state == "stopped"  # the schedule's end ended the run
+        assert "offered rate (iterations/s)" in rows and "dropped (max_in_flight reached)" in rows
+        time.sleep(1.0)  # run.json is written right after the stop
+        run = json.loads(next((tmp_path / "results").glob("*/run.json")).read_text())
+        a = run["arrival"]
+        assert a["generators"] == 1
+        assert a["offered_rate"] == pytest.approx(50, rel=0.05)
+        assert a["scheduled"] <= 150
+    finally:
+        stop_process(proc)

@@ -13,6 +13,7 @@ from locust.html import get_html_report
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -162,13 +163,14 @@ class RunController:
         return {"load": {"users": None, "spawn_rate": None, "duration_s": plan["planned_s"], "model": "open",
                          "arrival": plan}}
 
-    def _arrival_section(self, duration_s: float) -> dict[str, Any]:
-        """run.json's `arrival`: this process's meter, or on a master its workers' (merged)."""
+    def _arrival_section(self, duration_s: float, now: float | None = None) -> dict[str, Any]:
+        """run.json's `arrival`: this process's meter, or on a master its workers' (merged);
+        with `now`, the figures so far of a run still going."""
         assert self.current is not None
         if self.cluster is not None:
             reports = [r.get("arrival") for r in self.cluster.reports.values()]
         else:
-            reports = [arrival.METER.report()]
+            reports = [arrival.METER.report(now)]
         figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
         return {"arrival": figures} if figures is not None else {}
 
@@ -195,6 +197,11 @@ class RunController:
         figures = self.recorder.live(self.env.stats)
         if self.cluster is not None:
             figures = self.cluster.live(figures)
+        if self.recorder.info.sections is not None:  # the open model's figures so far
+            live = self._arrival_section(self.recorder.elapsed(), now=time.monotonic()).get("arrival")
+            if live is not None:
+                live.pop("histograms", None)
+                figures = {**figures, "arrival": live}
         return {"policy": self.recorder.info.policy, **figures}
 
     def on_test_stopping(self) -> None:
