@@ -160,7 +160,10 @@ class RunController:
         if load.arrival is None:
             return {}
         plan = arrival.plan_figures(load)
-        return {"load": {"users": None, "spawn_rate": None, "duration_s": plan["planned_s"], "model": "open",
+        # -t (or the web UI's run time) shorter than the schedule ends it early, as it would a closed run
+        limit = self.run_time or self.options.run_time
+        planned = min(plan["planned_s"], float(limit)) if limit else plan["planned_s"]
+        return {"load": {"users": None, "spawn_rate": None, "duration_s": planned, "model": "open",
                          "arrival": plan}}
 
     def _arrival_section(self, duration_s: float, now: float | None = None) -> dict[str, Any]:
