@@ -80,8 +80,9 @@ def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_ta
     from tests.helpers import free_port
 
     port = str(free_port())
-    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\n"
-                                 "load: {arrival: {rate: 60, max_in_flight: 20}, duration: 6s}\n",
+    # a closed scenario made open by --arrival: the workers get it in the master's forwarded bundle
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\nload: {users: 3}\n",
+                                 "--arrival", '{"rate": 60, "max_in_flight": 20, "duration": "6s"}',
                                  "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
                                  "--master-host", "127.0.0.1", "--master-port", port)
     assert code == 0, output[-3000:]

@@ -35,6 +35,8 @@ import gevent
 from gevent.event import Event
 from gevent.pool import Pool
 
+from workload.engine import shapes
+from workload.errors import RunError
 from workload.plan.arrivals import intended_starts, run_seconds
 from workload.scenario.schema import Arrival, Load
 from workload.telemetry.openmodel import METER, ArrivalMeter, section
@@ -285,6 +287,10 @@ def install_shape(environment: Any, load: Load) -> Any:
         if current is not None and type(current).__name__ == SHAPE_CLASS_NAME:
             environment.shape_class = None
         return None
+    if current is not None and type(current).__name__ == shapes.SHAPE_CLASS_NAME:
+        raise RunError("--shape sets users, but this scenario starts iterations at an arrival rate "
+                       "(load.arrival)", where="--shape",
+                       fix="add --arrival closed to run it as closed users, or step the rate with --arrival")
     shape = make_shape(load.arrival, load.duration)
     shape.runner = environment.runner  # Environment wires only the shape present at its creation
     environment.shape_class = shape
