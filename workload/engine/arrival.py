@@ -50,10 +50,11 @@ _ACTIVE: dict[Any, Iteration] = {}  # iteration greenlet -> its measurement (req
 
 
 class Iteration:
-    __slots__ = ("due", "sending", "service", "requests", "failed", "recorded")
+    __slots__ = ("due", "sent", "sending", "service", "requests", "failed", "recorded")
 
     def __init__(self, due: float):
         self.due = due  # intended start, monotonic seconds
+        self.sent = due  # when its identity was ready and its first request could go (monotonic)
         self.sending = False  # identity ready: from here, requests count as service time
         self.service = 0.0
         self.requests = 0
@@ -122,6 +123,7 @@ class ArrivalRun:
         self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
         self.awake_at = 0.0  # monotonic: the scheduler's last start
         self.pending: float | None = None  # the next intended start (offset), while the driver waits for it
+        self._drainer: gevent.Greenlet | None = None
 
     def run(self) -> None:
         self.meter.active = True
@@ -166,10 +168,11 @@ class ArrivalRun:
         ctx = Iteration(due)
         me = gevent.getcurrent()
         _ACTIVE[me] = ctx
-        user, sent = None, time.monotonic()
+        user = None
+        ctx.sent = time.monotonic()
         try:
             user = self.identities.borrow()
-            ctx.sending, sent = True, time.monotonic()
+            ctx.sending, ctx.sent = True, time.monotonic()
             random.choice(self.tasks)(user)
         except StopUser:
             ctx.failed = True  # the identity's setup (a run-time template) failed: reported by it
@@ -181,14 +184,15 @@ class ArrivalRun:
             _ACTIVE.pop(me, None)
             if user is not None:
                 self.identities.give_back(user)
-            self._record(ctx, sent)
+            self._record(ctx)
 
-    def _record(self, ctx: Iteration, sent: float, unfinished: bool = False) -> None:
+    def _record(self, ctx: Iteration, unfinished: bool = False) -> None:
         if ctx.recorded:
             return
         ctx.recorded = True
         end = time.monotonic()
-        service = ctx.service if ctx.requests and not unfinished else end - sent
+        # Unfinished: its last request is still out, so its service time runs until now.
+        service = ctx.service if ctx.requests and not unfinished else end - ctx.sent
         self.meter.finished(end - ctx.due, service, ctx.failed or unfinished, unfinished)
 
     def drain(self, stop_at: float | None, grace: float = DRAIN_GRACE_S) -> None:
@@ -197,17 +201,26 @@ class ArrivalRun:
 
         Without `stop_at` (a worker: the master's recorder timed the run), the run ended at the
         scheduler's last start: a worker's stop() first blocks its loop for a while (Locust
-        inspects the stack), and starts due in that time belong to no run."""
-        stop_at = stop_at or max(self.awake_at, self.t0)
-        self.stopped, self.stop_at = True, stop_at
-        if self.t0:
-            self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
-            self._count_missed()
+        inspects the stack), and starts due in that time belong to no run.
+
+        The waiting happens in a greenlet of its own that every caller joins: two stops can
+        overlap (the shape's end and the run clock), and Locust kills the shape's greenlet, which
+        must not cut the drain short."""
+        if self._drainer is None:
+            stop_at = stop_at or max(self.awake_at, self.t0)
+            self.stopped, self.stop_at = True, stop_at
+            if self.t0:
+                self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
+                self._count_missed()
+            self._drainer = gevent.spawn(self._finish_iterations, grace)
+        self._drainer.join()
+
+    def _finish_iterations(self, grace: float) -> None:
         self.pool.join(timeout=grace)
         for greenlet in list(self.pool):
             ctx = _ACTIVE.get(greenlet)
             if ctx is not None:
-                self._record(ctx, ctx.due, unfinished=True)
+                self._record(ctx, unfinished=True)
         self.pool.kill(block=True, timeout=1.0)
 
 
@@ -313,8 +326,7 @@ def drain(environment: Any) -> None:
     recorder = getattr(getattr(environment, "workload", None), "recorder", None)
     stop_at = getattr(recorder, "stopped_monotonic", None)
     for run in _RUNS:
-        if not run.stopped:
-            run.drain(stop_at)
+        run.drain(stop_at)  # a second stop joins the first one's drain
 
 
 def plan_figures(load: Load) -> dict[str, Any]:
