@@ -58,7 +58,6 @@ def test_the_schedule_is_kept_at_a_modest_rate(tmp_path, demo_target):
     check_schedule(a, 100)
     assert a["dropped"] == 0
     assert a["scheduled"] >= 250  # 300 planned; the driver starts a moment after the run
-    assert a["achieved_rate"] >= 0.8 * a["offered_rate"]
     # every iteration is one request, recorded by Locust too, with both latencies
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert a["response_time_ms"]["count"] == a["service_time_ms"]["count"] == a["completed"]
