@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 
 from workload import lint
-from workload.engine import clusterjoin, clusterkey, distributed, selection, webui, webui_form
+from workload.engine import arrival, clusterjoin, clusterkey, distributed, selection, webui, webui_form
 from workload.engine.controller import RunController, check_results_dir
 from workload.engine.runclock import refresh_loop_clock
 from workload.errors import ExitCode, WorkloadError
@@ -62,6 +62,10 @@ def add_arguments(parser: Any) -> None:
     group.add_argument("--shape", default="", env_var="WORKLOAD_SHAPE", include_in_web_ui=False,
                        help='Load stages as JSON, replacing the scenario\'s load (used by `workload capacity`), '
                             'e.g. {"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}], "stop_p95_ms": 500}')
+    group.add_argument("--arrival", default="", env_var="WORKLOAD_ARRIVAL", include_in_web_ui=False,
+                       help="Open-model load as JSON, replacing the scenario's load (used by `workload capacity`), "
+                            'e.g. {"rate": 100, "max_in_flight": 200, "duration": "10s"}; "closed" runs an '
+                            "open-model scenario as closed users")
     group.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR", include_in_web_ui=False,
                        help="The only folder whose scenario files the web UI's scenario field accepts "
                             "(default: scenarios/ in the current directory, else the repository's)")
@@ -129,7 +133,7 @@ def _initial_activation() -> selection.Activation | None:
     if options.master or options.processes:  # decided before Locust binds the master port
         clusterkey.listen_on(options.master_bind_host)
     try:
-        return selection.activate(options.scenario, options.policy or None, options.host)
+        return selection.activate(options.scenario, options.policy or None, options.host, options.arrival)
     except WorkloadError as exc:
         _fail(exc)
     except KeyboardInterrupt:
@@ -179,6 +183,7 @@ def _init(environment: Any) -> None:
         typed = options.scenario if options is not None else ""  # the command line's, before any form
         webui.install(environment, controller.live, controller.swarm, webui.ScenarioField(folder, typed))
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
+    arrival.install(environment)  # open model: service times, a fresh meter per run, the end-of-run drain
     gevent.signal_handler(signal.SIGINT, _interrupt_main)
     refresh_loop_clock()  # last: Locust arms `-t` right after init, against the loop's cached time
 

@@ -13,6 +13,7 @@ from locust.html import get_html_report
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -20,7 +21,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from workload import scrub
-from workload.engine import selection, shapes
+from workload.engine import arrival, selection, shapes
 from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
@@ -65,7 +66,8 @@ class RunController:
 
     # -- choosing what runs -------------------------------------------------------------------
     def activate(self, scenario: str, policy: str | None, host: str | None = None) -> None:
-        self.current = selection.activate(scenario, policy, host)
+        arrival_option = getattr(self.options, "arrival", None) if self.options is not None else None
+        self.current = selection.activate(scenario, policy, host, arrival_option)
         self._install(self.current)
         refresh_loop_clock()  # the web UI arms its run-time timer right after this
 
@@ -84,6 +86,7 @@ class RunController:
             setattr(self.options, selection.BUNDLE_OPTION, current.bundle())
         if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
             shapes.install(self.env, current.loaded.model.load)
+            arrival.install_shape(self.env, current.loaded.model.load)  # open model: one driver per process
 
     def apply_load_defaults(self) -> None:
         """The scenario's `load:` fills -u/-r/-t where the command line did not set them."""
@@ -141,7 +144,7 @@ class RunController:
         policy = current.policy_model
         demo = current.demo
         opts = self.options
-        extra = shapes.run_figures(self.env)  # a shape run: its stages, planned and measured
+        extra = shapes.run_figures(self.env) or self._arrival_figures()  # stages or arrival plan
         return RunInfo(
             scenario=current.loaded.name, scenario_path=current.loaded.path,
             policy=current.policy, policy_type=policy.type,
@@ -154,7 +157,31 @@ class RunController:
             server_stats=demo.stats if demo is not None else None,
             extra=extra,
             requested_s=_requested_s(extra, self.run_time or opts.run_time),
+            sections=self._arrival_section if current.loaded.model.load.arrival is not None else None,
         )
+
+    def _arrival_figures(self) -> dict[str, Any]:
+        assert self.current is not None
+        load = self.current.loaded.model.load
+        if load.arrival is None:
+            return {}
+        plan = arrival.plan_figures(load)
+        # -t (or the web UI's run time) shorter than the schedule ends it early, as it would a closed run
+        limit = self.run_time or self.options.run_time
+        planned = min(plan["planned_s"], float(limit)) if limit else plan["planned_s"]
+        return {"load": {"users": None, "spawn_rate": None, "duration_s": planned, "model": "open",
+                         "arrival": plan}}
+
+    def _arrival_section(self, duration_s: float, now: float | None = None) -> dict[str, Any]:
+        """run.json's `arrival`: this process's meter, or on a master its workers' (merged);
+        with `now`, the figures so far of a run still going."""
+        assert self.current is not None
+        if self.cluster is not None:
+            reports = [r.get("arrival") for r in self.cluster.reports.values()]
+        else:
+            reports = [arrival.METER.report(now)]
+        figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
+        return {"arrival": figures} if figures is not None else {}
 
     def _out_dir(self) -> Path:
         """A fresh folder for this run: never an earlier run's (a `-2` suffix if the id is taken)."""
@@ -179,6 +206,11 @@ class RunController:
         figures = self.recorder.live(self.env.stats)
         if self.cluster is not None:
             figures = self.cluster.live(figures)
+        if self.recorder.info.sections is not None:  # the open model's figures so far
+            live = self._arrival_section(self.recorder.elapsed(), now=time.monotonic()).get("arrival")
+            if live is not None:
+                live.pop("histograms", None)
+                figures = {**figures, "arrival": live}
         return {"policy": self.recorder.info.policy, **figures}
 
     def on_test_stopping(self) -> None:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, running_or_new
-from workload.engine import clusterkey
+from workload.engine import arrival, clusterkey
 from workload.engine.user import compile_user
 from workload.scenario import targets
+from workload.scenario.arrival_override import overridden
 from workload.scenario.loader import LoadedScenario, load_document, load_scenario
 from workload.scenario.source import Source
 
@@ -59,13 +60,15 @@ def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
             "verify": target.verify, "cert": target.cert, "demo": target.demo}
 
 
-def activate(scenario_path: str, policy: str | None, host_override: str | None = None) -> Activation:
-    loaded = load_scenario(scenario_path)
+def activate(scenario_path: str, policy: str | None, host_override: str | None = None,
+             arrival: str | None = None) -> Activation:
+    """`arrival`: the `--arrival` option, replacing the scenario's load (`workload.scenario.arrival_override`)."""
+    loaded = overridden(load_scenario(scenario_path), arrival)
     clusterkey.check(loaded)  # a master beyond loopback: secrets need the cluster key
     chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
     demo = demo_target() if targets.needs_demo(loaded, host_override) else None
     target = targets.resolve(loaded, demo, host_override)
-    return Activation(loaded, chosen, target, compile_user(loaded, chosen, target), demo)
+    return Activation(loaded, chosen, target, compile_for_load(loaded, chosen, target), demo)
 
 
 def activate_bundle(text: str) -> Activation:
@@ -80,7 +83,15 @@ def activate_bundle(text: str) -> Activation:
     t = data["target"]
     cert = tuple(t["cert"]) if isinstance(t["cert"], list) else t["cert"]
     target = targets.ResolvedTarget(t["default_host"], t["hosts"], t["headers"], t["verify"], cert, t["demo"])
-    return Activation(loaded, data["policy"], target, compile_user(loaded, data["policy"], target), None)
+    return Activation(loaded, data["policy"], target, compile_for_load(loaded, data["policy"], target), None)
+
+
+def compile_for_load(loaded: LoadedScenario, policy: str, target: targets.ResolvedTarget) -> type[User]:
+    """The class Locust runs: the compiled user, or for an open-model scenario (`load.arrival`)
+    the driver that starts its iterations on a clock (`workload.engine.arrival`)."""
+    user_class = compile_user(loaded, policy, target)
+    load = loaded.model.load
+    return arrival.driver_class(user_class, load) if load.arrival is not None else user_class
 
 
 def demo_target() -> DemoTarget:

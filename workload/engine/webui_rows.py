@@ -43,11 +43,21 @@ WORDS: dict[str, tuple[str, str]] = {
     "sockets.source_fallback": ("Socket table fallback", ""),
     "sockets.server_side_observable": ("Server side observable", ""),
     "sockets.samples": ("Socket table samples", "samples"),
+    "arrival.offered_rate": ("Open model: offered rate", "iterations/s"),
+    "arrival.achieved_rate": ("Open model: achieved rate", "iterations/s"),
+    "arrival.scheduled": ("Open model: iterations scheduled", "iterations"),
+    "arrival.dropped": ("Open model: dropped (max_in_flight reached)", "iterations"),
+    "arrival.late": ("Open model: late starts", "iterations"),
+    "arrival.lag_ms": ("Open model: start lag", "ms"),
+    "arrival.in_flight": ("Open model: in flight now", "iterations"),
+    "arrival.peak_in_flight": ("Open model: in flight at most", "iterations"),
+    "arrival.response_time_ms": ("Open model: response time (from the intended start)", "ms"),
+    "arrival.service_time_ms": ("Open model: service time (from the send)", "ms"),
 }
 PLAIN_SECTIONS = frozenset({"connections", "sockets"})  # their keys need no section name in front
 # Bookkeeping of the socket sampler, not figures a reader wants in the tab.
 HIDDEN = frozenset({"workers", "sockets.t", "sockets.current", "sockets.running", "sockets.last_sample_ms",
-                    "sockets.endpoints", "sockets.series"})
+                    "sockets.endpoints", "sockets.series", "arrival.histograms"})
 ACRONYMS = {"tcp": "TCP", "tls": "TLS", "http": "HTTP", "http2": "HTTP/2", "h2": "HTTP/2", "ms": "ms",
             "rps": "req/s", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "alpn": "ALPN"}
 
