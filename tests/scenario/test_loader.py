@@ -36,7 +36,7 @@ def test_unknown_key_suggests_the_right_one():
         "    error: unknown key 'pool_maxsise'\n"
         "    fix: did you mean 'pool_maxsize'? (allowed keys: type, description, scope, pool_connections, "
         "pool_maxsize, pool_block, retries, timeout, ssl_context, every_requests, every_seconds, "
-        "thresholds)")
+        "thresholds, engine, http2)")
 
 
 def test_wrong_type():
