@@ -88,9 +88,10 @@ def keep_alive_server() -> Iterator[dict[str, Any]]:
         server.stop(timeout=2)
 
 
-def test_fast_close_never_reuses_a_connection_the_server_kept_open():
+@pytest.mark.parametrize("engine", ENGINES)
+def test_close_never_reuses_a_connection_the_server_kept_open(engine):
     with keep_alive_server() as server:
-        h = harness(_scenario(server["url"]), "close", None, engine="fast")
+        h = harness(_scenario(server["url"]), "close", None, engine=engine)
         run_tasks(h.users(1), iterations=20, login=False)
         assert not h.errors(), h.errors()
         assert server["requests"] == 20 and server["connections"] == STATS.tcp_connects == 20

@@ -108,6 +108,7 @@ class _CountingConnect:
     TLS = False
     workload_connected = False  # set once this object's socket connected: only then can it be discarded
     workload_tcp_done = False  # this connect() call got past TCP (per object: greenlets interleave)
+    workload_close_after = False  # the last request sent `Connection: close` (policy close)
 
     def _new_conn(self) -> socket.socket:
         try:
@@ -120,6 +121,13 @@ class _CountingConnect:
         STATS.tcp_connects += 1
         self.workload_connected = self.workload_tcp_done = True
         return sock
+
+    def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
+        # Remember whether this request said `Connection: close`: the pool then never reuses the
+        # connection, even if the server answers keep-alive (RFC 9112 9.6: the sender of close closes).
+        self.workload_close_after = any(str(k).lower() == "connection" and str(v).strip().lower() == "close"
+                                        for k, v in (headers or {}).items())
+        super().request(method, url, body=body, headers=headers, **kwargs)  # type: ignore[misc]
 
     def connect(self) -> None:
         # urllib3 2.x performs the TLS handshake inside connect(), so this times TCP + TLS.
@@ -158,6 +166,9 @@ class _CountingDiscards:
         return super()._get_conn(timeout)  # type: ignore[misc]
 
     def _put_conn(self, conn: Any) -> None:
+        if conn is not None and getattr(conn, "workload_close_after", False):
+            conn.close()  # policy close: never back into the pool (a no-op when the server closed first)
+            conn = None
         # urllib3 closes and drops `conn` when the queue is full (and, with block=False, logs
         # it, also for `None`).  Greenlets do not switch between this check and the put.
         if getattr(conn, "workload_connected", False) and self.pool is not None and self.pool.full() \
