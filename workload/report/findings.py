@@ -148,6 +148,16 @@ def unobservable(policies: list[Row]) -> str | None:
             "(only the client side is reported)")
 
 
+def generator_bound(p: Row) -> str | None:
+    """'shared: the load generator, not the target, was the bottleneck (CPU 97% ...)'."""
+    generator = p.get("generator") or {}
+    if not generator.get("saturated"):
+        return None
+    because = "; ".join(generator.get("saturated_because") or []) or "saturated"
+    return (f"{p['label']}: the load generator, not the target, was the bottleneck ({because}): "
+            "its latency figures include the generator's own delay (flagged)")
+
+
 def interrupted(p: Row) -> str | None:
     if p["complete"]:
         return None
@@ -170,5 +180,6 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     found += server_agreement(policies)
     found += [failures(p) for p in policies]
     found.append(unobservable(policies))
+    found += [generator_bound(p) for p in policies]
     found += [interrupted(p) for p in policies]
     return [f for f in found if f]

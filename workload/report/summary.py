@@ -25,6 +25,7 @@ KERNEL_RESET_COUNTERS = ("EstabResets", "TCPAbortOnData", "TCPAbortOnClose")
 PORT_KEYS = ("range", "size", "tcp_tw_reuse", "new_connections_per_s", "time_wait_seconds",
              "forecast_time_wait", "forecast_share")
 SERVER_KEYS = ("connections_accepted", "requests")
+GENERATOR_KEYS = ("loop_lag_p99_ms", "loop_lag_max_ms", "cpu_percent", "saturated", "saturated_because")
 
 ENDED_SERVER_TW = "server TIME_WAIT"
 ENDED_CLIENT_TW = "client TIME_WAIT"
@@ -171,6 +172,9 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
     entry["ended_by"] = ended_by(entry)
     entry["failures_by_cause"] = _failures_by_cause(run.stats)
     entry["server"] = _picked(run.server, SERVER_KEYS)
+    entry["generator"] = _picked(run.generator, GENERATOR_KEYS)
+    # A saturated generator's latencies include its own delay: flagged, not trusted.
+    entry["latency_flagged"] = bool(run.generator is not None and run.generator.saturated)
     entry["workers"] = run.dump()["workers"] if "workers" in run.model_fields_set else []
     return entry
 

@@ -25,6 +25,7 @@ from workload.results.run_sections import (
     EndpointFigures,
     ErrorRow,
     Figures,
+    Generator,
     HistoryPoint,
     Load,
     Number,
@@ -47,9 +48,9 @@ from workload.scenario.messages import data_path
 RUN_FILE = "run.json"
 RUN_SCHEMA = "workload.run/1"
 CORRUPT_FIX = "this run.json is incomplete or corrupt: re-run the load"
-__all__ = ["Connections", "EndpointFigures", "ErrorRow", "Figures", "HistoryPoint", "PeakEnd", "Ports", "RunResult",
-           "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary", "Worker", "read_run", "validate_run",
-           "write_run"]
+__all__ = ["Connections", "EndpointFigures", "ErrorRow", "Figures", "Generator", "HistoryPoint", "PeakEnd", "Ports",
+           "RunResult", "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary", "Worker", "read_run",
+           "validate_run", "write_run"]
 
 class RunResult(Section):
     """run.json: what was run, what it measured, and (once judged) its thresholds."""
@@ -76,6 +77,7 @@ class RunResult(Section):
     server: dict[str, Number | None] | None = None
     workers: list[Worker] = []
     stages: list[Stage] | None = None
+    generator: Generator | None = None  # the generator's loop lag and CPU (saturated or not)
     thresholds: ThresholdSummary | None = None
 
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)

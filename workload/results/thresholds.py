@@ -98,6 +98,10 @@ def _pool_discards(row: Row | None, run: RunResult) -> float | None:
     return run.connections.pool_discards if run.connections is not None else None
 
 
+def _generator_lag(row: Row | None, run: RunResult) -> float | None:
+    return run.generator.loop_lag_p99_ms if run.generator is not None else None
+
+
 NO_REQUESTS = "no requests were recorded"
 METRICS: dict[str, Metric] = {
     "p50_ms": Metric("median latency", "ms", AT_MOST, _row_value("p50_ms"), NO_REQUESTS),
@@ -111,6 +115,8 @@ METRICS: dict[str, Metric] = {
                                           "no connection was opened"),
     "max_pool_discards": Metric("pool discards", "", AT_MOST, _pool_discards,
                                 "the run has no connection counters"),
+    "max_generator_lag_ms": Metric("generator event-loop lag p99", "ms", AT_MOST, _generator_lag,
+                                   "the generator's loop lag was not measured (generator.loop_lag_p99_ms is null)"),
 }
 
 

@@ -77,6 +77,7 @@ class RetrySpec(Model):
 
 
 RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+RUN_LEVEL_THRESHOLDS |= {"max_generator_lag_ms"}  # the generator's health is one per run
 
 
 class EndpointThresholds(Model):
@@ -110,6 +111,7 @@ class Thresholds(EndpointThresholds):
     max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+    max_generator_lag_ms: PositiveFloat | None = None  # run.json generator.loop_lag_p99_ms
 
 
 class Policy(Model):
