@@ -22,7 +22,7 @@ from typing import Any
 import gevent
 
 from workload import lint
-from workload.engine import clusterjoin, clusterkey, distributed, selection, webui
+from workload.engine import arrival, clusterjoin, clusterkey, distributed, selection, webui
 from workload.engine.controller import RunController, check_results_dir
 from workload.engine.runclock import refresh_loop_clock
 from workload.errors import ExitCode, WorkloadError
@@ -167,6 +167,7 @@ def _init(environment: Any) -> None:
         typed = options.scenario if options is not None else ""  # the command line's, before any form
         webui.install(environment, controller.live, controller.swarm, webui.ScenarioField(folder, typed))
     distributed.install(environment, controller)  # worker telemetry -> master (no-op when local)
+    arrival.install(environment)  # open model: service times, a fresh meter per run, the end-of-run drain
     gevent.signal_handler(signal.SIGINT, _interrupt_main)
     refresh_loop_clock()  # last: Locust arms `-t` right after init, against the loop's cached time
 

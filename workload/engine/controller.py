@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from workload import scrub
-from workload.engine import hiccup, selection, shapes
+from workload.engine import arrival, hiccup, selection, shapes
 from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
@@ -79,6 +79,7 @@ class RunController:
             setattr(self.options, selection.BUNDLE_OPTION, current.bundle())
         if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
             shapes.install(self.env, current.loaded.model.load)
+            arrival.install_shape(self.env, current.loaded.model.load)  # open model: one driver per process
 
     def apply_load_defaults(self) -> None:
         """The scenario's `load:` fills -u/-r/-t where the command line did not set them."""
@@ -137,7 +138,7 @@ class RunController:
         policy = current.policy_model
         demo = current.demo
         opts = self.options
-        extra = shapes.run_figures(self.env)  # a shape run: its stages, planned and measured
+        extra = shapes.run_figures(self.env) or self._arrival_figures()  # stages or arrival plan
         return RunInfo(
             scenario=current.loaded.name, scenario_path=current.loaded.path,
             policy=current.policy, policy_type=policy.type,
@@ -150,7 +151,27 @@ class RunController:
             server_stats=demo.stats if demo is not None else None,
             extra=extra,
             requested_s=_requested_s(extra, self.run_time or opts.run_time),
+            sections=self._arrival_section if current.loaded.model.load.arrival is not None else None,
         )
+
+    def _arrival_figures(self) -> dict[str, Any]:
+        assert self.current is not None
+        load = self.current.loaded.model.load
+        if load.arrival is None:
+            return {}
+        plan = arrival.plan_figures(load)
+        return {"load": {"users": None, "spawn_rate": None, "duration_s": plan["planned_s"], "model": "open",
+                         "arrival": plan}}
+
+    def _arrival_section(self, duration_s: float) -> dict[str, Any]:
+        """run.json's `arrival`: this process's meter, or on a master its workers' (merged)."""
+        assert self.current is not None
+        if self.cluster is not None:
+            reports = [r.get("arrival") for r in self.cluster.reports.values()]
+        else:
+            reports = [arrival.METER.report()]
+        figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
+        return {"arrival": figures} if figures is not None else {}
 
     def _out_dir(self) -> Path:
         """A fresh folder for this run: never an earlier run's (a `-2` suffix if the id is taken)."""

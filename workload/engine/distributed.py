@@ -32,6 +32,7 @@ from workload.engine import clusterjoin
 from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, cluster, endpoints_from_urls
 from workload.telemetry.connections import STATS
+from workload.telemetry.openmodel import METER
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -118,6 +119,7 @@ class WorkerTelemetry:
             "seq": self.seq, "sent_at": time.time(), "requests": self.requests,
             "connections": STATS.snapshot(self.requests),
             "sockets": self._sockets(final), "kernel": self._kernel(),
+            "arrival": METER.report(),  # open model: counts and encoded histograms, merged by the master
         }
 
     def _sockets(self, final: bool) -> dict[str, Any]:

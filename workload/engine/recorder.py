@@ -58,6 +58,8 @@ class RunInfo:
     server_stats: Callable[[], dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     requested_s: float | None = None  # -t / the web UI's run time / a shape's planned length
+    # Sections measured by the end of the run (the open model's `arrival`), given its duration.
+    sections: Callable[[float], dict[str, Any]] | None = None
 
 
 def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
@@ -131,6 +133,11 @@ class RunRecorder:
     def stopped(self) -> bool:
         return self._stopped is not None
 
+    @property
+    def stopped_monotonic(self) -> float | None:
+        """When the load stopped (monotonic clock), if it has."""
+        return self._stopped[1] if self._stopped is not None else None
+
     def elapsed(self) -> float:
         end = self._stopped[1] if self._stopped is not None else time.monotonic()
         return max(end - self._started_mono, 1e-9)
@@ -202,6 +209,7 @@ class RunRecorder:
             "workers": workers or [],
             "generator": self.generator.summary(),
             **self.info.extra,
+            **(self.info.sections(duration) if self.info.sections is not None else {}),
         }
 
     def write(self, stats: Any, html: str | None = None) -> Path:

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
-from workload.engine import clusterkey
+from workload.engine import arrival, clusterkey
 from workload.engine.user import compile_user
 from workload.scenario import targets
 from workload.scenario.loader import LoadedScenario, load_document, load_scenario
@@ -65,7 +65,7 @@ def activate(scenario_path: str, policy: str | None, host_override: str | None =
     chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
     demo = demo_target() if targets.needs_demo(loaded, host_override) else None
     target = targets.resolve(loaded, demo, host_override)
-    return Activation(loaded, chosen, target, compile_user(loaded, chosen, target), demo)
+    return Activation(loaded, chosen, target, compile_for_load(loaded, chosen, target), demo)
 
 
 def activate_bundle(text: str) -> Activation:
@@ -80,7 +80,16 @@ def activate_bundle(text: str) -> Activation:
     t = data["target"]
     cert = tuple(t["cert"]) if isinstance(t["cert"], list) else t["cert"]
     target = targets.ResolvedTarget(t["default_host"], t["hosts"], t["headers"], t["verify"], cert, t["demo"])
-    return Activation(loaded, data["policy"], target, compile_user(loaded, data["policy"], target), None)
+    return Activation(loaded, data["policy"], target, compile_for_load(loaded, data["policy"], target), None)
+
+
+def compile_for_load(loaded: LoadedScenario, policy: str, target: targets.ResolvedTarget) -> type[HttpUser]:
+    """The class Locust runs: the compiled user, or for an open-model scenario (`load.arrival`)
+    the driver that starts its iterations on a clock (`workload.engine.arrival`)."""
+    user_class = compile_user(loaded, policy, target)
+    load = loaded.model.load
+    # The driver is a plain User, not an HttpUser: typed as the class it stands in for.
+    return arrival.driver_class(user_class, load) if load.arrival is not None else user_class  # type: ignore[return-value]
 
 
 def demo_target() -> DemoTarget:

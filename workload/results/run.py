@@ -21,6 +21,7 @@ from pydantic import ConfigDict, Field, StrictBool, StrictStr, ValidationError
 from workload.errors import Problem, ResultsError
 from workload.results import paths
 from workload.results.run_sections import (
+    ArrivalFigures,
     Connections,
     EndpointFigures,
     ErrorRow,
@@ -48,8 +49,9 @@ from workload.scenario.messages import data_path
 RUN_FILE = "run.json"
 RUN_SCHEMA = "workload.run/1"
 CORRUPT_FIX = "this run.json is incomplete or corrupt: re-run the load"
-__all__ = ["Connections", "EndpointFigures", "ErrorRow", "Figures", "Generator", "HistoryPoint", "PeakEnd", "Ports",
-           "RunResult", "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary", "Worker", "read_run",
+__all__ = ["ArrivalFigures", "Connections", "EndpointFigures", "ErrorRow", "Figures", "Generator", "HistoryPoint",
+           "PeakEnd", "Ports", "RunResult", "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary",
+           "Worker", "read_run",
            "validate_run", "write_run"]
 
 class RunResult(Section):
@@ -77,6 +79,7 @@ class RunResult(Section):
     server: dict[str, Number | None] | None = None
     workers: list[Worker] = []
     stages: list[Stage] | None = None
+    arrival: ArrivalFigures | None = None  # the open model (`load.arrival`) only
     generator: Generator | None = None  # the generator's loop lag and CPU (saturated or not)
     thresholds: ThresholdSummary | None = None
 

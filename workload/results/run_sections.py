@@ -214,3 +214,50 @@ class Load(Section):
     users: Number | None = None
     spawn_rate: Number | None = None
     duration_s: Number | None = None
+
+
+class LatencyFigures(Section):
+    """A lossless (HdrHistogram) latency summary, in milliseconds."""
+
+    count: Number = 0
+    mean: Number | None = None
+    p50: Number | None = None
+    p90: Number | None = None
+    p95: Number | None = None
+    p99: Number | None = None
+    p99_9: Number | None = None
+    max: Number | None = None
+
+
+class LagFigures(Section):
+    p50: Number | None = None
+    p99: Number | None = None
+    max: Number | None = None
+
+
+class ArrivalFigures(Section):
+    """The open model (`load.arrival`): offered vs achieved, and the two latencies."""
+
+    rate: Number | None = None
+    stages: list[dict[str, Any]] | None = None
+    poisson: StrictBool | None = None
+    max_in_flight: Number | None = None
+    generators: Number | None = None
+    offered_rate: Number | None = None
+    achieved_rate: Number | None = None
+    scheduled: Number = 0
+    started: Number = 0
+    dropped: Number = 0
+    missed: Number = 0
+    late: Number = 0
+    completed: Number = 0
+    failed: Number = 0
+    unfinished: Number = 0
+    identities: Number | None = None
+    peak_in_flight: Number | None = None
+    dropped_ratio: Number | None = None
+    late_ratio: Number | None = None
+    lag_ms: LagFigures | None = None
+    response_time_ms: LatencyFigures | None = None
+    service_time_ms: LatencyFigures | None = None
+    histograms: dict[str, StrictStr] | None = None

@@ -98,15 +98,38 @@ def _pool_discards(row: Row | None, run: RunResult) -> float | None:
     return run.connections.pool_discards if run.connections is not None else None
 
 
+def _open(read: Callable[[Any], float | None]) -> Reader:
+    """A figure of the open model's `arrival` section (None in a closed run)."""
+    return lambda row, run: read(run.arrival) if run.arrival is not None else None
+
+
+def _latency(kind: str, name: str) -> Callable[[Any], float | None]:
+    return lambda arrival: getattr(getattr(arrival, kind), name) if getattr(arrival, kind) is not None else None
+
+
+def _row_or_open(key: str, name: str) -> Reader:
+    """A latency percentile: in an open-model run the whole run's is the response time from the
+    intended start (coordinated omission corrected); an endpoint's row stays Locust's."""
+    row_value, open_value = _row_value(key), _open(_latency("response_time_ms", name))
+
+    def read(row: Row | None, run: RunResult) -> float | None:
+        if run.arrival is not None and isinstance(row, Figures):
+            return open_value(row, run)
+        return row_value(row, run)
+
+    return read
+
+
 def _generator_lag(row: Row | None, run: RunResult) -> float | None:
     return run.generator.loop_lag_p99_ms if run.generator is not None else None
 
 
 NO_REQUESTS = "no requests were recorded"
+NOT_OPEN = "the run is not an open-model run (no load.arrival), so this figure was not measured"
 METRICS: dict[str, Metric] = {
-    "p50_ms": Metric("median latency", "ms", AT_MOST, _row_value("p50_ms"), NO_REQUESTS),
-    "p95_ms": Metric("95th percentile latency", "ms", AT_MOST, _row_value("p95_ms"), NO_REQUESTS),
-    "p99_ms": Metric("99th percentile latency", "ms", AT_MOST, _row_value("p99_ms"), NO_REQUESTS),
+    "p50_ms": Metric("median latency", "ms", AT_MOST, _row_or_open("p50_ms", "p50"), NO_REQUESTS),
+    "p95_ms": Metric("95th percentile latency", "ms", AT_MOST, _row_or_open("p95_ms", "p95"), NO_REQUESTS),
+    "p99_ms": Metric("99th percentile latency", "ms", AT_MOST, _row_or_open("p99_ms", "p99"), NO_REQUESTS),
     "max_failure_ratio": Metric("failure ratio", "", AT_MOST, _failure_ratio, NO_REQUESTS),
     "min_rps": Metric("requests/s", "", AT_LEAST, _rps, NO_REQUESTS),
     "max_time_wait_client": Metric("peak client TIME_WAIT sockets", "", AT_MOST, _time_wait_client,
@@ -115,6 +138,13 @@ METRICS: dict[str, Metric] = {
                                           "no connection was opened"),
     "max_pool_discards": Metric("pool discards", "", AT_MOST, _pool_discards,
                                 "the run has no connection counters"),
+    "response_p99_ms": Metric("99th percentile response time (from the intended start)", "ms", AT_MOST,
+                              _open(_latency("response_time_ms", "p99")), NOT_OPEN),
+    "service_p99_ms": Metric("99th percentile service time (from the send)", "ms", AT_MOST,
+                             _open(_latency("service_time_ms", "p99")), NOT_OPEN),
+    "max_dropped_ratio": Metric("dropped iterations ratio", "", AT_MOST,
+                                _open(lambda a: a.dropped_ratio), NOT_OPEN),
+    "max_late_ratio": Metric("late starts ratio", "", AT_MOST, _open(lambda a: a.late_ratio), NOT_OPEN),
     "max_generator_lag_ms": Metric("generator event-loop lag p99", "ms", AT_MOST, _generator_lag,
                                    "the generator's loop lag was not measured (generator.loop_lag_p99_ms is null)"),
 }

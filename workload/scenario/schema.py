@@ -33,6 +33,7 @@ DEFAULT_SPAWN_RATE = 10.0
 DEFAULT_DURATION = "30s"
 DEFAULT_TOKEN_QUERY = "access_token"
 DEFAULT_TOKEN_SCHEME = "Bearer"
+DEFAULT_MAX_IN_FLIGHT = 100  # open model: concurrent iterations at most (like k6's maxVUs)
 POLICY_TYPES = ("shared", "close", "fresh", "recycle")
 
 PolicyType = Literal["shared", "close", "fresh", "recycle"]
@@ -76,7 +77,9 @@ class RetrySpec(Model):
     status_forcelist: list[Annotated[int, Field(ge=100, le=599)]] = []
 
 
-RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards"}
+RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "max_pool_discards",
+                        "response_p99_ms", "service_p99_ms", "max_dropped_ratio", "max_late_ratio"}
+OPEN_MODEL_THRESHOLDS = ("response_p99_ms", "service_p99_ms", "max_dropped_ratio", "max_late_ratio")
 RUN_LEVEL_THRESHOLDS |= {"max_generator_lag_ms"}  # the generator's health is one per run
 
 
@@ -111,6 +114,11 @@ class Thresholds(EndpointThresholds):
     max_time_wait_client: Annotated[int, Field(ge=0)] | None = None
     min_requests_per_connection: PositiveFloat | None = None
     max_pool_discards: Annotated[int, Field(ge=0)] | None = None
+    # Open model (`load.arrival`): response time from the intended start, service time from the send.
+    response_p99_ms: PositiveFloat | None = None
+    service_p99_ms: PositiveFloat | None = None
+    max_dropped_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_late_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     max_generator_lag_ms: PositiveFloat | None = None  # run.json generator.loop_lag_p99_ms
 
 
@@ -403,14 +411,86 @@ class Stage(Model):
         return self
 
 
+def _span_or_zero(value: str | float, what: str) -> float:
+    """A time span that may be 0 (a step), or a validation problem located at `what`."""
+    try:
+        span = seconds(value)
+    except ValueError as exc:
+        raise problem(f"invalid {what} {value!r}", "write e.g. 0 (a step), 5s or 1m", (what,)) from exc
+    if not math.isfinite(span) or span < 0:
+        raise problem(f"invalid {what} {value!r}", "write e.g. 0 (a step), 5s or 1m", (what,))
+    return span
+
+
+class ArrivalStage(Model):
+    """One stage of an arrival-rate shape: `rate` iterations/s reached by `ramp` (default: the whole
+    stage, linearly from the previous stage's rate), then held until `duration` is up."""
+
+    duration: str | float
+    rate: NonNegFloat
+    ramp: str | float | None = None  # 0: a step to `rate` at the stage's start
+
+    @model_validator(mode="after")
+    def _spans(self) -> ArrivalStage:
+        check_span(self.duration)
+        if self.ramp is not None and _span_or_zero(self.ramp, "ramp") > seconds(self.duration):
+            raise problem(f"the ramp ({self.ramp}) is longer than the stage ({self.duration})",
+                          "shorten 'ramp' or lengthen 'duration'", ("ramp",))
+        return self
+
+
+class Arrival(Model):
+    """Open-model load: iterations start on a clock (`rate`/s, or `stages` of rates), whether or
+    not earlier ones have finished (`workload.plan.arrivals`, `workload.engine.arrival`)."""
+
+    rate: PositiveFloat | None = None
+    stages: Annotated[list[ArrivalStage], Field(min_length=1)] | None = None
+    poisson: bool = False  # exponential gaps (a Poisson process) instead of evenly spaced starts
+    seed: int | None = None  # the Poisson gaps' random seed: the same seed, the same schedule
+    max_in_flight: PositiveInt = DEFAULT_MAX_IN_FLIGHT
+    identities: PositiveInt | None = None  # logged-in users iterations borrow; default max_in_flight
+
+    @model_validator(mode="after")
+    def _rate_or_stages(self) -> Arrival:
+        if (self.rate is None) == (self.stages is None):
+            raise problem("load.arrival needs exactly one of rate, stages",
+                          "write e.g. 'arrival: {rate: 50}' or 'arrival: {stages: [{duration: 30s, rate: 50}]}'")
+        if self.identities is not None and self.identities > self.max_in_flight:
+            raise problem(f"identities ({self.identities}) cannot exceed max_in_flight ({self.max_in_flight})",
+                          "an iteration holds one identity: lower 'identities' or raise 'max_in_flight'",
+                          ("identities",))
+        return self
+
+    @property
+    def identity_count(self) -> int:
+        return self.identities or self.max_in_flight
+
+
 class Load(Model):
-    """How much load: fixed users for a duration, or `stages`; `rps` paces users to a request rate."""
+    """How much load: fixed users for a duration, or `stages`; `rps` paces users to a request rate;
+    `arrival` replaces users by an arrival rate (the open model)."""
 
     users: PositiveInt = DEFAULT_USERS
     spawn_rate: PositiveFloat = DEFAULT_SPAWN_RATE
     duration: str | float = DEFAULT_DURATION
     stages: Annotated[list[Stage], Field(min_length=1)] | None = None
     rps: PositiveFloat | None = None
+    arrival: Arrival | None = None
+
+    @model_validator(mode="after")
+    def _arrival_owns_the_load(self) -> Load:
+        # Users, their spawn rate and their pacing mean nothing to an arrival rate: say so.
+        if self.arrival is None:
+            return self
+        closed = sorted({"users", "spawn_rate", "stages", "rps"} & self.model_fields_set)
+        if closed:
+            raise problem(f"load.{', load.'.join(closed)} cannot be combined with load.arrival",
+                          "remove them: load.arrival starts iterations at its rate, without users "
+                          "(put stages of rates under 'arrival: {stages: ...}')", ("arrival",))
+        if self.arrival.stages is not None and "duration" in self.model_fields_set:
+            raise problem("load.duration cannot be combined with load.arrival.stages",
+                          "remove load.duration: the stages' durations add up to the run's", ("arrival",))
+        return self
 
     @model_validator(mode="after")
     def _stages_own_the_load(self) -> Load:
@@ -466,6 +546,14 @@ class Scenario(Model):
                           "add an 'endpoints:' list (weighted requests) or a 'flows:' list (ordered steps)")
         if not self.policies:
             raise problem("no connection policies", "add e.g. 'policies: {shared: {}}'", at=("policies",))
+        return self
+
+    @model_validator(mode="after")
+    def _arrival_or_wait(self) -> Scenario:
+        # An open-model iteration is one endpoint pick or one flow: there is no think time to wait.
+        if self.load.arrival is not None and "wait" in self.model_fields_set:
+            raise problem("load.arrival starts each iteration on its own clock, so 'wait:' would be ignored",
+                          "remove 'wait:' (or remove load.arrival to run users that wait)", at=("load", "arrival"))
         return self
 
     @model_validator(mode="after")

@@ -25,7 +25,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from hdrh.histogram import HdrHistogram
+from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # the package ships no types
 
 DEFAULT_HICCUP_INTERVAL_MS = 10.0
 DEFAULT_SATURATED_LAG_MS = 25.0

@@ -1,0 +1,315 @@
+"""Open-model executor: iterations started on a clock (`load.arrival`), not by waiting users.
+
+One `ArrivalDriver` (a Locust user) runs per generator process.  It walks this process's share
+of the schedule (`workload.plan.arrivals`) and at each intended start spawns one iteration (one
+endpoint pick or one flow: a task of the compiled `WorkloadUser` class, so requests, checks,
+captures, policies and their counters are exactly a closed run's) on a gevent pool of
+`max_in_flight` greenlets, whether or not earlier iterations have finished.  When the pool is
+full the iteration is dropped and counted, never delayed; a start later than
+`LATE_TOLERANCE_S` is counted late, with its lag.  Iterations borrow a logged-in identity (an
+instance of the compiled user class, logged in on first use) from `Identities`.
+
+Each iteration's response time counts from its intended start, its service time is the sum of
+its requests' Locust response times (from the actual send); both go to `ArrivalMeter`
+(`workload.telemetry.openmodel`).  At the run's end (Locust's test_stopping) iterations still
+running get `DRAIN_GRACE_S`, then count as unfinished at their elapsed time.
+
+`ArrivalShape` (master or local runner) keeps one driver per process for the schedule's length
+and then ends the run, headless or in the web UI; each worker takes 1/n of the schedule.
+
+Imports locust: loaded only by `workload.main` (through `workload.engine.selection`).
+"""
+
+from __future__ import annotations
+
+from locust import LoadTestShape, User, constant, task
+from locust.exception import StopUser
+
+import logging
+import random
+import time
+import traceback
+from typing import Any
+
+import gevent
+from gevent.event import Event
+from gevent.pool import Pool
+
+from workload.plan.arrivals import intended_starts, run_seconds
+from workload.scenario.schema import Arrival, Load
+from workload.telemetry.openmodel import METER, ArrivalMeter, section
+
+log = logging.getLogger("workload")
+LATE_TOLERANCE_S = 0.010  # a start this much after its intended time is late (a gevent timer's jitter is less)
+DRAIN_GRACE_S = 3.0  # iterations running when the schedule ends get this long (a master waits 5 s for reports)
+SPLIT_OPTION = "workload_arrival_workers"  # parsed_options attribute: generator processes sharing the rate
+SHAPE_CLASS_NAME = "ArrivalShape"
+_ACTIVE: dict[Any, Iteration] = {}  # iteration greenlet -> its measurement (request events find it here)
+
+
+class Iteration:
+    __slots__ = ("due", "sending", "service", "requests", "failed", "recorded")
+
+    def __init__(self, due: float):
+        self.due = due  # intended start, monotonic seconds
+        self.sending = False  # identity ready: from here, requests count as service time
+        self.service = 0.0
+        self.requests = 0
+        self.failed = False
+        self.recorded = False
+
+
+class Identities:
+    """Logged-in users that iterations borrow: a free one if any, else a new one (logging in)
+    up to `cap`, else (fewer identities than iterations in flight) a logged-in busy one, shared."""
+
+    def __init__(self, user_class: type[User], environment: Any, cap: int, meter: ArrivalMeter):
+        self.user_class, self.env, self.cap, self.meter = user_class, environment, cap, meter
+        self.free: list[Any] = []
+        self.ready: list[Any] = []  # logged in
+        self.created = 0  # logged in or logging in
+        self.busy: dict[int, int] = {}
+        self.logged_in = Event()
+        self._next_shared = 0
+
+    def borrow(self) -> Any:
+        if self.free:
+            user = self.free.pop()  # the most recently used: its connections are the warmest
+        elif self.created < self.cap:
+            user = self._new()
+        else:
+            self.logged_in.wait()  # every identity is still logging in: the first one to finish
+            user = self.ready[self._next_shared % len(self.ready)]
+            self._next_shared += 1
+        self.busy[id(user)] = self.busy.get(id(user), 0) + 1
+        return user
+
+    def give_back(self, user: Any) -> None:
+        left = self.busy.get(id(user), 1) - 1
+        self.busy[id(user)] = left
+        if left == 0:
+            self.free.append(user)
+
+    def _new(self) -> Any:
+        self.created += 1
+        self.meter.add("identities")
+        user = self.user_class(self.env)
+        try:
+            user.on_start()  # the scenario's login, once per identity (StopUser: its setup failed)
+        except BaseException:
+            self.created -= 1  # a later iteration tries a new one
+            raise
+        self.ready.append(user)
+        self.logged_in.set()
+        return user
+
+
+class ArrivalRun:
+    """One process's share of one open-model run."""
+
+    def __init__(self, environment: Any, user_class: type[User], arrival: Arrival, duration: str | float):
+        self.env, self.arrival, self.meter = environment, arrival, METER
+        index, count = share(environment)
+        self.starts = intended_starts(arrival, duration, index, count)
+        self.duration_s = run_seconds(arrival, duration)
+        self.pool = Pool(arrival.max_in_flight)
+        self.identities = Identities(user_class, environment, arrival.identity_count, self.meter)
+        self.tasks = list(getattr(user_class, "tasks", []))
+        self.t0 = 0.0
+        self.stopped = False
+        self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
+
+    def run(self) -> None:
+        self.meter.active = True
+        self.t0 = self.meter.t0 = time.monotonic()
+        for offset in self.starts:
+            due = self.t0 + offset
+            while (left := due - time.monotonic()) > 0 and not self.stopped:
+                gevent.sleep(left)
+            if self.stopped:
+                self._count_missed(offset)
+                return
+            self._start(due)
+
+    def _start(self, due: float) -> None:
+        lag = time.monotonic() - due
+        self.meter.scheduled(lag)
+        if self.pool.full():
+            self.meter.add("dropped")  # never queued: a queue would hide the target's stall
+        else:
+            self.meter.started(late=lag > LATE_TOLERANCE_S)
+            self.pool.spawn(self._iteration, due)
+        if lag > 0:
+            gevent.sleep(0)  # behind schedule: still let the iterations run
+
+    def _count_missed(self, first: float) -> None:
+        """Intended starts already due when the run stopped, that the scheduler never reached."""
+        now = (self.stop_at or time.monotonic()) - self.t0
+        missed = 0
+        offset: float | None = first
+        while offset is not None and offset <= now:
+            missed += 1
+            offset = next(self.starts, None)
+        self.meter.add("missed", missed)
+        self.meter.add("scheduled", missed)
+
+    def _iteration(self, due: float) -> None:
+        ctx = Iteration(due)
+        me = gevent.getcurrent()
+        _ACTIVE[me] = ctx
+        user, sent = None, time.monotonic()
+        try:
+            user = self.identities.borrow()
+            ctx.sending, sent = True, time.monotonic()
+            random.choice(self.tasks)(user)
+        except StopUser:
+            ctx.failed = True  # the identity's setup (a run-time template) failed: reported by it
+        except Exception as exc:  # a task's own error: counted, the schedule goes on
+            ctx.failed = True
+            self.env.events.user_error.fire(user_instance=user, exception=exc, tb=exc.__traceback__)
+            log.debug("workload: iteration failed: %s", traceback.format_exc())
+        finally:
+            _ACTIVE.pop(me, None)
+            if user is not None:
+                self.identities.give_back(user)
+            self._record(ctx, sent)
+
+    def _record(self, ctx: Iteration, sent: float, unfinished: bool = False) -> None:
+        if ctx.recorded:
+            return
+        ctx.recorded = True
+        end = time.monotonic()
+        service = ctx.service if ctx.requests and not unfinished else end - sent
+        self.meter.finished(end - ctx.due, service, ctx.failed or unfinished, unfinished)
+
+    def drain(self, stop_at: float, grace: float = DRAIN_GRACE_S) -> None:
+        """The run stopped at `stop_at` (monotonic): no more starts; running iterations get
+        `grace` seconds, then count as unfinished (at their elapsed time) and are stopped."""
+        self.stopped, self.stop_at = True, stop_at
+        if self.t0:
+            self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
+        self.pool.join(timeout=grace)
+        for greenlet in list(self.pool):
+            ctx = _ACTIVE.get(greenlet)
+            if ctx is not None:
+                self._record(ctx, ctx.due, unfinished=True)
+        self.pool.kill(block=True, timeout=1.0)
+
+
+def on_request(response_time: float = 0.0, exception: Any = None, **_kw: Any) -> None:
+    """Locust's request event: a request of an iteration adds to its service time."""
+    ctx = _ACTIVE.get(gevent.getcurrent())
+    if ctx is None or not ctx.sending:
+        return
+    ctx.service += float(response_time or 0) / 1000
+    ctx.requests += 1
+    if exception is not None:
+        ctx.failed = True
+
+
+def share(environment: Any) -> tuple[int, int]:
+    """(this process's index, how many processes share the schedule)."""
+    runner = environment.runner
+    count = int(getattr(environment.parsed_options, SPLIT_OPTION, 0) or 0) if environment.parsed_options else 0
+    if type(runner).__name__ != "WorkerRunner" or count < 1:
+        return 0, 1
+    return int(getattr(runner, "worker_index", 0) or 0) % count, count
+
+
+_RUNS: list[ArrivalRun] = []  # this process's current run (at most one)
+
+
+class ArrivalDriver(User):
+    """Base of compiled open-model drivers: runs this process's schedule, once per run."""
+
+    abstract = True
+    wait_time = constant(0)
+    identity_class: type[User]
+    arrival: Arrival
+    duration: str | float
+
+    @task
+    def drive(self) -> None:
+        if not _RUNS:  # else a second driver in this process (the web UI's users field): it idles
+            run = ArrivalRun(self.environment, self.identity_class, self.arrival, self.duration)
+            _RUNS[:] = [run]
+            run.run()
+        while True:  # until Locust stops this user (the run's end drains the iterations first)
+            gevent.sleep(1.0)
+
+
+def driver_class(identity_class: type[User], load: Load) -> type[User]:
+    """The Locust user class of an open-model scenario (named after its identity class, so a
+    master and its workers agree)."""
+    assert load.arrival is not None
+    attrs = {"abstract": False, "identity_class": identity_class, "arrival": load.arrival,
+             "duration": load.duration, "__module__": __name__}
+    return type(f"{identity_class.__name__}_open", (ArrivalDriver,), attrs)
+
+
+def make_shape(arrival: Arrival, duration: str | float) -> Any:
+    """A shape keeping one driver per generator process for the schedule's length."""
+    total = run_seconds(arrival, duration)
+
+    def tick(self: Any) -> tuple[int, float] | None:
+        if self.get_run_time() >= total:
+            return None
+        processes = max(1, int(getattr(self.runner, "worker_count", 1) or 1))
+        options = self.runner.environment.parsed_options
+        if options is not None:
+            setattr(options, SPLIT_OPTION, processes)  # forwarded to workers in the spawn message
+        return processes, float(processes)
+
+    attrs = {"tick": tick, "peak_users": 1, "planned_s": total, "__module__": __name__}
+    return type(SHAPE_CLASS_NAME, (LoadTestShape,), attrs)()
+
+
+def install_shape(environment: Any, load: Load) -> Any:
+    """On a master or local runner: the arrival shape for an open-model scenario (or remove a
+    previous one); the shape or None."""
+    current = environment.shape_class
+    if load.arrival is None:
+        if current is not None and type(current).__name__ == SHAPE_CLASS_NAME:
+            environment.shape_class = None
+        return None
+    shape = make_shape(load.arrival, load.duration)
+    shape.runner = environment.runner  # Environment wires only the shape present at its creation
+    environment.shape_class = shape
+    return shape
+
+
+def install(environment: Any) -> None:
+    """Listeners of every process: service times from requests, a fresh meter per run, the drain."""
+    environment.events.request.add_listener(on_request)
+    environment.events.test_start.add_listener(_new_run)
+    environment.events.test_stopping.add_listener(lambda **_kw: drain(environment))
+
+
+def _new_run(**_kw: Any) -> None:
+    METER.reset()
+    _RUNS.clear()
+
+
+def drain(environment: Any) -> None:
+    recorder = getattr(getattr(environment, "workload", None), "recorder", None)
+    stop_at = getattr(recorder, "stopped_monotonic", None) or time.monotonic()
+    for run in _RUNS:
+        if not run.stopped:
+            run.drain(stop_at)
+
+
+def plan_figures(load: Load) -> dict[str, Any]:
+    """The planned open-model load, as run.json's `load` and `arrival` sections show it."""
+    arrival = load.arrival
+    assert arrival is not None
+    stages = [s.model_dump(mode="json", exclude_none=True) for s in arrival.stages] if arrival.stages else None
+    return {"rate": arrival.rate, "stages": stages, "poisson": arrival.poisson, "seed": arrival.seed,
+            "max_in_flight": arrival.max_in_flight, "identities_max": arrival.identity_count,
+            "late_tolerance_ms": LATE_TOLERANCE_S * 1000, "drain_grace_s": DRAIN_GRACE_S,
+            "planned_s": run_seconds(arrival, load.duration)}
+
+
+def arrival_section(load: Load, reports: list[dict[str, Any]], duration_s: float) -> dict[str, Any] | None:
+    if load.arrival is None:
+        return None
+    return section(reports, plan_figures(load), duration_s)
