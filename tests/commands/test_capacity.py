@@ -173,8 +173,8 @@ def test_capacity_run_on_the_demo_target_finds_the_knee(tmp_path, demo_target):
     # (~190/s at 50 ms) on any machine: throughput grows up to 10 users, then users only queue.
     out = tmp_path / "capacity"
     done = subprocess.run(
-        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--policies", "pool10",
-         "--step-users", "5", "--step-duration", "3s", "--max-users", "30", "--max-duration", "18s",
+        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--model", "closed",
+         "--policies", "pool10", "--step-users", "5", "--step-duration", "3s", "--max-users", "30", "--max-duration", "18s",
          "--target-rps", "150", "--out", str(out)],
         cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
         capture_output=True, text=True, timeout=90)

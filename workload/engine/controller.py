@@ -64,7 +64,7 @@ class RunController:
 
     # -- choosing what runs -------------------------------------------------------------------
     def activate(self, scenario: str, policy: str | None, host: str | None = None) -> None:
-        self.current = selection.activate(scenario, policy, host)
+        self.current = selection.activate(scenario, policy, host, getattr(self.options, "arrival", None))
         self._install(self.current)
         refresh_loop_clock()  # the web UI arms its run-time timer right after this
 
