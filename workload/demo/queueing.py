@@ -77,7 +77,9 @@ def register_queue_routes(app: Flask, queue: QueueState) -> None:
             started = time.monotonic()
             gevent.sleep(service_s)
             queue.served += 1
-        return jsonify(queued_ms=round((started - waited) * 1000, 3), service_ms=service_s * 1000)
+            held = time.monotonic() - started  # the real service time: sleeps overshoot
+        return jsonify(queued_ms=round((started - waited) * 1000, 3), service_ms=service_s * 1000,
+                       held_ms=round(held * 1000, 3))
 
     @app.get("/stalling")
     def stalling() -> Response:
