@@ -118,21 +118,25 @@ class ArrivalRun:
         self.t0 = 0.0
         self.stopped = False
         self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
+        self.awake_at = 0.0  # monotonic: the scheduler's last start
+        self.pending: float | None = None  # the next intended start (offset), while the driver waits for it
 
     def run(self) -> None:
         self.meter.active = True
         self.t0 = self.meter.t0 = time.monotonic()
         for offset in self.starts:
+            self.pending = offset  # not started yet: `drain` counts it as missed if the run stops first
             due = self.t0 + offset
             while (left := due - time.monotonic()) > 0 and not self.stopped:
                 gevent.sleep(left)
             if self.stopped:
-                self._count_missed(offset)
                 return
+            self.pending = None
             self._start(due)
 
     def _start(self, due: float) -> None:
-        lag = time.monotonic() - due
+        self.awake_at = now = time.monotonic()
+        lag = now - due
         self.meter.scheduled(lag)
         if self.pool.full():
             self.meter.add("dropped")  # never queued: a queue would hide the target's stall
@@ -142,11 +146,14 @@ class ArrivalRun:
         if lag > 0:
             gevent.sleep(0)  # behind schedule: still let the iterations run
 
-    def _count_missed(self, first: float) -> None:
-        """Intended starts already due when the run stopped, that the scheduler never reached."""
+    def _count_missed(self) -> None:
+        """Intended starts already due when the run stopped, that the scheduler never reached
+        (counted here, not by the driver: Locust may kill it before it wakes again)."""
         now = (self.stop_at or time.monotonic()) - self.t0
         missed = 0
-        offset: float | None = first
+        offset = self.pending
+        if offset is None:
+            offset = next(self.starts, None)
         while offset is not None and offset <= now:
             missed += 1
             offset = next(self.starts, None)
@@ -182,12 +189,18 @@ class ArrivalRun:
         service = ctx.service if ctx.requests and not unfinished else end - sent
         self.meter.finished(end - ctx.due, service, ctx.failed or unfinished, unfinished)
 
-    def drain(self, stop_at: float, grace: float = DRAIN_GRACE_S) -> None:
+    def drain(self, stop_at: float | None, grace: float = DRAIN_GRACE_S) -> None:
         """The run stopped at `stop_at` (monotonic): no more starts; running iterations get
-        `grace` seconds, then count as unfinished (at their elapsed time) and are stopped."""
+        `grace` seconds, then count as unfinished (at their elapsed time) and are stopped.
+
+        Without `stop_at` (a worker: the master's recorder timed the run), the run ended at the
+        scheduler's last start: a worker's stop() first blocks its loop for a while (Locust
+        inspects the stack), and starts due in that time belong to no run."""
+        stop_at = stop_at or max(self.awake_at, self.t0)
         self.stopped, self.stop_at = True, stop_at
         if self.t0:
             self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
+            self._count_missed()
         self.pool.join(timeout=grace)
         for greenlet in list(self.pool):
             ctx = _ACTIVE.get(greenlet)
@@ -292,7 +305,7 @@ def _new_run(**_kw: Any) -> None:
 
 def drain(environment: Any) -> None:
     recorder = getattr(getattr(environment, "workload", None), "recorder", None)
-    stop_at = getattr(recorder, "stopped_monotonic", None) or time.monotonic()
+    stop_at = getattr(recorder, "stopped_monotonic", None)
     for run in _RUNS:
         if not run.stopped:
             run.drain(stop_at)

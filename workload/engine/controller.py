@@ -13,6 +13,7 @@ from locust.html import get_html_report
 from locust.runners import MasterRunner, Runner, WorkerRunner
 
 import logging
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit
@@ -160,16 +161,20 @@ class RunController:
         if load.arrival is None:
             return {}
         plan = arrival.plan_figures(load)
-        return {"load": {"users": None, "spawn_rate": None, "duration_s": plan["planned_s"], "model": "open",
+        # -t (or the web UI's run time) shorter than the schedule ends it early, as it would a closed run
+        limit = self.run_time or self.options.run_time
+        planned = min(plan["planned_s"], float(limit)) if limit else plan["planned_s"]
+        return {"load": {"users": None, "spawn_rate": None, "duration_s": planned, "model": "open",
                          "arrival": plan}}
 
-    def _arrival_section(self, duration_s: float) -> dict[str, Any]:
-        """run.json's `arrival`: this process's meter, or on a master its workers' (merged)."""
+    def _arrival_section(self, duration_s: float, now: float | None = None) -> dict[str, Any]:
+        """run.json's `arrival`: this process's meter, or on a master its workers' (merged);
+        with `now`, the figures so far of a run still going."""
         assert self.current is not None
         if self.cluster is not None:
             reports = [r.get("arrival") for r in self.cluster.reports.values()]
         else:
-            reports = [arrival.METER.report()]
+            reports = [arrival.METER.report(now)]
         figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
         return {"arrival": figures} if figures is not None else {}
 
@@ -196,6 +201,11 @@ class RunController:
         figures = self.recorder.live(self.env.stats)
         if self.cluster is not None:
             figures = self.cluster.live(figures)
+        if self.recorder.info.sections is not None:  # the open model's figures so far
+            live = self._arrival_section(self.recorder.elapsed(), now=time.monotonic()).get("arrival")
+            if live is not None:
+                live.pop("histograms", None)
+                figures = {**figures, "arrival": live}
         return {"policy": self.recorder.info.policy, **figures}
 
     def on_test_stopping(self) -> None:

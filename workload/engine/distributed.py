@@ -119,7 +119,7 @@ class WorkerTelemetry:
             "seq": self.seq, "sent_at": time.time(), "requests": self.requests,
             "connections": STATS.snapshot(self.requests),
             "sockets": self._sockets(final), "kernel": self._kernel(),
-            "arrival": METER.report(),  # open model: counts and encoded histograms, merged by the master
+            "arrival": METER.report(time.monotonic()),  # open model: counts and HDR histograms, merged by the master
         }
 
     def _sockets(self, final: bool) -> dict[str, Any]:

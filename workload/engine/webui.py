@@ -99,7 +99,27 @@ def connection_rows(live: dict[str, Any] | None) -> list[dict[str, Any]]:
         shown = "not observable (remote target)" if figures is None or figures.get("end") is None else \
             f"now {figures.get('end')}, peak {figures.get('peak')}"
         rows.append({"metric": key.replace("_", " "), "value": shown})
+    rows += arrival_rows(live.get("arrival"))
     return rows + worker_rows(live.get("workers") or [])  # distributed: one row per worker
+
+
+def arrival_rows(figures: dict[str, Any] | None) -> list[dict[str, Any]]:
+    """The open model's offered vs achieved load and its two latencies (`load.arrival` runs only)."""
+    if not figures:
+        return []
+    response, service = figures.get("response_time_ms") or {}, figures.get("service_time_ms") or {}
+    return [{"metric": "offered rate (iterations/s)", "value": figures.get("offered_rate")},
+            {"metric": "achieved rate (iterations/s)", "value": figures.get("achieved_rate")},
+            {"metric": "dropped (max_in_flight reached)", "value": f"{figures.get('dropped')} of "
+             f"{figures.get('scheduled')} scheduled"},
+            {"metric": "late starts", "value": f"{figures.get('late')}, lag p99 "
+             f"{(figures.get('lag_ms') or {}).get('p99')} ms"},
+            {"metric": "in flight (now / peak)",
+             "value": f"{figures.get('in_flight')} / {figures.get('peak_in_flight')}"},
+            {"metric": "response time p50 / p99 ms (from intended start)",
+             "value": f"{response.get('p50')} / {response.get('p99')}"},
+            {"metric": "service time p50 / p99 ms (from send)",
+             "value": f"{service.get('p50')} / {service.get('p99')}"}]
 
 
 def install(environment: Any, live: Callable[[], dict[str, Any] | None],

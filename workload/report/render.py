@@ -125,6 +125,30 @@ TABLES: tuple[tuple[str, tuple[Column, ...]], ...] = (
      (POLICY, *((name, _nested("kernel", name)) for name in KERNEL_COUNTERS))),
 )
 
+def _rate(key: str) -> Callable[[Row], str]:
+    """An open-model rate to one decimal: offered 50.0 against achieved 44.5 must not read as 50 vs 44."""
+    return lambda row: DEFAULT_MISSING if (row.get("arrival") or {}).get(key) is None else \
+        f"{row['arrival'][key]:,.1f}"
+
+
+# Open-model runs only (`load.arrival`): offered vs achieved load and both latencies.
+OPEN_TABLE: tuple[str, tuple[Column, ...]] = (
+    "Open model (offered vs achieved; latency from the intended start)",
+    (POLICY, ("offered/s", _rate("offered_rate")), ("achieved/s", _rate("achieved_rate")),
+     ("scheduled", _nested("arrival", "scheduled")), ("dropped", _nested("arrival", "dropped")),
+     ("late", _nested("arrival", "late")), ("lag p99 ms", _nested("arrival", "lag_p99_ms")),
+     ("response p50 ms", _nested("arrival", "response_p50_ms")),
+     ("response p99 ms", _nested("arrival", "response_p99_ms")),
+     ("response p99.9 ms", _nested("arrival", "response_p99_9_ms")),
+     ("service p50 ms", _nested("arrival", "service_p50_ms")),
+     ("service p99 ms", _nested("arrival", "service_p99_ms"))))
+
+
+def _tables(summary: dict[str, Any]) -> tuple[tuple[str, tuple[Column, ...]], ...]:
+    """The tables this summary shows: the open-model one when any run used `load.arrival`."""
+    is_open = any(row.get("arrival") for row in summary["policies"])
+    return (*TABLES[:2], OPEN_TABLE, *TABLES[2:]) if is_open else TABLES
+
 
 def table_rows(summary: dict[str, Any], columns: tuple[Column, ...]) -> list[list[str]]:
     return [[cell(row) for _, cell in columns] for row in summary["policies"]]
@@ -151,7 +175,7 @@ def render_markdown(summary: dict[str, Any]) -> str:
               "## Findings", ""]
     lines += [f"- {_md_text(f)}" for f in summary["findings"]] or ["- (no findings: too little data)"]
     lines.append("")
-    for title, columns in TABLES:
+    for title, columns in _tables(summary):
         lines += _md_table(title, columns, summary)
     lines += workers.markdown(summary, _md_text)  # distributed runs only
     lines += ["## What TIME_WAIT means", ""]
@@ -221,6 +245,6 @@ def render_html(summary: dict[str, Any], runs: list[RunResult]) -> str:
     """report.html for `summary` and the runs it was built from (same order: for the charts)."""
     tables = [{"title": title, "headers": [name for name, _ in columns], "rows": table_rows(summary, columns),
                "align": [Markup(' class="text"') if name in TEXT_COLUMNS else "" for name, _ in columns]}
-              for title, columns in TABLES] + workers.html_tables(summary)
+              for title, columns in _tables(summary)] + workers.html_tables(summary)
     return redact(_TEMPLATE.render(s=summary, css=CSS, incomplete=INCOMPLETE_TEXT, tables=tables,
                                    charts=_charts(summary, runs), note=TIME_WAIT_NOTE))

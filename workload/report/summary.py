@@ -130,8 +130,32 @@ def ended_by(entry: dict[str, Any]) -> str | None:
 
 def _traffic(run: RunResult) -> dict[str, Any]:
     total = run.stats.total
-    return {key: number(getattr(total, key)) for key in
-            ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")}
+    traffic = {key: number(getattr(total, key)) for key in
+               ("requests", "failures", "rps", "p50_ms", "p95_ms", "p99_ms")}
+    response = run.arrival.response_time_ms if run.arrival is not None else None
+    if response is not None and response.count:
+        # The open model: latency from the intended start (Locust's rows leave out queueing on a stall).
+        traffic.update(p50_ms=number(response.p50), p95_ms=number(response.p95), p99_ms=number(response.p99))
+    return traffic
+
+
+def _arrival(run: RunResult) -> dict[str, Any] | None:
+    """The open model's offered vs achieved load and its two latencies (None for a closed run)."""
+    figures = run.arrival
+    if figures is None:
+        return None
+    response, service = figures.response_time_ms, figures.service_time_ms
+    lag = figures.lag_ms
+    return {"offered_rate": number(figures.offered_rate), "achieved_rate": number(figures.achieved_rate),
+            "scheduled": number(figures.scheduled), "dropped": number(figures.dropped),
+            "late": number(figures.late), "missed": number(figures.missed),
+            "dropped_ratio": number(figures.dropped_ratio), "late_ratio": number(figures.late_ratio),
+            "lag_p99_ms": number(lag.p99) if lag is not None else None,
+            "response_p50_ms": number(response.p50) if response is not None else None,
+            "response_p99_ms": number(response.p99) if response is not None else None,
+            "response_p99_9_ms": number(response.p99_9) if response is not None else None,
+            "service_p50_ms": number(service.p50) if service is not None else None,
+            "service_p99_ms": number(service.p99) if service is not None else None}
 
 
 def _connections(run: RunResult, requests: Any) -> dict[str, Any]:
@@ -186,6 +210,7 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
     # A saturated generator's latencies include its own delay: flagged, not trusted.
     entry["latency_flagged"] = bool(run.generator is not None and run.generator.saturated)
     entry["workers"] = run.dump()["workers"] if "workers" in run.model_fields_set else []
+    entry["arrival"] = _arrival(run)
     return entry
 
 

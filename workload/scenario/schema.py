@@ -418,7 +418,7 @@ def _span_or_zero(value: str | float, what: str) -> float:
     except ValueError as exc:
         raise problem(f"invalid {what} {value!r}", "write e.g. 0 (a step), 5s or 1m", (what,)) from exc
     if not math.isfinite(span) or span < 0:
-        raise problem(f"invalid {what} {value!r}", "write e.g. 0 (a step), 5s or 1m", (what,))
+        raise problem(f"the {what} must be 0 or positive", "write e.g. 0 (a step), 5s or 1m", (what,))
     return span
 
 

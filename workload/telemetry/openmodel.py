@@ -86,6 +86,7 @@ def section(reports: list[dict[str, Any]], plan: dict[str, Any], duration_s: flo
     return {
         **plan,
         "generators": len(reports),
+        "in_flight": sum(int(r.get("in_flight", 0) or 0) for r in reports),
         "offered_rate": _rate(reports, "scheduled", duration_s),
         "achieved_rate": _rate(reports, "started", duration_s),
         **counts,

@@ -1,0 +1,141 @@
+"""The open model run for real: headless Locust against the demo target, schedule kept or dropped.
+
+Each run is a few seconds at a modest rate (the machine is shared); the figures asserted are the
+ones that would be wrong if the executor queued instead of dropping, lost iterations, or measured
+from the send instead of the intended start.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget
+from workload.errors import ExitCode
+from workload.telemetry.latency import Latency
+
+ROOT = Path(__file__).resolve().parents[2]
+RUN_TIMEOUT_S = 90
+
+
+def run_open(tmp_path: Path, demo: DemoTarget, scenario: str, *extra: str) -> tuple[int, dict[str, Any], str]:
+    """A headless run of `scenario` (YAML text) against the shared demo target; (exit code, run.json, output)."""
+    path = tmp_path / "open.yaml"
+    path.write_text(scenario)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
+    env[DEMO_ENV_VAR] = demo.to_env()
+    command = [sys.executable, "-m", "locust", "-f", "workload/main.py", "--headless", "--only-summary",
+               "--scenario", str(path), "--results-dir", str(tmp_path), "--run-id", "open", *extra]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT_S)
+    run_file = tmp_path / "open" / "run.json"
+    assert run_file.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+    return done.returncode, json.loads(run_file.read_text()), done.stderr
+
+
+@pytest.mark.slow
+def test_the_schedule_is_kept_at_a_modest_rate(tmp_path, demo_target):
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\n"
+                                 "load: {arrival: {rate: 100, max_in_flight: 50}, duration: 3s}\n")
+    assert code == 0, output[-3000:]
+    a = run["arrival"]
+    assert a["offered_rate"] == pytest.approx(100, rel=0.02)
+    assert a["achieved_rate"] == pytest.approx(a["offered_rate"], rel=0.05)
+    assert a["dropped"] == 0
+    assert a["scheduled"] >= 250  # 300 planned; the driver starts a moment after the run
+    assert a["started"] + a["missed"] == a["scheduled"]
+    # every iteration is one request, recorded by Locust too, with both latencies
+    assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
+    assert a["response_time_ms"]["count"] == a["service_time_ms"]["count"] == a["completed"]
+    assert a["response_time_ms"]["p50"] >= a["service_time_ms"]["p50"]
+    assert Latency.decode(a["histograms"]["response"]).count == a["completed"]
+    assert run["load"]["model"] == "open" and run["load"]["arrival"]["rate"] == 100
+
+
+@pytest.mark.slow
+def test_a_full_pool_drops_iterations_instead_of_delaying_them(tmp_path, demo_target):
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /slow?ms=400}]\n"
+                                 "load: {arrival: {rate: 40, max_in_flight: 3}, duration: 2s}\n"
+                                 "thresholds: {max_dropped_ratio: 0.01}\n")
+    assert code == ExitCode.THRESHOLDS, output[-3000:]
+    a = run["arrival"]
+    # 40/s of 400 ms needs 16 in flight: with 3, most starts are dropped, none queued
+    assert a["peak_in_flight"] <= 3
+    assert a["dropped"] >= 0.6 * a["scheduled"]
+    assert a["started"] + a["dropped"] + a["missed"] == a["scheduled"]
+    assert a["completed"] + a["unfinished"] == a["started"]
+    # a started iteration never waited for a slot: its response time is about its service time
+    assert a["response_time_ms"]["p50"] < 400 * 1.5
+    failed = {r["metric"]: r for r in run["thresholds"]["results"] if not r["passed"]}
+    assert failed["max_dropped_ratio"]["actual"] == pytest.approx(a["dropped_ratio"])
+
+
+@pytest.mark.slow
+def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_target):
+    from tests.helpers import free_port
+
+    port = str(free_port())
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\n"
+                                 "load: {arrival: {rate: 60, max_in_flight: 20}, duration: 6s}\n",
+                                 "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
+                                 "--master-host", "127.0.0.1", "--master-port", port)
+    assert code == 0, output[-3000:]
+    a = run["arrival"]
+    assert a["generators"] == 2
+    assert a["offered_rate"] == pytest.approx(60, rel=0.05)  # each worker 30/s over its own schedule
+    assert a["achieved_rate"] == pytest.approx(a["offered_rate"], rel=0.05)
+    assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
+    assert Latency.decode(a["histograms"]["service"]).count == a["completed"]
+
+
+@pytest.mark.slow
+def test_the_web_ui_runs_the_schedule_once_and_stops_by_itself(tmp_path, demo_target):
+    import time
+
+    import requests
+
+    from tests.helpers import free_port, stop_process, wait_until_up
+
+    folder = tmp_path / "scenarios"
+    folder.mkdir()
+    (folder / "open.yaml").write_text("target: demo\nendpoints: [{path: /}]\n"
+                                      "load: {arrival: {rate: 50, max_in_flight: 20}, duration: 3s}\n")
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "locust", "-f", "workload/main.py", "--web-port", str(port), "--scenarios-dir",
+         str(folder), "--scenario", str(folder / "open.yaml"), "--results-dir", str(tmp_path / "results")],
+        cwd=ROOT, env={**env, "PYTHONPATH": str(ROOT), DEMO_ENV_VAR: demo_target.to_env()},
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    ui = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(ui, proc)
+        # 5 users in the form: still one schedule per process, not five
+        form = {"user_count": "5", "spawn_rate": "5", "host": "", "policy": "", "scenario": "open.yaml"}
+        assert requests.post(f"{ui}/swarm", data=form, timeout=10).json()["success"] is True
+        rows: dict[str, object] = {}
+        deadline = time.monotonic() + 40
+        state = ""
+        while time.monotonic() < deadline:
+            payload = requests.get(f"{ui}/stats/requests", timeout=10).json()
+            for table in payload.get("extended_stats", []):
+                rows.update({row["metric"]: row["value"] for row in table["data"]} if table["data"] else {})
+            state = payload["state"]
+            if state == "stopped":
+                break
+            time.sleep(0.5)
+        assert state == "stopped"  # the schedule's end ended the run
+        assert "offered rate (iterations/s)" in rows and "dropped (max_in_flight reached)" in rows
+        time.sleep(1.0)  # run.json is written right after the stop
+        run = json.loads(next((tmp_path / "results").glob("*/run.json")).read_text())
+        a = run["arrival"]
+        assert a["generators"] == 1
+        assert a["offered_rate"] == pytest.approx(50, rel=0.05)
+        assert a["scheduled"] <= 150
+    finally:
+        stop_process(proc)
