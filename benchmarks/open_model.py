@@ -186,7 +186,7 @@ def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
 
 
 def max_rate(work: Path, policies: list[str], seconds: float = 3.0) -> None:
-    """The highest rate (doubling, then one bisection step) with < 1% late starts, per policy and
+    """The highest rate (doubling from 25/s, then one bisection step) with < 1% late starts, per policy and
     target; and the open path's CPU per request vs closed users at that rate."""
     print("Highest arrival rate with < 1% late starts (one generator process):")
     proc, url = start_nginx(work)
@@ -211,7 +211,7 @@ def _late(work: Path, name: str, host: str, policy: str, env: dict[str, str], ra
 
 
 def _highest(work: Path, target: str, host: str, policy: str, env: dict[str, str], seconds: float) -> float:
-    rate, best = 100.0, 0.0
+    rate, best = 25.0, 0.0
     while rate <= 6400:
         if _late(work, f"max-{target}-{policy}-{rate:g}", host, policy, env, rate, seconds) >= 0.01:
             break

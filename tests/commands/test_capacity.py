@@ -227,3 +227,8 @@ def test_user_ladder_flags_belong_to_the_closed_model(tmp_path):
     assert done.returncode == 2
     assert "--step-users: only for the closed model (users)" in done.stderr
     assert "fix: add --model closed, or use --start-rate/--step-rate/--max-rate for the open model" in done.stderr
+
+
+def test_the_closed_model_refuses_an_open_scenario():
+    with pytest.raises(RunError, match=r"its load is an arrival rate \(load.arrival\), the open model"):
+        plan_of(CapacityRequest(str(ROOT / "scenarios" / "open.yaml"), model="closed"))
