@@ -205,7 +205,7 @@ def test_open_capacity_on_the_demo_target_finds_the_knee_from_the_intended_start
          "--start-rate", "50", "--step-rate", "350", "--max-rate", "400", "--step-duration", "2s",
          "--pause", "0.5s", "--out", str(out)],
         cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
-        capture_output=True, text=True, timeout=120)
+        capture_output=True, text=True, timeout=240)  # two children; each one's start-up dominates
     assert done.returncode == 0, done.stderr[-3000:]
     result = json.loads((out / "capacity.json").read_text())
     assert result["model"] == "open" and result["plan"]["rates"] == [50, 400]
