@@ -57,8 +57,9 @@ def add_arguments(parser: Any) -> None:
                        help='Load stages as JSON, replacing the scenario\'s load (used by `workload capacity`), '
                             'e.g. {"stages": [{"users": 5, "duration": "10s", "spawn_rate": 5}], "stop_p95_ms": 500}')
     group.add_argument("--arrival", default="", env_var="WORKLOAD_ARRIVAL", include_in_web_ui=False,
-                       help='An arrival rate as JSON, replacing the scenario\'s load (used by `workload capacity '
-                            '--model open`), e.g. {"rate": 80, "duration": "5s", "max_in_flight": 200}')
+                       help="Open-model load as JSON, replacing the scenario's load (used by `workload capacity`), "
+                            'e.g. {"rate": 100, "max_in_flight": 200, "duration": "10s"}; "closed" runs an '
+                            "open-model scenario as closed users")
     group.add_argument("--scenarios-dir", default="", env_var="WORKLOAD_SCENARIOS_DIR", include_in_web_ui=False,
                        help="The only folder whose scenario files the web UI's scenario field accepts "
                             "(default: scenarios/ in the current directory, else the repository's)")
@@ -121,7 +122,7 @@ def _initial_activation() -> selection.Activation | None:
     if options.master or options.processes:  # decided before Locust binds the master port
         clusterkey.listen_on(options.master_bind_host)
     try:
-        return selection.activate(options.scenario, options.policy or None, options.host, options.arrival or None)
+        return selection.activate(options.scenario, options.policy or None, options.host, options.arrival)
     except WorkloadError as exc:
         _fail(exc)
     except KeyboardInterrupt:

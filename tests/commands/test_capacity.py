@@ -229,6 +229,15 @@ def test_user_ladder_flags_belong_to_the_closed_model(tmp_path):
     assert "fix: add --model closed, or use --start-rate/--step-rate/--max-rate for the open model" in done.stderr
 
 
-def test_the_closed_model_refuses_an_open_scenario():
-    with pytest.raises(RunError, match=r"its load is an arrival rate \(load.arrival\), the open model"):
-        plan_of(CapacityRequest(str(ROOT / "scenarios" / "open.yaml"), model="closed"))
+def test_the_closed_model_runs_an_open_scenario_as_users_and_the_open_model_keeps_its_settings():
+    from workload.commands import capacity_open
+    from workload.commands.capacity import locust_command
+    from workload.scenario.loader import load_scenario
+
+    open_scenario = str(ROOT / "scenarios" / "open.yaml")
+    command = locust_command(plan_of(CapacityRequest(open_scenario, model="closed")), "shared")
+    assert command[command.index("--arrival") + 1] == "closed"
+    step = json.loads(capacity_open.arrival_json(load_scenario(open_scenario), 80, 3))
+    assert step == {"poisson": False, "max_in_flight": 100, "identities": 20, "rate": 80, "duration": "3s"}
+    closed = json.loads(capacity_open.arrival_json(load_scenario(ROOT / "scenarios" / "capacity.yaml"), 80, 3))
+    assert closed == {"max_in_flight": capacity_open.DEFAULT_MAX_IN_FLIGHT, "rate": 80, "duration": "3s"}

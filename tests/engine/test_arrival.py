@@ -24,6 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 RUN_TIMEOUT_S = 90
 
 
+def check_schedule(a: dict[str, Any], rate: float) -> None:
+    """What holds however busy the machine is: the offered rate is the plan's, every due start is
+    started, dropped or missed, and the starts missed at the end are those the scheduler's lag
+    explains (a starved generator is late, and says so, rather than silently slower)."""
+    assert a["offered_rate"] == pytest.approx(rate, rel=0.03)
+    assert a["started"] + a["dropped"] + a["missed"] == a["scheduled"]
+    assert a["missed"] <= rate * a["lag_ms"]["max"] / 1000 + 2
+    if a["lag_ms"]["max"] < 50:  # the generator kept up: then nothing may be missing
+        assert a["achieved_rate"] == pytest.approx(a["offered_rate"] * (1 - a["dropped_ratio"]), rel=0.02)
+
+
 def run_open(tmp_path: Path, demo: DemoTarget, scenario: str, *extra: str) -> tuple[int, dict[str, Any], str]:
     """A headless run of `scenario` (YAML text) against the shared demo target; (exit code, run.json, output)."""
     path = tmp_path / "open.yaml"
@@ -41,14 +52,13 @@ def run_open(tmp_path: Path, demo: DemoTarget, scenario: str, *extra: str) -> tu
 @pytest.mark.slow
 def test_the_schedule_is_kept_at_a_modest_rate(tmp_path, demo_target):
     code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\n"
-                                 "load: {arrival: {rate: 100, max_in_flight: 50}, duration: 3s}\n")
+                                 "load: {arrival: {rate: 100, max_in_flight: 500}, duration: 3s}\n")
     assert code == 0, output[-3000:]
     a = run["arrival"]
-    assert a["offered_rate"] == pytest.approx(100, rel=0.02)
-    assert a["achieved_rate"] == pytest.approx(a["offered_rate"], rel=0.05)
+    check_schedule(a, 100)
     assert a["dropped"] == 0
     assert a["scheduled"] >= 250  # 300 planned; the driver starts a moment after the run
-    assert a["started"] + a["missed"] == a["scheduled"]
+    assert a["achieved_rate"] >= 0.8 * a["offered_rate"]
     # every iteration is one request, recorded by Locust too, with both latencies
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert a["response_time_ms"]["count"] == a["service_time_ms"]["count"] == a["completed"]
@@ -67,7 +77,7 @@ def test_a_full_pool_drops_iterations_instead_of_delaying_them(tmp_path, demo_ta
     # 40/s of 400 ms needs 16 in flight: with 3, most starts are dropped, none queued
     assert a["peak_in_flight"] <= 3
     assert a["dropped"] >= 0.6 * a["scheduled"]
-    assert a["started"] + a["dropped"] + a["missed"] == a["scheduled"]
+    check_schedule(a, 40)
     assert a["completed"] + a["unfinished"] == a["started"]
     # a started iteration never waited for a slot: its response time is about its service time
     assert a["response_time_ms"]["p50"] < 400 * 1.5
@@ -80,15 +90,15 @@ def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_ta
     from tests.helpers import free_port
 
     port = str(free_port())
-    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\n"
-                                 "load: {arrival: {rate: 60, max_in_flight: 20}, duration: 6s}\n",
+    # a closed scenario made open by --arrival: the workers get it in the master's forwarded bundle
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /}]\nload: {users: 3}\n",
+                                 "--arrival", '{"rate": 60, "max_in_flight": 500, "duration": "6s"}',
                                  "--processes", "2", "--master-bind-host", "127.0.0.1", "--master-bind-port", port,
                                  "--master-host", "127.0.0.1", "--master-port", port)
     assert code == 0, output[-3000:]
     a = run["arrival"]
     assert a["generators"] == 2
-    assert a["offered_rate"] == pytest.approx(60, rel=0.05)  # each worker 30/s over its own schedule
-    assert a["achieved_rate"] == pytest.approx(a["offered_rate"], rel=0.05)
+    check_schedule(a, 60)  # each worker 30/s over its own schedule
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert Latency.decode(a["histograms"]["service"]).count == a["completed"]
 
@@ -104,7 +114,7 @@ def test_the_web_ui_runs_the_schedule_once_and_stops_by_itself(tmp_path, demo_ta
     folder = tmp_path / "scenarios"
     folder.mkdir()
     (folder / "open.yaml").write_text("target: demo\nendpoints: [{path: /}]\n"
-                                      "load: {arrival: {rate: 50, max_in_flight: 20}, duration: 3s}\n")
+                                      "load: {arrival: {rate: 50, max_in_flight: 500}, duration: 3s}\n")
     port = free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("WORKLOAD_", "LOCUST_"))}
     proc = subprocess.Popen(
@@ -135,7 +145,21 @@ def test_the_web_ui_runs_the_schedule_once_and_stops_by_itself(tmp_path, demo_ta
         run = json.loads(next((tmp_path / "results").glob("*/run.json")).read_text())
         a = run["arrival"]
         assert a["generators"] == 1
-        assert a["offered_rate"] == pytest.approx(50, rel=0.05)
+        check_schedule(a, 50)
         assert a["scheduled"] <= 150
     finally:
         stop_process(proc)
+
+
+@pytest.mark.slow
+def test_iterations_still_running_at_the_end_count_at_their_elapsed_time(tmp_path, demo_target):
+    code, run, output = run_open(tmp_path, demo_target, "target: demo\nendpoints: [{path: /slow?ms=8000}]\n"
+                                 "load: {arrival: {rate: 5, max_in_flight: 50}, duration: 1s}\n")
+    a = run["arrival"]
+    assert a["started"] == 5 and a["completed"] == 0
+    assert a["unfinished"] == a["failed"] == 5  # cut after the grace time, not left out
+    assert a["response_time_ms"]["count"] == 5
+    # the last start (0.8 s) waited out the end of the run (~1 s) and the 3 s grace
+    assert 3000 <= a["response_time_ms"]["p50"] < 8000
+    assert a["service_time_ms"]["max"] >= 3000
+    assert run["stop_drain_s"] is not None and run["stop_drain_s"] >= 2.5

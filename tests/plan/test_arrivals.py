@@ -85,3 +85,15 @@ def test_processes_split_a_poisson_rate():
     shares = [list(intended_starts(Arrival(rate=100, poisson=True, seed=9), 60, i, 2)) for i in range(2)]
     assert shares[0] != shares[1]
     assert [len(s) for s in shares] == pytest.approx([3000, 3000], rel=0.07)
+
+
+def test_the_requested_rate_of_an_open_scenario_is_its_peak_arrival_rate_times_requests():
+    from workload.plan.reqrate import describe_load, requested_rps
+    from workload.scenario.loader import load_text
+
+    text = ("target: demo\nendpoints: [{path: /, weight: 1}]\nflows: [{name: f, weight: 1, steps: [{path: /a}, "
+            "{path: /b}, {path: /c}]}]\nload:\n  arrival:\n"
+            "    stages: [{duration: 5s, rate: 40}, {duration: 5s, rate: 10}]\n")
+    model = load_text(text, "s.yaml").model
+    assert requested_rps(model, users=500) == 40 * 2  # 1 or 3 requests per iteration: 2 on average
+    assert describe_load(model, 500) == "arrival rate up to 40 iterations/s"

@@ -1,42 +1,46 @@
-"""--arrival: a scenario's load replaced by an arrival rate (used by `workload capacity --model open`)."""
+"""`--arrival`: a run's open-model load replacing the scenario's (how `workload capacity` steps the rate)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
-from workload.errors import ScenarioError
-from workload.scenario.arrival_override import with_arrival
-from workload.scenario.loader import load_scenario
+from workload.errors import RunError
+from workload.scenario.arrival_override import overridden
+from workload.scenario.loader import load_text
 
-ROOT = Path(__file__).resolve().parents[2]
-
-
-def test_a_closed_scenario_runs_at_the_given_rate_without_its_wait() -> None:
-    loaded = load_scenario(ROOT / "scenarios" / "capacity.yaml")
-    changed = with_arrival(loaded, '{"rate": 80, "duration": "4s", "max_in_flight": 300}')
-    arrival = changed.model.load.arrival
-    assert arrival is not None and (arrival.rate, arrival.max_in_flight) == (80, 300)
-    assert changed.model.load.duration == "4s" and "wait" not in changed.document
-    assert changed.document["load"] == {"arrival": {"rate": 80, "max_in_flight": 300}, "duration": "4s"}
-    assert loaded.model.load.arrival is None  # the original is untouched
-    assert with_arrival(loaded, "") is loaded
+CLOSED = "target: demo\nendpoints: [{path: /}]\nwait: {constant: 1}\nload: {users: 5, duration: 20s}\n"
+OPEN = "target: demo\nendpoints: [{path: /}]\nload: {arrival: {rate: 10}, duration: 5s}\n"
 
 
-def test_an_open_scenario_keeps_its_own_arrival_settings() -> None:
-    loaded = load_scenario(ROOT / "scenarios" / "open.yaml")
-    arrival = with_arrival(loaded, '{"rate": 7}').model.load.arrival
-    assert arrival is not None and arrival.rate == 7
-    assert (arrival.max_in_flight, arrival.identities) == (100, 20)  # open.yaml's
+def test_a_rate_turns_a_closed_scenario_open_and_reaches_the_forwarded_document():
+    loaded = overridden(load_text(CLOSED, "s.yaml"), '{"rate": 100, "max_in_flight": 200}')
+    arrival = loaded.model.load.arrival
+    assert arrival is not None and (arrival.rate, arrival.max_in_flight) == (100, 200)
+    assert loaded.model.load.duration == "20s"  # the scenario's, unless the option gives one
+    assert "wait" not in loaded.document  # iterations do not wait
+    assert loaded.document["load"] == {"arrival": {"rate": 100, "max_in_flight": 200}, "duration": "20s"}
+
+
+def test_a_duration_and_stages_in_the_option():
+    assert overridden(load_text(OPEN, "s.yaml"), '{"rate": 7, "duration": "3s"}').model.load.duration == "3s"
+    staged = overridden(load_text(OPEN, "s.yaml"), '{"stages": [{"duration": "2s", "rate": 4}]}').model.load
+    assert staged.arrival is not None and staged.arrival.stages is not None
+
+
+def test_closed_drops_the_arrival_and_empty_changes_nothing():
+    loaded = load_text(OPEN, "s.yaml")
+    assert overridden(loaded, "closed").model.load.arrival is None
+    assert overridden(loaded, "") is loaded
 
 
 @pytest.mark.parametrize(("text", "message"), [
-    ("[1]", "--arrival: ==> At key: (top level)\n    error: expected a JSON object, found list"),
-    ("{rate: 1}", "--arrival: ==> At key: (top level)\n    error: not valid JSON: "),
-    ('{"rate": -1}', "capacity.yaml: ==> At key: load.arrival.rate\n    error: must be greater than 0.0, got -1"),
+    ('{"rate": 0}', "--arrival: error: must be greater than 0.0, got 0 (at load.arrival.rate)\n"
+                    "    fix: use a number greater than 0.0"),
+    ("[1]", "--arrival: error: --arrival must be a JSON object, not list\n    fix: pass JSON with the keys of "
+            'load.arrival and an optional duration, e.g. {"rate": 100, "max_in_flight": 200, "duration": "10s"}, '
+            'or "closed"'),
 ])
-def test_a_bad_override_is_a_located_error(text: str, message: str) -> None:
-    with pytest.raises(ScenarioError) as caught:
-        with_arrival(load_scenario(ROOT / "scenarios" / "capacity.yaml"), text)
-    assert message in str(caught.value)
+def test_a_bad_option_is_a_located_error(text, message):
+    with pytest.raises(RunError) as caught:
+        overridden(load_text(OPEN, "s.yaml"), text)
+    assert str(caught.value) == message

@@ -113,9 +113,6 @@ def slo_for(loaded: LoadedScenario, policy: str, request: CapacityRequest) -> Sl
 
 def plan_of(request: CapacityRequest) -> CapacityPlan:
     loaded = load_scenario(request.scenario)
-    if loaded.model.load.arrival is not None:  # --shape replaces users' stages, not an arrival rate
-        raise RunError(f"{loaded.path}: its load is an arrival rate (load.arrival), the open model",
-                       fix="run it with --model open (the default), or give --model closed a scenario of users")
     policies = [loaded.check_policy(p) for p in request.policies] if request.policies else loaded.policy_names()
     step_s = _span(request.step_duration, DEFAULT_STEP_DURATION_S, "--step-duration")
     max_s = _span(request.max_duration, DEFAULT_MAX_DURATION_S, "--max-duration")
@@ -144,7 +141,8 @@ def locust_command(plan: CapacityPlan, policy: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
             "--scenario", plan.loaded.path, "--policy", policy, "--shape", json.dumps(shape),
             "-t", f"{math.ceil(plan.shape_s + CHILD_GRACE_S)}s", "--results-dir", str(plan.out / "runs"),
-            "--run-id", policy, "--stop-timeout", "2"]
+            "--run-id", policy, "--stop-timeout", "2",
+            *(["--arrival", "closed"] if plan.loaded.model.load.arrival is not None else [])]  # users, not a rate
 
 
 def open_plan_of(request: CapacityRequest) -> capacity_open.OpenPlan:

@@ -3,7 +3,8 @@
 Per policy, a ladder of arrival rates (`rate_ladder`: `--start-rate`, `--step-rate` up to
 `--max-rate`, the open counterpart of `workload.engine.shapes.ladder`) is run one step at a time,
 each step (and each of its `--repeat` repeats) as one headless Locust child with
-``--arrival '{"rate": R, "duration": ...}'`` (`workload.scenario.arrival_override`), into
+``--arrival '{"rate": R, "duration": ...}'`` (`workload.scenario.arrival_override`, with the
+scenario's own `load.arrival` settings but its rate), into
 `runs/<policy>-r<R>-<n>/`.  Between steps the command waits `--pause` seconds, and longer while
 client TIME_WAIT sockets hold more than `DEFAULT_TIME_WAIT_SHARE` of the ephemeral port range
 (a close or fresh policy at a high rate), so one step's sockets do not starve the next.  A
@@ -88,11 +89,12 @@ def step_id(policy: str, rate: float, repeat: int) -> str:
 
 
 def arrival_json(loaded: LoadedScenario, rate: float, step_s: float) -> str:
+    """`--arrival` for one step: the scenario's own open-model settings (max_in_flight, poisson,
+    identities...) at this rate, or for a closed scenario room for a backlog past the knee."""
     own = loaded.model.load.arrival
-    override: dict[str, Any] = {"rate": rate, "duration": f"{step_s:g}s"}
-    if own is None:  # a closed scenario run open: room for a backlog past the knee
-        override["max_in_flight"] = DEFAULT_MAX_IN_FLIGHT
-    return json.dumps(override)
+    kept = own.model_dump(mode="json", exclude_none=True, exclude={"rate", "stages"}) if own is not None \
+        else {"max_in_flight": DEFAULT_MAX_IN_FLIGHT}
+    return json.dumps({**kept, "rate": rate, "duration": f"{step_s:g}s"})
 
 
 def locust_command(plan: OpenPlan, policy: str, rate: float, run_id: str) -> list[str]:

@@ -32,12 +32,14 @@ import traceback
 from typing import Any
 
 import gevent
-from gevent.event import Event
 from gevent.pool import Pool
 
+from workload.engine import shapes
+from workload.engine.identities import Identities
+from workload.errors import RunError
 from workload.plan.arrivals import intended_starts, run_seconds
 from workload.scenario.schema import Arrival, Load
-from workload.telemetry.openmodel import METER, ArrivalMeter, section
+from workload.telemetry.openmodel import METER, section
 
 log = logging.getLogger("workload")
 LATE_TOLERANCE_S = 0.010  # a start this much after its intended time is late (a gevent timer's jitter is less)
@@ -48,60 +50,16 @@ _ACTIVE: dict[Any, Iteration] = {}  # iteration greenlet -> its measurement (req
 
 
 class Iteration:
-    __slots__ = ("due", "sending", "service", "requests", "failed", "recorded")
+    __slots__ = ("due", "sent", "sending", "service", "requests", "failed", "recorded")
 
     def __init__(self, due: float):
         self.due = due  # intended start, monotonic seconds
+        self.sent = due  # when its identity was ready and its first request could go (monotonic)
         self.sending = False  # identity ready: from here, requests count as service time
         self.service = 0.0
         self.requests = 0
         self.failed = False
         self.recorded = False
-
-
-class Identities:
-    """Logged-in users that iterations borrow: a free one if any, else a new one (logging in)
-    up to `cap`, else (fewer identities than iterations in flight) a logged-in busy one, shared."""
-
-    def __init__(self, user_class: type[User], environment: Any, cap: int, meter: ArrivalMeter):
-        self.user_class, self.env, self.cap, self.meter = user_class, environment, cap, meter
-        self.free: list[Any] = []
-        self.ready: list[Any] = []  # logged in
-        self.created = 0  # logged in or logging in
-        self.busy: dict[int, int] = {}
-        self.logged_in = Event()
-        self._next_shared = 0
-
-    def borrow(self) -> Any:
-        if self.free:
-            user = self.free.pop()  # the most recently used: its connections are the warmest
-        elif self.created < self.cap:
-            user = self._new()
-        else:
-            self.logged_in.wait()  # every identity is still logging in: the first one to finish
-            user = self.ready[self._next_shared % len(self.ready)]
-            self._next_shared += 1
-        self.busy[id(user)] = self.busy.get(id(user), 0) + 1
-        return user
-
-    def give_back(self, user: Any) -> None:
-        left = self.busy.get(id(user), 1) - 1
-        self.busy[id(user)] = left
-        if left == 0:
-            self.free.append(user)
-
-    def _new(self) -> Any:
-        self.created += 1
-        self.meter.add("identities")
-        user = self.user_class(self.env)
-        try:
-            user.on_start()  # the scenario's login, once per identity (StopUser: its setup failed)
-        except BaseException:
-            self.created -= 1  # a later iteration tries a new one
-            raise
-        self.ready.append(user)
-        self.logged_in.set()
-        return user
 
 
 class ArrivalRun:
@@ -120,6 +78,7 @@ class ArrivalRun:
         self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
         self.awake_at = 0.0  # monotonic: the scheduler's last start
         self.pending: float | None = None  # the next intended start (offset), while the driver waits for it
+        self._drainer: gevent.Greenlet | None = None
 
     def run(self) -> None:
         self.meter.active = True
@@ -164,10 +123,11 @@ class ArrivalRun:
         ctx = Iteration(due)
         me = gevent.getcurrent()
         _ACTIVE[me] = ctx
-        user, sent = None, time.monotonic()
+        user = None
+        ctx.sent = time.monotonic()
         try:
             user = self.identities.borrow()
-            ctx.sending, sent = True, time.monotonic()
+            ctx.sending, ctx.sent = True, time.monotonic()
             random.choice(self.tasks)(user)
         except StopUser:
             ctx.failed = True  # the identity's setup (a run-time template) failed: reported by it
@@ -179,14 +139,15 @@ class ArrivalRun:
             _ACTIVE.pop(me, None)
             if user is not None:
                 self.identities.give_back(user)
-            self._record(ctx, sent)
+            self._record(ctx)
 
-    def _record(self, ctx: Iteration, sent: float, unfinished: bool = False) -> None:
+    def _record(self, ctx: Iteration, unfinished: bool = False) -> None:
         if ctx.recorded:
             return
         ctx.recorded = True
         end = time.monotonic()
-        service = ctx.service if ctx.requests and not unfinished else end - sent
+        # Unfinished: its last request is still out, so its service time runs until now.
+        service = ctx.service if ctx.requests and not unfinished else end - ctx.sent
         self.meter.finished(end - ctx.due, service, ctx.failed or unfinished, unfinished)
 
     def drain(self, stop_at: float | None, grace: float = DRAIN_GRACE_S) -> None:
@@ -195,17 +156,26 @@ class ArrivalRun:
 
         Without `stop_at` (a worker: the master's recorder timed the run), the run ended at the
         scheduler's last start: a worker's stop() first blocks its loop for a while (Locust
-        inspects the stack), and starts due in that time belong to no run."""
-        stop_at = stop_at or max(self.awake_at, self.t0)
-        self.stopped, self.stop_at = True, stop_at
-        if self.t0:
-            self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
-            self._count_missed()
+        inspects the stack), and starts due in that time belong to no run.
+
+        The waiting happens in a greenlet of its own that every caller joins: two stops can
+        overlap (the shape's end and the run clock), and Locust kills the shape's greenlet, which
+        must not cut the drain short."""
+        if self._drainer is None:
+            stop_at = stop_at or max(self.awake_at, self.t0)
+            self.stopped, self.stop_at = True, stop_at
+            if self.t0:
+                self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
+                self._count_missed()
+            self._drainer = gevent.spawn(self._finish_iterations, grace)
+        self._drainer.join()
+
+    def _finish_iterations(self, grace: float) -> None:
         self.pool.join(timeout=grace)
         for greenlet in list(self.pool):
             ctx = _ACTIVE.get(greenlet)
             if ctx is not None:
-                self._record(ctx, ctx.due, unfinished=True)
+                self._record(ctx, unfinished=True)
         self.pool.kill(block=True, timeout=1.0)
 
 
@@ -285,6 +255,10 @@ def install_shape(environment: Any, load: Load) -> Any:
         if current is not None and type(current).__name__ == SHAPE_CLASS_NAME:
             environment.shape_class = None
         return None
+    if current is not None and type(current).__name__ == shapes.SHAPE_CLASS_NAME:
+        raise RunError("--shape sets users, but this scenario starts iterations at an arrival rate "
+                       "(load.arrival)", where="--shape",
+                       fix="add --arrival closed to run it as closed users, or step the rate with --arrival")
     shape = make_shape(load.arrival, load.duration)
     shape.runner = environment.runner  # Environment wires only the shape present at its creation
     environment.shape_class = shape
@@ -307,8 +281,7 @@ def drain(environment: Any) -> None:
     recorder = getattr(getattr(environment, "workload", None), "recorder", None)
     stop_at = getattr(recorder, "stopped_monotonic", None)
     for run in _RUNS:
-        if not run.stopped:
-            run.drain(stop_at)
+        run.drain(stop_at)  # a second stop joins the first one's drain
 
 
 def plan_figures(load: Load) -> dict[str, Any]:

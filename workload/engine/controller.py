@@ -65,7 +65,8 @@ class RunController:
 
     # -- choosing what runs -------------------------------------------------------------------
     def activate(self, scenario: str, policy: str | None, host: str | None = None) -> None:
-        self.current = selection.activate(scenario, policy, host, getattr(self.options, "arrival", None))
+        arrival_option = getattr(self.options, "arrival", None) if self.options is not None else None
+        self.current = selection.activate(scenario, policy, host, arrival_option)
         self._install(self.current)
         refresh_loop_clock()  # the web UI arms its run-time timer right after this
 

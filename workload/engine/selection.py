@@ -22,7 +22,7 @@ from workload.demo.launcher import DEMO_ENV_VAR, DemoTarget, start_demo_target
 from workload.engine import arrival, clusterkey
 from workload.engine.user import compile_user
 from workload.scenario import targets
-from workload.scenario.arrival_override import with_arrival
+from workload.scenario.arrival_override import overridden
 from workload.scenario.loader import LoadedScenario, load_document, load_scenario
 from workload.scenario.source import Source
 
@@ -61,8 +61,9 @@ def _target_dict(target: targets.ResolvedTarget) -> dict[str, Any]:
 
 
 def activate(scenario_path: str, policy: str | None, host_override: str | None = None,
-             arrival_override: str | None = None) -> Activation:
-    loaded = with_arrival(load_scenario(scenario_path), arrival_override)  # --arrival (workload capacity)
+             arrival: str | None = None) -> Activation:
+    """`arrival`: the `--arrival` option, replacing the scenario's load (`workload.scenario.arrival_override`)."""
+    loaded = overridden(load_scenario(scenario_path), arrival)
     clusterkey.check(loaded)  # a master beyond loopback: secrets need the cluster key
     chosen = loaded.check_policy(policy) if policy else loaded.default_policy()
     demo = demo_target() if targets.needs_demo(loaded, host_override) else None

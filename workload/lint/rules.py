@@ -23,7 +23,7 @@ from requests import Request as HttpRequest
 from requests.cookies import RequestsCookieJar, get_cookie_header
 
 from workload.errors import Problem, TelemetryError
-from workload.plan.reqrate import describe_wait, requested_rps
+from workload.plan.reqrate import describe_load, requested_rps
 from workload.scenario.loader import DEMO_HOST, LoadedScenario
 from workload.scenario.schema import Policy, PresetCookie, Request, Scenario, TimeoutSpec
 from workload.scenario.source import Path, Source, key_path
@@ -234,7 +234,7 @@ def time_wait_forecast(ctx: LintContext) -> list[Problem]:
             continue
         predicted = forecast(rate, size)
         if predicted["forecast_share"] >= DEFAULT_MAX_PORT_SHARE:
-            load = f"about {rps:,.0f} requests/s ({ctx.users} users, {describe_wait(ctx.model.wait)})"
+            load = f"about {rps:,.0f} requests/s ({describe_load(ctx.model, ctx.users)})"
             what = _time_wait_what(policy, load, rate, predicted["forecast_time_wait"], size)
             found.append(ctx.warn(("policies", name), what, _time_wait_fix(policy)))
     return found

@@ -14,7 +14,7 @@ makes this an upper-end estimate for forecasts such as TIME_WAIT.  Pure: no locu
 
 from __future__ import annotations
 
-from workload.scenario.schema import Scenario, Wait
+from workload.scenario.schema import Arrival, Scenario, Wait
 
 DEFAULT_EXPECTED_LATENCY_S = 0.01
 
@@ -32,9 +32,17 @@ def mean_wait_s(wait: Wait) -> float:
     return float(wait.constant or 0.0)
 
 
+def peak_arrival_rate(arrival: Arrival) -> float:
+    """The highest iterations/s an open-model load (`load.arrival`) asks for."""
+    return arrival.rate if arrival.rate is not None else max(s.rate for s in arrival.stages or ())
+
+
 def requested_rps(scenario: Scenario, users: int, latency_s: float = DEFAULT_EXPECTED_LATENCY_S) -> float:
-    """Requests/s that `users` users of this scenario send (see the module docstring)."""
+    """Requests/s that `users` users of this scenario send (see the module docstring); for an
+    open-model scenario, its peak arrival rate times the requests per iteration (users aside)."""
     per_task = requests_per_task(scenario)
+    if scenario.load.arrival is not None:
+        return peak_arrival_rate(scenario.load.arrival) * per_task
     if per_task == 0 or users <= 0:
         return 0.0
     busy_s = per_task * latency_s  # time one task takes when the target answers in latency_s
@@ -46,6 +54,13 @@ def requested_rps(scenario: Scenario, users: int, latency_s: float = DEFAULT_EXP
     else:
         tasks_per_s = 1.0 / (mean_wait_s(wait) + busy_s)
     return users * per_task * tasks_per_s
+
+
+def describe_load(scenario: Scenario, users: int) -> str:
+    """How the load is asked for, in words: users and their wait, or an arrival rate."""
+    if scenario.load.arrival is not None:
+        return f"arrival rate up to {peak_arrival_rate(scenario.load.arrival):g} iterations/s"
+    return f"{users} users, {describe_wait(scenario.wait)}"
 
 
 def describe_wait(wait: Wait) -> str:
