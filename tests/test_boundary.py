@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 ENGINE_PACKAGE = "workload.engine"
 ENGINE_ROOTS = {"workload.main"}
 # The demo target is its own process on gevent's server; it never imports locust.
-GEVENT_ONLY = {"workload.demo.app", "workload.demo.server", "workload.demo.h2server"}
+GEVENT_ONLY = {"workload.demo.app", "workload.demo.server", "workload.demo.h2server", "workload.demo.queueing"}
 # Running these starts a program instead of defining one.
 SKIP = {"workload.demo.__main__", "workload.telemetry.sampler_process"}
 

@@ -72,7 +72,9 @@ def _capacity(args: argparse.Namespace) -> int:
         scenario=args.scenario, policies=_split(args.policies), target_rps=args.target_rps,
         max_users=args.max_users, step_users=args.step_users, step_duration=args.step_duration,
         max_duration=args.max_duration, slo_p95_ms=args.slo_p95_ms, slo_failure_ratio=args.slo_failure_ratio,
-        out=args.out, replace=args.replace)
+        out=args.out, replace=args.replace, model=args.model, start_rate=args.start_rate,
+        step_rate=args.step_rate, max_rate=args.max_rate, repeat=args.repeat, pause=args.pause,
+        slo_p99_ms=args.slo_p99_ms)
     return run_capacity(request)
 
 
@@ -226,6 +228,16 @@ def build_parser() -> argparse.ArgumentParser:
                    help="p95 limit in ms (default: the scenario's thresholds.p95_ms, else 500)")
     p.add_argument("--slo-failure-ratio", type=RATIO,
                    help="failure ratio limit, 0..1 (default: thresholds.max_failure_ratio, else 0.01)")
+    p.add_argument("--model", choices=("open", "closed"), default="open",
+                   help="open: step the arrival rate (default); closed: step Locust users (the user ladder)")
+    p.add_argument("--start-rate", type=POSITIVE, help="open model: first arrival rate per second (default: 25)")
+    p.add_argument("--step-rate", type=POSITIVE, help="open model: rate added per step (default: 25)")
+    p.add_argument("--max-rate", type=POSITIVE, help="open model: highest rate (default: 250)")
+    p.add_argument("--repeat", type=USERS, help="open model: runs per step, to show its spread (default: 1)")
+    p.add_argument("--pause", type=_span, help="open model: wait between steps, e.g. 2s (default: 1s; longer "
+                   "while client TIME_WAIT holds a quarter of the port range)")
+    p.add_argument("--slo-p99-ms", type=POSITIVE, help="open model: response p99 limit from the intended start "
+                   "(default: thresholds.response_p99_ms, else 1000)")
     p.add_argument("--out", help="report directory, new or empty (default: results/capacity-<time>)")
     p.add_argument("--replace", action="store_true", help="delete an earlier capacity's results in --out first")
     p.set_defaults(run=_capacity)

@@ -173,9 +173,9 @@ def test_capacity_run_on_the_demo_target_finds_the_knee(tmp_path, demo_target):
     # (~190/s at 50 ms) on any machine: throughput grows up to 10 users, then users only queue.
     out = tmp_path / "capacity"
     done = subprocess.run(
-        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--policies", "pool10",
-         "--step-users", "5", "--step-duration", "3s", "--max-users", "30", "--max-duration", "18s",
-         "--target-rps", "150", "--out", str(out)],
+        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--model", "closed",
+         "--policies", "pool10", "--step-users", "5", "--step-duration", "3s", "--max-users", "30",
+         "--max-duration", "18s", "--target-rps", "150", "--out", str(out)],
         cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
         capture_output=True, text=True, timeout=90)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -192,3 +192,52 @@ def test_capacity_run_on_the_demo_target_finds_the_knee(tmp_path, demo_target):
     assert 6 <= forecast["pool_maxsize"] <= 10 and forecast["pool_connections"] == 1  # 150/s x ~55 ms
     assert (out / "capacity.md").is_file() and "<svg" in (out / "capacity.html").read_text()
     assert "pool10     knee at" in done.stdout
+
+
+# -- the open model -------------------------------------------------------------------------------
+@pytest.mark.slow
+def test_open_capacity_on_the_demo_target_finds_the_knee_from_the_intended_start(tmp_path, demo_target):
+    # pool10 serves ~190 requests/s at 50 ms whatever the offered rate: at 400/s arrivals queue
+    # for the pool, so the response time from the intended start climbs while 50/s stays flat.
+    out = tmp_path / "open"
+    done = subprocess.run(
+        [sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml", "--policies", "pool10",
+         "--start-rate", "50", "--step-rate", "350", "--max-rate", "400", "--step-duration", "2s",
+         "--pause", "0.5s", "--out", str(out)],
+        cwd=ROOT, env={**os.environ, "WORKLOAD_DEMO_TARGET": demo_target.to_env()},
+        capture_output=True, text=True, timeout=240)  # two children; each one's start-up dominates
+    assert done.returncode == 0, done.stderr[-3000:]
+    result = json.loads((out / "capacity.json").read_text())
+    assert result["model"] == "open" and result["plan"]["rates"] == [50, 400]
+    (policy,) = result["policies"]
+    low, high = policy["steps"]
+    assert policy["knee"]["rate"] == 50 and policy["knee"]["ended_by"] in ("latency turned up", "slo"), low
+    assert high["response_p99_ms"] > 2 * low["response_p99_ms"] and high["turned"], high
+    assert low["offered_rate"] == pytest.approx(50, rel=0.05) and low["dropped_ratio"] == 0
+    assert (out / "runs" / "pool10-r50-1" / "run.json").is_file()
+    html = (out / "capacity.html").read_text()
+    assert "<svg" in html and "offered vs achieved" in html and "<script" not in html
+    assert "pool10     knee at 50/s offered" in done.stdout
+
+
+def test_user_ladder_flags_belong_to_the_closed_model(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "workload.cli", "capacity", "scenarios/capacity.yaml",
+                           "--step-users", "5", "--out", str(tmp_path / "x")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert "--step-users: only for the closed model (users)" in done.stderr
+    assert "fix: add --model closed, or use --start-rate/--step-rate/--max-rate for the open model" in done.stderr
+
+
+def test_the_closed_model_runs_an_open_scenario_as_users_and_the_open_model_keeps_its_settings():
+    from workload.commands import capacity_open
+    from workload.commands.capacity import locust_command
+    from workload.scenario.loader import load_scenario
+
+    open_scenario = str(ROOT / "scenarios" / "open.yaml")
+    command = locust_command(plan_of(CapacityRequest(open_scenario, model="closed")), "shared")
+    assert command[command.index("--arrival") + 1] == "closed"
+    step = json.loads(capacity_open.arrival_json(load_scenario(open_scenario), 80, 3))
+    assert step == {"poisson": False, "max_in_flight": 100, "identities": 20, "rate": 80, "duration": "3s"}
+    closed = json.loads(capacity_open.arrival_json(load_scenario(ROOT / "scenarios" / "capacity.yaml"), 80, 3))
+    assert closed == {"max_in_flight": capacity_open.DEFAULT_MAX_IN_FLIGHT, "rate": 80, "duration": "3s"}

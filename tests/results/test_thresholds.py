@@ -163,7 +163,7 @@ def test_unknown_metric_is_a_located_error_with_did_you_mean():
         "    error: unknown key 'p96_ms'\n"
         "    fix: did you mean 'p99_ms'? (allowed keys: p50_ms, p95_ms, p99_ms, max_failure_ratio, min_rps, "
         "max_time_wait_client, min_requests_per_connection, max_pool_discards, max_pool_waits, min_tls_resumed_ratio, "
-        "response_p99_ms, service_p99_ms, max_dropped_ratio, max_late_ratio)")
+        "response_p99_ms, service_p99_ms, max_dropped_ratio, max_late_ratio, max_generator_lag_ms)")
 
 
 def test_whole_run_metrics_on_an_endpoint_say_where_they_belong():

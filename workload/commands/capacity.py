@@ -24,6 +24,7 @@ from typing import Any
 from rich.console import Console
 
 from workload import scrub
+from workload.commands import capacity_open
 from workload.commands.compare import MAIN, ChildRuns, run_against_target, run_policies
 from workload.errors import ExitCode, RunError
 from workload.plan.stages import DEFAULT_STOP_AFTER, ladder
@@ -60,6 +61,13 @@ class CapacityRequest:
     slo_failure_ratio: float | None = None
     out: str | None = None
     replace: bool = False
+    model: str = "open"  # "closed": the user ladder below; "open": workload.commands.capacity_open
+    start_rate: float | None = None
+    step_rate: float | None = None
+    max_rate: float | None = None
+    repeat: int | None = None
+    pause: str | None = None
+    slo_p99_ms: float | None = None
 
 
 @dataclass(frozen=True)
@@ -133,12 +141,40 @@ def locust_command(plan: CapacityPlan, policy: str) -> list[str]:
     return [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary",
             "--scenario", plan.loaded.path, "--policy", policy, "--shape", json.dumps(shape),
             "-t", f"{math.ceil(plan.shape_s + CHILD_GRACE_S)}s", "--results-dir", str(plan.out / "runs"),
-            "--run-id", policy, "--stop-timeout", "2"]
+            "--run-id", policy, "--stop-timeout", "2",
+            *(["--arrival", "closed"] if plan.loaded.model.load.arrival is not None else [])]  # users, not a rate
+
+
+def open_plan_of(request: CapacityRequest) -> capacity_open.OpenPlan:
+    """The open model's plan: the rate ladder, steps, repeats and per-policy SLOs."""
+    closed_only = {"--max-users": request.max_users, "--step-users": request.step_users,
+                   "--max-duration": request.max_duration, "--target-rps": request.target_rps,
+                   "--slo-p95-ms": request.slo_p95_ms}
+    given = [flag for flag, value in closed_only.items() if value is not None]
+    if given:
+        raise RunError(f"{', '.join(given)}: only for the closed model (users)",
+                       fix="add --model closed, or use --start-rate/--step-rate/--max-rate for the open model")
+    loaded = load_scenario(request.scenario)
+    policies = [loaded.check_policy(p) for p in request.policies] if request.policies else loaded.policy_names()
+    start = request.start_rate or capacity_open.DEFAULT_START_RATE
+    step = request.step_rate or capacity_open.DEFAULT_STEP_RATE
+    maximum = request.max_rate or capacity_open.DEFAULT_MAX_RATE
+    repeat = request.repeat or capacity_open.DEFAULT_REPEAT
+    capacity_open.check_rates(start, step, maximum, repeat)
+    step_s = _span(request.step_duration, DEFAULT_STEP_DURATION_S, "--step-duration")
+    if step_s < MIN_STEP_S:
+        raise RunError(f"--step-duration {step_s:g}s is too short to measure", fix=f"use at least {MIN_STEP_S:g}s")
+    out = paths.output_dir(request.out, DEFAULT_OUT_ROOT, "capacity", request.replace)
+    slos = {p: capacity_open.open_slo(loaded, p, request.slo_p99_ms, request.slo_failure_ratio) for p in policies}
+    return capacity_open.OpenPlan(loaded, policies, capacity_open.rate_ladder(start, step, maximum), step_s, repeat,
+                                  _span(request.pause, capacity_open.DEFAULT_PAUSE_S, "--pause"), slos, out)
 
 
 def run_capacity(request: CapacityRequest, console: Console | None = None) -> int:
     scrub.install_console()
     console = console or Console(stderr=True)
+    if request.model == "open":
+        return capacity_open.run_open_capacity(open_plan_of(request), console)
     plan = plan_of(request)
     paths.fresh_dir(plan.out, "runs")
     runs = ChildRuns(plan.policies, lambda policy: locust_command(plan, policy), plan.out / "runs", plan.shape_s,

@@ -25,6 +25,7 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from workload.demo.page import register_page_routes
+from workload.demo.queueing import QueueState, register_queue_admin, register_queue_routes
 
 #: The server's handler resets the TCP connection when a view sets this environ key.
 RESET_ENVIRON_KEY = "workload.demo.reset"
@@ -80,6 +81,7 @@ class DemoState:
     # Greenlets only switch on I/O, so plain dict updates are already atomic; the lock
     # keeps id allocation correct should the app ever run under real threads.
     lock: threading.Lock = field(default_factory=threading.Lock)
+    queue: QueueState = field(default_factory=QueueState)  # /serial and /stalling
 
     def __post_init__(self) -> None:
         for number in range(1, SEED_ITEMS + 1):
@@ -98,6 +100,7 @@ class DemoState:
         for counters in self.listeners.values():
             counters.reset()
         self.logins.clear()
+        self.queue.stall.reset()
 
     def new_session(self, user: str) -> str:
         self.logins[user] += 1
@@ -312,6 +315,7 @@ def create_app(state: DemoState) -> Flask:
     _register_api_routes(app, state)
     _register_tool_routes(app)
     register_page_routes(app)  # /app and /static/*: a page to record HAR files from
+    register_queue_routes(app, state.queue)
 
     @app.after_request
     def _announce_close(response: Response) -> Response:
@@ -339,4 +343,5 @@ def create_admin_app(state: DemoState) -> Flask:
         state.reset_stats()
         return jsonify(state.stats())
 
+    register_queue_admin(app, state.queue)
     return app

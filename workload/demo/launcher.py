@@ -58,6 +58,10 @@ class DemoTarget:
         """Zero the cumulative counters; returns the stats after the reset."""
         return self._admin("POST", "/__stats/reset")
 
+    def reset_stall(self) -> dict[str, Any]:
+        """Disarm /stalling's one-off window: the next request arms a new one."""
+        return self._admin("POST", "/__stall/reset")
+
     def stop(self, timeout: float = STOP_TIMEOUT_S) -> None:
         """SIGTERM, wait up to ``timeout`` seconds, then SIGKILL.  Idempotent."""
         if self._process is not None:

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from workload import scrub
-from workload.engine import arrival, selection, shapes
+from workload.engine import arrival, hiccup, selection, shapes
 from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
@@ -133,6 +133,7 @@ class RunController:
         self.interrupted = False
         self.recorder = RunRecorder(self._run_info(), self._out_dir())
         self.recorder.start()
+        hiccup.start(self.recorder.generator)  # ends by itself when the run stops
         if self.env.shape_class is not None:  # its stages count from here, not from before our set-up
             self.env.shape_class.reset_time()
         self._ticker = gevent.spawn(self._tick)

@@ -35,6 +35,7 @@ from workload.telemetry import (
     system_resolver,
 )
 from workload.telemetry.connections import COUNTER_KEYS, STATS
+from workload.telemetry.generator import GeneratorHealth
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"
@@ -88,6 +89,7 @@ class RunRecorder:
         self.history: list[dict[str, Any]] = []
         self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
         self.kernel = KernelCounters()
+        self.generator = GeneratorHealth()  # fed by the engine's hiccup greenlet (engine/hiccup.py)
         self._server_before = self._server_stats()
         self.finished: RunResult | None = None  # redacted, as written
         self._finishing: threading.Event | None = None  # set while finish() runs (gevent-patched)
@@ -123,6 +125,7 @@ class RunRecorder:
         call wins."""
         if self._stopped is None:
             self._stopped = (time.time(), time.monotonic())
+            self.generator.stop()
 
     def mark_drained(self) -> None:
         """Every user has finished (Locust's test_stop, after --stop-timeout at most)."""
@@ -207,6 +210,7 @@ class RunRecorder:
             "ports": _ports(connections["tcp_connects"], duration),
             "server": self._server_delta(),
             "workers": workers or [],
+            "generator": self.generator.summary(),
             **self.info.extra,
             **(self.info.sections(duration) if self.info.sections is not None else {}),
         }

@@ -18,6 +18,8 @@ Row = dict[str, Any]
 DEFAULT_SAME_RATIO = 1.1
 # Connections reused at least this many times on average get a reuse finding.
 DEFAULT_REUSE_MIN = 2.0
+# An open run's mean response time this many times a closed run's is coordinated omission.
+DEFAULT_OMISSION_RATIO = 2.0
 # Port-range shares below this are not worth a finding.
 DEFAULT_PORT_SHARE_MIN = 0.01
 
@@ -190,6 +192,32 @@ def unobservable(policies: list[Row]) -> str | None:
             "(only the client side is reported)")
 
 
+def generator_bound(p: Row) -> str | None:
+    """'shared: the load generator, not the target, was the bottleneck (CPU 97% ...)'."""
+    generator = p.get("generator") or {}
+    if not generator.get("saturated"):
+        return None
+    because = "; ".join(generator.get("saturated_because") or []) or "saturated"
+    return (f"{p['label']}: the load generator, not the target, was the bottleneck ({because}): "
+            "its latency figures include the generator's own delay (flagged)")
+
+
+def omission(policies: list[Row]) -> str | None:
+    """An open run next to a closed one: how much lower the closed run's latency is, and why."""
+    opened = next((p for p in policies if p.get("model") == "open" and p.get("response_mean_ms")), None)
+    closed = next((p for p in policies if p.get("model") == "closed" and p.get("avg_ms")), None)
+    if opened is None or closed is None:
+        return None
+    ratio = opened["response_mean_ms"] / closed["avg_ms"]
+    if ratio < DEFAULT_OMISSION_RATIO:
+        return None
+    return (f"{opened['label']} (open model): response time from the intended start mean "
+            f"{amount(opened['response_mean_ms'])} ms, p90 {amount(opened['response_p90_ms'] or 0)} ms, "
+            f"{amount(ratio)}× the mean of {closed['label']} (closed model: mean {amount(closed['avg_ms'])} ms, "
+            f"p95 {amount(closed['p95_ms'] or 0)} ms): closed users stop sending while the target is slow, so "
+            "their latency leaves the wait out (coordinated omission); the open figures are the honest ones")
+
+
 def interrupted(p: Row) -> str | None:
     if p["complete"]:
         return None
@@ -231,5 +259,7 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     found += server_agreement(policies)
     found += [failures(p) for p in policies]
     found.append(unobservable(policies))
+    found += [generator_bound(p) for p in policies]
+    found.append(omission(policies))
     found += [interrupted(p) for p in policies]
     return [f for f in found if f]

@@ -27,6 +27,7 @@ KERNEL_RESET_COUNTERS = ("EstabResets", "TCPAbortOnData", "TCPAbortOnClose")
 PORT_KEYS = ("range", "size", "tcp_tw_reuse", "new_connections_per_s", "time_wait_seconds",
              "forecast_time_wait", "forecast_share")
 SERVER_KEYS = ("connections_accepted", "requests")
+GENERATOR_KEYS = ("loop_lag_p99_ms", "loop_lag_max_ms", "cpu_percent", "saturated", "saturated_because")
 
 ENDED_SERVER_TW = "server TIME_WAIT"
 ENDED_CLIENT_TW = "client TIME_WAIT"
@@ -185,6 +186,15 @@ def _sockets(run: RunResult) -> dict[str, Any]:
             "server_side_observable": observable, "endpoints": list(sockets.endpoints)}
 
 
+def _model(run: RunResult) -> dict[str, Any]:
+    """Open (arrival rate) or closed (users), with the open model's response time from the
+    intended start: the coordinated-omission finding compares it with a closed run's latency."""
+    response = run.arrival.response_time_ms if run.arrival is not None else None
+    return {"model": "open" if run.arrival is not None else "closed", "avg_ms": number(run.stats.total.avg_ms),
+            "response_mean_ms": number(response.mean) if response is not None else None,
+            "response_p90_ms": number(response.p90) if response is not None else None}
+
+
 def policy_entry(run: RunResult) -> dict[str, Any]:
     """The summary row of one run."""
     entry: dict[str, Any] = {
@@ -203,6 +213,10 @@ def policy_entry(run: RunResult) -> dict[str, Any]:
     entry["ended_by"] = ended_by(entry)
     entry["failures_by_cause"] = _failures_by_cause(run.stats)
     entry["server"] = _picked(run.server, SERVER_KEYS)
+    entry["generator"] = _picked(run.generator, GENERATOR_KEYS)
+    entry.update(_model(run))
+    # A saturated generator's latencies include its own delay: flagged, not trusted.
+    entry["latency_flagged"] = bool(run.generator is not None and run.generator.saturated)
     entry["workers"] = run.dump()["workers"] if "workers" in run.model_fields_set else []
     entry["arrival"] = _arrival(run)
     return entry

@@ -26,6 +26,7 @@ from workload.results.run_sections import (
     EndpointFigures,
     ErrorRow,
     Figures,
+    Generator,
     HistoryPoint,
     Load,
     Number,
@@ -48,8 +49,9 @@ from workload.scenario.messages import data_path
 RUN_FILE = "run.json"
 RUN_SCHEMA = "workload.run/1"
 CORRUPT_FIX = "this run.json is incomplete or corrupt: re-run the load"
-__all__ = ["ArrivalFigures", "Connections", "EndpointFigures", "ErrorRow", "Figures", "HistoryPoint", "PeakEnd",
-           "Ports", "RunResult", "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary", "Worker", "read_run",
+__all__ = ["ArrivalFigures", "Connections", "EndpointFigures", "ErrorRow", "Figures", "Generator", "HistoryPoint",
+           "PeakEnd", "Ports", "RunResult", "Sockets", "Stage", "Stats", "ThresholdRow", "ThresholdSummary",
+           "Worker", "read_run",
            "validate_run", "write_run"]
 
 class RunResult(Section):
@@ -78,6 +80,7 @@ class RunResult(Section):
     workers: list[Worker] = []
     stages: list[Stage] | None = None
     arrival: ArrivalFigures | None = None  # the open model (`load.arrival`) only
+    generator: Generator | None = None  # the generator's loop lag and CPU (saturated or not)
     thresholds: ThresholdSummary | None = None
 
     model_config = ConfigDict(frozen=True, extra="allow", populate_by_name=True)

@@ -145,6 +145,20 @@ class Worker(Section):
     kernel: Any = None
 
 
+class Generator(Section):
+    """The load generator's own health (`workload.telemetry.generator`): loop lag and CPU."""
+
+    loop_lag_samples: Number | None = None
+    loop_lag_interval_ms: Number | None = None
+    loop_lag_p50_ms: Number | None = None
+    loop_lag_p99_ms: Number | None = None
+    loop_lag_max_ms: Number | None = None
+    cpu_percent: Number | None = None
+    cpu_percent_max: Number | None = None
+    saturated: StrictBool | None = None
+    saturated_because: list[StrictStr] = []
+
+
 class Stage(Section):
     """One stage of a shape run: planned users, then the measured figures (if it had two ticks)."""
 

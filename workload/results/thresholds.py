@@ -131,6 +131,10 @@ def _row_or_open(key: str, name: str) -> Reader:
     return read
 
 
+def _generator_lag(row: Row | None, run: RunResult) -> float | None:
+    return run.generator.loop_lag_p99_ms if run.generator is not None else None
+
+
 NO_REQUESTS = "no requests were recorded"
 NOT_OPEN = "the run is not an open-model run (no load.arrival), so this figure was not measured"
 METRICS: dict[str, Metric] = {
@@ -156,6 +160,8 @@ METRICS: dict[str, Metric] = {
     "max_dropped_ratio": Metric("dropped iterations ratio", "", AT_MOST,
                                 _open(lambda a: a.dropped_ratio), NOT_OPEN),
     "max_late_ratio": Metric("late starts ratio", "", AT_MOST, _open(lambda a: a.late_ratio), NOT_OPEN),
+    "max_generator_lag_ms": Metric("generator event-loop lag p99", "ms", AT_MOST, _generator_lag,
+                                   "the generator's loop lag was not measured (generator.loop_lag_p99_ms is null)"),
 }
 
 

@@ -104,6 +104,7 @@ RUN_LEVEL_THRESHOLDS = {"max_time_wait_client", "min_requests_per_connection", "
                         "min_tls_resumed_ratio",
                         "response_p99_ms", "service_p99_ms", "max_dropped_ratio", "max_late_ratio"}
 OPEN_MODEL_THRESHOLDS = ("response_p99_ms", "service_p99_ms", "max_dropped_ratio", "max_late_ratio")
+RUN_LEVEL_THRESHOLDS |= {"max_generator_lag_ms"}  # the generator's health is one per run
 
 
 class EndpointThresholds(Model):
@@ -145,6 +146,7 @@ class Thresholds(EndpointThresholds):
     service_p99_ms: PositiveFloat | None = None
     max_dropped_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
     max_late_ratio: Annotated[float, Field(ge=0, le=1)] | None = None
+    max_generator_lag_ms: PositiveFloat | None = None  # run.json generator.loop_lag_p99_ms
 
 
 # Per engine: the policy keys it cannot honour as written (what is wrong, how to fix it).

@@ -1,0 +1,267 @@
+"""Benchmark: the open model against theory and against the closed model (issue 11).
+
+    python benchmarks/open_model.py md1 [--seconds 20]        # M/D/1 mean wait at rho 0.5 and 0.8
+    python benchmarks/open_model.py stall                      # a 2 s stall: open vs closed (omission)
+    python benchmarks/open_model.py accuracy [--rate 1000]     # achieved vs offered; saturation found
+    python benchmarks/open_model.py max-rate [--policies shared,close]   # highest rate with < 1% late
+    python benchmarks/open_model.py all
+
+Every check prints measured vs expected and the script exits 1 when one is off.  Each run is a
+headless Locust child (`workload/main.py`) against the embedded demo target (its `/serial` M/D/1
+server, its one-off `/stalling` window) or a private nginx (a fast target), all on 127.0.0.1;
+every run is bounded by its duration.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # measure this checkout, not an installed copy
+from workload.demo.launcher import DemoTarget, start_demo_target  # noqa: E402
+
+MAIN = str(ROOT / "workload" / "main.py")
+NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
+NGINX_CONF = """daemon off; master_process off; worker_processes 1; pid {dir}/nginx.pid;
+error_log {dir}/error.log warn; events {{ worker_connections 4096; }}
+http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/proxy;
+  fastcgi_temp_path {dir}/fastcgi; uwsgi_temp_path {dir}/uwsgi; scgi_temp_path {dir}/scgi;
+  keepalive_requests 1000000;
+  server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }} }}
+"""
+FAILED: list[str] = []
+
+
+def check(ok: bool, text: str) -> None:
+    print(f"  [{'ok' if ok else 'OFF'}] {text}", flush=True)
+    if not ok:
+        FAILED.append(text)
+
+
+def run(work: Path, name: str, scenario: str, env: dict[str, str], *args: str) -> dict[str, Any]:
+    """One headless child run of `scenario` (YAML text); its run.json."""
+    path = work / f"{name}.yaml"
+    path.write_text(scenario)
+    command = [sys.executable, "-m", "locust", "-f", MAIN, "--headless", "--only-summary", "--scenario", str(path),
+               "--results-dir", str(work / "runs"), "--run-id", name, "--stop-timeout", "5", *args]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
+    result = work / "runs" / name / "run.json"
+    if not result.is_file():
+        raise SystemExit(f"{name}: no run.json (exit {done.returncode}):\n{done.stderr[-3000:]}")
+    return dict(json.loads(result.read_text()))
+
+
+def demo_env(demo: DemoTarget) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(ROOT), "WORKLOAD_DEMO_TARGET": demo.to_env()}
+
+
+def open_scenario(host: str, path: str, arrival: dict[str, Any], seconds: float, policy: str = "shared") -> str:
+    return json.dumps({"name": "bench", "target": host, "endpoints": [{"name": "e", "path": path}],
+                       "policies": {policy: {"timeout": {"connect": 10, "read": 30}}},
+                       "load": {"arrival": arrival, "duration": f"{seconds:g}s"}})
+
+
+def service_alone(demo: DemoTarget, path: str, count: int = 100) -> float:
+    """The server's mean service time (s) of `path`: how long it holds its one-at-a-time lock
+    (`held_ms`), with nothing else in the queue (one client, keep-alive)."""
+    import http.client
+
+    host, port = demo.http_url.split("//")[1].split(":")
+    conn = http.client.HTTPConnection(host, int(port), timeout=10)
+    held = []
+    for _ in range(count):
+        conn.request("GET", path)
+        held.append(json.loads(conn.getresponse().read())["held_ms"] / 1000)
+    conn.close()
+    return statistics.fmean(held)
+
+
+def md1(work: Path, seconds: float) -> None:
+    """Poisson arrivals at rho 0.5 and 0.8 on a 20 ms one-at-a-time server: mean wait vs M/D/1."""
+    print("M/D/1 (Poisson arrivals, /serial?ms=20):")
+    with start_demo_target() as demo:
+        service = service_alone(demo, "/serial?ms=20")
+        # The response time without queueing, through the same client path (Locust, requests,
+        # gevent): a run at a rate so low that requests almost never meet.
+        alone = run(work, "md1-alone", open_scenario("demo", "/serial?ms=20", {"rate": 5, "poisson": True, "seed": 3},
+                                                     6), demo_env(demo))["arrival"]["response_time_ms"]["mean"]
+        print(f"  service time measured alone: {service * 1000:.1f} ms held by the server (nominal 20 ms), "
+              f"{alone:.1f} ms response time at 5/s")
+        for rho in (0.5, 0.8):
+            rate = rho / service
+            arrival = {"rate": round(rate, 3), "poisson": True, "seed": 11, "max_in_flight": 1000}
+            figures = run(work, f"md1-{rho}", open_scenario("demo", "/serial?ms=20", arrival, seconds),
+                          demo_env(demo))
+            response = figures["arrival"]["response_time_ms"]["mean"]
+            wait, theory = response - alone, rho * service * 1000 / (2 * (1 - rho))
+            nominal = rho * 20 / (2 * (1 - rho))
+            saturated = figures["generator"]["saturated"]
+            check(abs(wait - theory) <= 0.2 * theory,
+                  f"rho {rho}: {rate:.1f}/s, {figures['arrival']['completed']} arrivals, mean wait {wait:.1f} ms vs "
+                  f"M/D/1 {theory:.1f} ms (with the measured service; {nominal:.0f} ms at exactly 20 ms)"
+                  f"{' [generator saturated]' if saturated else ''}")
+
+
+def stall(work: Path, seconds: float = 10.0) -> None:
+    """A target that stalls 2 s once in a 10 s run at 100/s: the open model sees it, closed users omit it."""
+    print("Stall (2 s once, 100/s, 10 s):")
+    path = "/stalling?after_ms=4000&for_ms=2000"
+    with start_demo_target() as demo:
+        demo.reset_stall()
+        arrival = {"rate": 100, "max_in_flight": 500}
+        opened = run(work, "stall-open", open_scenario("demo", path, arrival, seconds), demo_env(demo))
+        demo.reset_stall()
+        closed_scenario = json.dumps({
+            "name": "bench", "target": "demo", "endpoints": [{"name": "e", "path": path}], "policies": {"shared": {}},
+            "load": {"users": 10, "spawn_rate": 100, "rps": 100, "duration": f"{seconds:g}s"}})
+        closed = run(work, "stall-closed", closed_scenario, demo_env(demo))
+    response = opened["arrival"]["response_time_ms"]
+    total = closed["stats"]["total"]
+    print(f"  open:   {opened['arrival']['achieved_rate']:.0f}/s, response mean {response['mean']:.0f} ms, "
+          f"p90 {response['p90']:.0f} ms, p99 {response['p99']:.0f} ms")
+    print(f"  closed: {total['rps']:.0f}/s, mean {total['avg_ms']:.0f} ms, p95 {total['p95_ms']} ms, "
+          f"p99 {total['p99_ms']} ms")
+    check(response["p90"] >= 800 and response["mean"] >= 150, "open: response p90 >= 800 ms and mean >= 150 ms")
+    # run.json's closed figures have no p90: its p95 (>= its p90) 5x lower is the stronger claim.
+    check(total["p95_ms"] * 5 <= response["p90"] and total["avg_ms"] * 5 <= response["mean"],
+          "closed: p95 (>= p90) and mean at least 5x lower than the open run's p90 and mean (coordinated omission)")
+
+
+def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], str]:
+    if NGINX is None:
+        raise SystemExit("nginx is not installed (apt-get install nginx-light)")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    folder = work / "nginx"
+    folder.mkdir()
+    (folder / "nginx.conf").write_text(NGINX_CONF.format(dir=folder, port=port))
+    proc = subprocess.Popen([NGINX, "-c", str(folder / "nginx.conf"), "-p", str(folder)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    for _ in range(100):
+        try:
+            urllib.request.urlopen(url + "/", timeout=1).read()
+            return proc, url
+        except OSError:
+            time.sleep(0.1)
+    proc.terminate()
+    raise SystemExit("nginx did not start")
+
+
+def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
+    """Achieved within 1% of offered at `rate` against nginx, unless the generator saturated; and
+    a rate far beyond one process is reported as a saturated generator."""
+    print(f"Scheduler accuracy (nginx, {rate:g}/s and 20x that):")
+    proc, url = start_nginx(work)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    try:
+        for name, offered in (("accuracy", rate), ("saturate", rate * 20)):
+            figures = run(work, name, open_scenario(url, "/", {"rate": offered, "max_in_flight": 200}, seconds), env)
+            a, g = figures["arrival"], figures["generator"]
+            done = a["completed"] / max(figures["duration_s"], 1e-9)
+            print(f"  {offered:g}/s: scheduled {a['offered_rate']:.0f}/s, started {a['achieved_rate']:.0f}/s, "
+                  f"completed {done:.0f}/s, late {a['late_ratio']:.1%}, dropped {a['dropped_ratio']:.1%}; generator "
+                  f"lag p99 {g['loop_lag_p99_ms']} ms, CPU {g['cpu_percent']}%, saturated {g['saturated']}")
+            if name == "accuracy":
+                check(g["saturated"] or abs(a["achieved_rate"] - offered) <= 0.01 * offered,
+                      f"achieved within 1% of {offered:g}/s (or the generator saturated: {g['saturated']})")
+            else:
+                check(g["saturated"] or a["late_ratio"] < 0.01, f"at {offered:g}/s the saturation is found")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def max_rate(work: Path, policies: list[str], seconds: float = 3.0) -> None:
+    """The highest rate (doubling from 25/s, then one bisection step) with < 1% late starts, per policy and
+    target; and the open path's CPU per request vs closed users at that rate."""
+    print("Highest arrival rate with < 1% late starts (one generator process):")
+    proc, url = start_nginx(work)
+    try:
+        with start_demo_target() as demo:
+            for target, host, env in (("nginx", url, {**os.environ, "PYTHONPATH": str(ROOT)}),
+                                      ("demo", "demo", demo_env(demo))):
+                for policy in policies:
+                    best = _highest(work, target, host, policy, env, seconds)
+                    print(f"  {target:<6} {policy:<8} {best:g}/s" if best else
+                          f"  {target:<6} {policy:<8} below 25/s (>= 1% late already at 25/s)")
+                    if policy == policies[0]:
+                        _overhead(work, target, host, policy, env, max(best / 2, 25.0), seconds)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def _late(work: Path, name: str, host: str, policy: str, env: dict[str, str], rate: float, seconds: float) -> float:
+    figures = run(work, name, open_scenario(host, "/", {"rate": rate, "max_in_flight": 500}, seconds, policy), env)
+    a = figures["arrival"]
+    return float(a["late_ratio"] or 0) + float(a["dropped_ratio"] or 0)
+
+
+def _highest(work: Path, target: str, host: str, policy: str, env: dict[str, str], seconds: float) -> float:
+    rate, best = 25.0, 0.0
+    while rate <= 6400:
+        if _late(work, f"max-{target}-{policy}-{rate:g}", host, policy, env, rate, seconds) >= 0.01:
+            break
+        best, rate = rate, rate * 2
+    if best and rate <= 6400:
+        middle = (best + rate) / 2
+        if _late(work, f"max-{target}-{policy}-{middle:g}", host, policy, env, middle, seconds) < 0.01:
+            best = middle
+    return best
+
+
+def _overhead(work: Path, target: str, host: str, policy: str, env: dict[str, str], rate: float,
+              seconds: float) -> None:
+    """CPU per request, closed users (paced to `rate`) / open arrivals at `rate`: >= 0.95 wanted."""
+    opened = run(work, f"ovh-open-{target}", open_scenario(host, "/", {"rate": rate, "max_in_flight": 500}, seconds,
+                                                            policy), env)
+    closed_scenario = json.dumps({"name": "bench", "target": host, "endpoints": [{"name": "e", "path": "/"}],
+                                  "policies": {policy: {}}, "load": {"users": 20, "spawn_rate": 100, "rps": rate,
+                                                                      "duration": f"{seconds:g}s"}})
+    closed = run(work, f"ovh-closed-{target}", closed_scenario, env)
+
+    def cpu_per_request(figures: dict[str, Any]) -> float:
+        requests = max(figures["stats"]["total"]["requests"], 1)
+        return float(figures["generator"]["cpu_percent"]) * figures["duration_s"] / requests
+
+    ratio = cpu_per_request(closed) / max(cpu_per_request(opened), 1e-9)
+    check(ratio >= 0.95, f"{target} {policy} at {rate:g}/s: CPU per request closed/open = {ratio:.2f} (>= 0.95)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("check", choices=("md1", "stall", "accuracy", "max-rate", "all"))
+    parser.add_argument("--seconds", type=float, default=20.0, help="M/D/1 run length per utilisation")
+    parser.add_argument("--rate", type=float, default=1000.0, help="scheduler accuracy rate")
+    parser.add_argument("--policies", default="shared,close", help="max-rate: policies to try")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory(prefix="workload-open-bench-") as folder:
+        work = Path(folder)
+        if args.check in ("md1", "all"):
+            md1(work, args.seconds)
+        if args.check in ("stall", "all"):
+            stall(work)
+        if args.check in ("accuracy", "all"):
+            accuracy(work, args.rate)
+        if args.check in ("max-rate", "all"):
+            max_rate(work, args.policies.split(","))
+    print("FAILED: " + "; ".join(FAILED) if FAILED else "all checks passed")
+    return 1 if FAILED else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
