@@ -1,0 +1,99 @@
+"""Two hosts for real: the target in one network namespace, the generator in another (see
+`tests.netns`).  The generator's socket table then holds only the client's sockets, as in
+production: the report must say the server side is not observable (never a 0 as if measured),
+count the client's TIME_WAIT exactly (against `ss` in the generator's namespace), and show who
+closes first (`close`: the server, `fresh`: the client) as each side's own table sees it."""
+
+from __future__ import annotations
+
+import json
+import sys
+import textwrap
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.netns import Host, Lab
+
+PORT = 8080  # the target namespace's own port space: no collision with anything else
+
+
+def start_target(host: Host, folder: Path, *extra: str) -> str:
+    """The demo target listening on `host`'s lab address; returns its base URL."""
+    ready = folder / f"ready-{host.netns}.json"
+    proc = host.start([sys.executable, "-m", "workload.demo", "--host", host.address, "--allow-external-bind",
+                       "--port", str(PORT), "--no-tls", "--ready-file", str(ready), *extra])
+    deadline = time.monotonic() + 30
+    while not (ready.exists() and ready.read_text().endswith("\n")):
+        assert proc.poll() is None, proc.stderr.read() if proc.stderr else proc.returncode
+        assert time.monotonic() < deadline, "the demo target did not start in its namespace"
+        time.sleep(0.1)
+    return f"http://{host.address}:{PORT}"
+
+
+def scenario(folder: Path, url: str, rps: int = 40) -> Path:
+    path = folder / "two-hosts.yaml"
+    path.write_text(textwrap.dedent(f"""
+        name: two-hosts
+        target: {url}
+        endpoints: [{{name: home, path: /}}]
+        policies: {{close: {{}}, fresh: {{}}}}
+        load: {{users: 2, spawn_rate: 2, duration: 2s, rps: {rps}}}
+    """))
+    return path
+
+
+def runs(out: Path) -> dict[str, dict[str, Any]]:
+    return {p.name: json.loads((p / "run.json").read_text()) for p in sorted((out / "runs").iterdir()) if p.is_dir()}
+
+
+def table(markdown: str, heading: str) -> dict[str, dict[str, str]]:
+    """A report.md table under `## heading`, as {policy: {column: cell}}."""
+    lines = markdown.split(f"## {heading}\n", 1)[1].split("\n## ", 1)[0].strip().splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines if line.startswith("|")]
+    header, body = rows[0], rows[2:]
+    return {row[0]: dict(zip(header, row, strict=True)) for row in body}
+
+
+@pytest.mark.slow
+def test_remote_target_server_side_not_observable_client_time_wait_exact_and_who_closes_first(tmp_path, netns_lab):
+    lab: Lab = netns_lab("target", "gen")
+    target, gen = lab["target"], lab["gen"]
+    url = start_target(target, tmp_path)
+    out = tmp_path / "cmp"
+    done = gen.run([sys.executable, "-m", "workload.cli", "compare", str(scenario(tmp_path, url)),
+                    "--policies", "close,fresh", "--out", str(out)], timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    got = runs(out)
+    close, fresh = got["close"], got["fresh"]
+    # What each host's own table holds, from `ss` (TIME_WAIT lasts 60 s: nothing expired yet).
+    client_tw, server_tw = gen.time_wait(PORT, "client"), target.time_wait(PORT, "server")
+    assert gen.time_wait(PORT, "server") == 0 and target.time_wait(PORT, "client") == 0  # two tables
+
+    for run in (close, fresh):
+        sockets = run["sockets"]
+        assert run["target"]["local"] is False and sockets["server_side_observable"] is False
+        for key in ("time_wait_server", "established_server"):
+            assert sockets[key] == {"peak": None, "end": None}  # unknown, never 0
+        assert run["stats"]["total"]["requests"] > 0 and run["failures_by_cause"] == {}
+    # Client-side TIME_WAIT exactly: each run counts its own (the later run's baseline excludes
+    # the earlier one's), together they are what `ss` sees in the generator's namespace.
+    assert close["sockets"]["time_wait_client"]["end"] + fresh["sockets"]["time_wait_client"]["end"] == client_tw
+    # Who closes first, as each side sees it: `fresh` closes every connection from the client ...
+    assert fresh["sockets"]["time_wait_client"]["end"] == fresh["connections"]["tcp_connects"]
+    # ... `close` leaves it to the server: the target's table holds the rest of close's connections
+    # (a client that closes before the server's FIN arrives holds a few itself), fresh adds none there.
+    close_connects = close["connections"]["tcp_connects"]
+    assert server_tw == close_connects - close["sockets"]["time_wait_client"]["end"]
+    assert server_tw > close_connects / 2
+
+    report = (out / "report.md").read_text()
+    sockets_table, connections_table = table(report, "Sockets"), table(report, "Connections")
+    for policy in ("close", "fresh"):
+        row = sockets_table[policy]
+        assert row["TIME_WAIT server peak"] == row["TIME_WAIT server end"] == "not observable"
+        assert row["TIME_WAIT client end"] == str(got[policy]["sockets"]["time_wait_client"]["end"])
+        assert connections_table[policy]["server accepted"] == "not observable"
+    assert "the target is remote, so server-side TIME_WAIT is not observable" in report
