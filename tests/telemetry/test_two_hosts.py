@@ -97,3 +97,45 @@ def test_remote_target_server_side_not_observable_client_time_wait_exact_and_who
         assert row["TIME_WAIT client end"] == str(got[policy]["sockets"]["time_wait_client"]["end"])
         assert connections_table[policy]["server accepted"] == "not observable"
     assert "the target is remote, so server-side TIME_WAIT is not observable" in report
+
+
+MASTER_PORT = 5557  # the master namespace's own port space
+
+
+@pytest.mark.slow
+def test_master_and_two_workers_on_three_hosts_count_time_wait_per_host_and_connections_summed(tmp_path, netns_lab):
+    """A master and two workers, each in its own namespace (three socket tables), against a target
+    in a fourth: TIME_WAIT counted per host (each worker's table exactly, per `ss`), summed over the
+    two hosts; connections the sum of both workers'."""
+    lab: Lab = netns_lab("target", "master", "w1", "w2")
+    url = start_target(lab["target"], tmp_path)
+    main = str(Path(__file__).resolve().parents[2] / "workload" / "main.py")
+    master = lab["master"].start(
+        [sys.executable, "-m", "locust", "-f", main, "--master", "--headless", "--scenario",
+         str(scenario(tmp_path, url)), "--policy", "fresh", "-u", "4", "-r", "4", "-t", "3s",
+         "--master-bind-host", lab["master"].address, "--master-bind-port", str(MASTER_PORT),
+         "--expect-workers", "2", "--results-dir", str(tmp_path / "results"), "--run-id", "cluster"])
+    worker = [sys.executable, "-m", "locust", "-f", main, "--worker", "--master-host", lab["master"].address,
+              "--master-port", str(MASTER_PORT)]
+    workers = [lab[name].start(worker) for name in ("w1", "w2")]
+    assert master.wait(timeout=120) == 0, master.stderr.read()[-3000:] if master.stderr else ""
+    assert [proc.wait(timeout=30) for proc in workers] == [0, 0]
+    run = json.loads((tmp_path / "results" / "cluster" / "run.json").read_text())
+    entries = {entry["netns"]: entry for entry in run["workers"]}
+    assert len(entries) == 2 and all(entry["final"] and entry["requests"] > 0 for entry in entries.values())
+    sockets = run["sockets"]
+    assert sockets["aggregation"] == "per host" and sockets["hosts"] == 2 and sockets["source"] == "netlink"
+    # Each worker's host table, exactly as `ss` counts it in that namespace (no worker sees the other's).
+    per_host = [lab[name].time_wait(PORT, "client") for name in ("w1", "w2")]
+    assert sorted(e["sockets"]["time_wait_client"]["end"] for e in entries.values()) == sorted(per_host)
+    assert all(count > 0 for count in per_host)
+    # Users stopped mid-request left no connection open behind the worker's final sample.
+    assert [e["sockets"]["established_client"]["end"] for e in entries.values()] == [0, 0]
+    assert sockets["time_wait_client"]["end"] == sum(per_host)  # two tables: summed, not the larger
+    assert sockets["server_side_observable"] is False and sockets["time_wait_server"] == {"peak": None, "end": None}
+    connects = [e["connections"]["tcp_connects"] for e in entries.values()]
+    assert run["connections"]["tcp_connects"] == sum(connects)
+    # fresh: one client TIME_WAIT per connection; a connect a stopped user left unfinished is not
+    # counted as one (at most one per user) but its socket still closes from the client.
+    assert 0 <= sum(per_host) - sum(connects) <= 4
+    assert lab["master"].time_wait(PORT, "client") == 0  # the master sends no requests
