@@ -149,6 +149,7 @@ class RunController:
             server_stats=demo.stats if demo is not None else None,
             extra=extra,
             requested_s=_requested_s(extra, self.run_time or opts.run_time),
+            agent=current.loaded.model.target.agent,
         )
 
     def _out_dir(self) -> Path:

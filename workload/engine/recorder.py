@@ -34,6 +34,7 @@ from workload.telemetry import (
     port_headroom,
     system_resolver,
 )
+from workload.telemetry.agent import RunServerSide
 from workload.telemetry.connections import STATS
 
 log = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class RunInfo:
     server_stats: Callable[[], dict[str, Any]] | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     requested_s: float | None = None  # -t / the web UI's run time / a shape's planned length
+    agent: str | None = None  # target.agent: a server agent measuring the server side (remote target)
 
 
 def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
@@ -84,7 +86,9 @@ class RunRecorder:
         self.info = info
         self.out_dir = out_dir
         self.history: list[dict[str, Any]] = []
-        self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
+        endpoints = target_endpoints(info.urls)
+        self.sampler = SocketSampler(endpoints, server_side_observable=info.local_target)
+        self.server_side = RunServerSide(info.agent, endpoints, info.local_target)
         self.kernel = KernelCounters()
         self._server_before = self._server_stats()
         self.finished: RunResult | None = None  # redacted, as written
@@ -96,6 +100,7 @@ class RunRecorder:
         STATS.reset()
         self.kernel.start()
         self.sampler.start()
+        self.server_side.start()
         self.started_at, self._started_mono = time.time(), time.monotonic()
 
     def tick(self, stats: Any, users: int) -> None:
@@ -169,6 +174,7 @@ class RunRecorder:
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
         sockets = _rebased(self._stop_sampler(), self.sampler.started_monotonic - self._started_mono)
+        sockets = self.server_side.finish(sockets)
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)
