@@ -6,7 +6,9 @@ a worker says hello; the master answers with a probe, sealed when it has a key; 
 that cannot open it (no key, another key) or that has a key and gets it unsealed says why,
 tells the master (which logs it) and leaves the cluster, exit code 2.
 The spawn-time check (`leave_cluster` from the locustfile) remains for a hello that raced
-the master's own start.
+the master's own start.  A master still waiting for workers forgets one that left before its
+`quit` arrives (`forget_waiting_worker`): Locust would otherwise end a headless master that has
+lost its last worker, and workers connecting later would never be taken in.
 
 Works through the runner objects it is given (no locust import).
 """
