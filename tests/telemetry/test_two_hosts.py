@@ -79,15 +79,20 @@ def test_remote_target_server_side_not_observable_client_time_wait_exact_and_who
         for key in ("time_wait_server", "established_server"):
             assert sockets[key] == {"peak": None, "end": None}  # unknown, never 0
         assert run["stats"]["total"]["requests"] > 0 and run["failures_by_cause"] == {}
-    # Client-side TIME_WAIT exactly: each run counts its own (the later run's baseline excludes
-    # the earlier one's), together they are what `ss` sees in the generator's namespace.
-    assert close["sockets"]["time_wait_client"]["end"] + fresh["sockets"]["time_wait_client"]["end"] == client_tw
-    # Who closes first, as each side sees it: `fresh` closes every connection from the client ...
-    assert fresh["sockets"]["time_wait_client"]["end"] == fresh["connections"]["tcp_connects"]
+    # Client-side TIME_WAIT: each run counts its own (the later run's baseline excludes the earlier
+    # one's), together they are what `ss` sees in the generator's namespace; short only by a close
+    # still in flight (FIN_WAIT) at a run's final sample, at most one per user and run.
+    counted = close["sockets"]["time_wait_client"]["end"] + fresh["sockets"]["time_wait_client"]["end"]
+    assert 0 <= client_tw - counted <= 4, (counted, client_tw)
+    for run in (close, fresh):  # users stopped mid-request left no connection behind the final sample
+        assert run["sockets"]["established_client"]["end"] == 0
+    # Who closes first, as each side sees it: `fresh` closes every connection from the client (give
+    # or take a connect that a stopping user left unfinished, at most one per user) ...
+    assert abs(fresh["sockets"]["time_wait_client"]["end"] - fresh["connections"]["tcp_connects"]) <= 2
     # ... `close` leaves it to the server: the target's table holds the rest of close's connections
     # (a client that closes before the server's FIN arrives holds a few itself), fresh adds none there.
     close_connects = close["connections"]["tcp_connects"]
-    assert server_tw == close_connects - close["sockets"]["time_wait_client"]["end"]
+    assert abs(server_tw - (close_connects - close["sockets"]["time_wait_client"]["end"])) <= 2
     assert server_tw > close_connects / 2
 
     report = (out / "report.md").read_text()

@@ -10,6 +10,7 @@ environment and stats objects, so it does not import locust.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import re
@@ -173,6 +174,10 @@ class RunRecorder:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
+        # Users killed mid-request (Locust's stop) keep their connection referenced from the killed
+        # greenlet's traceback until a cyclic collection: free them now, so those sockets are closed
+        # (by the client) before the final sample rather than just after it.
+        gc.collect()
         sockets = _rebased(self._stop_sampler(), self.sampler.started_monotonic - self._started_mono)
         sockets = self.server_side.finish(sockets)
         kernel = self.kernel.stop()
