@@ -12,6 +12,7 @@ from collections.abc import Iterator
 import pytest
 import requests
 
+from workload.demo.launcher import DemoTarget, start_demo_target
 from workload.errors import TelemetryError
 from workload.telemetry import agent as agent_module
 from workload.telemetry.agent import Agent, AgentClient, auth_value, authentic, serve
@@ -20,9 +21,20 @@ KEY = b"k" * 32
 
 
 @pytest.fixture
-def running_agent(demo_target) -> Iterator[tuple[str, int]]:
-    """An agent serving the demo target's port, on a free loopback port; yields (url, target port)."""
-    port = int(demo_target.http_url.rsplit(":", 1)[1])
+def own_target() -> Iterator[DemoTarget]:
+    """A demo target of this test alone: no other test's sockets on its port (they would expire
+    during the test and change the `ss` counts compared here)."""
+    target = start_demo_target()
+    try:
+        yield target
+    finally:
+        target.stop()
+
+
+@pytest.fixture
+def running_agent(own_target) -> Iterator[tuple[str, int]]:
+    """An agent serving the target's port, on a free loopback port; yields (url, target port)."""
+    port = int(own_target.http_url.rsplit(":", 1)[1])
     agent = Agent(KEY, frozenset({port}), max_seconds=60)
     server = serve(agent, "127.0.0.1", 0)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -54,17 +66,17 @@ def _time_wait(port: int, side: str) -> int:
     return len(out.splitlines())
 
 
-def test_a_session_counts_the_server_side_of_its_run_only(running_agent, demo_target):
+def test_a_session_counts_the_server_side_of_its_run_only(running_agent, own_target):
     url, port = running_agent
     with requests.Session() as before:  # sockets from before the session: its baseline
         for _ in range(3):
-            before.get(demo_target.http_url + "/", headers={"Connection": "close"}, timeout=5)
+            before.get(own_target.http_url + "/", headers={"Connection": "close"}, timeout=5)
     time.sleep(0.2)
     server_before, client_before = _time_wait(port, "server"), _time_wait(port, "client")
     client = AgentClient(url, KEY)
     client.start([f"127.0.0.1:{port}"])
     for _ in range(5):  # Connection: close: mostly the server closes first (TIME_WAIT on its side)
-        requests.get(demo_target.http_url + "/", headers={"Connection": "close"}, timeout=5)
+        requests.get(own_target.http_url + "/", headers={"Connection": "close"}, timeout=5)
     time.sleep(0.3)
     figures = client.stop()
     server_new = _time_wait(port, "server") - server_before
