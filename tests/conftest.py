@@ -45,3 +45,24 @@ def fresh_secret_registry() -> Iterator[None]:
     REGISTRY.clear()
     yield
     REGISTRY.clear()
+
+
+@pytest.fixture
+def netns_lab() -> Iterator[object]:
+    """`netns_lab("target", "gen")`: hosts in private network namespaces (see `tests.netns`),
+    deleted after the test even when it fails; skipped, with the reason, where it cannot run."""
+    from tests.netns import Lab, skip_reason
+
+    if reason := skip_reason():
+        pytest.skip(reason)
+    labs: list[Lab] = []
+
+    def make(*names: str) -> Lab:
+        labs.append(Lab(names))
+        return labs[-1]
+
+    try:
+        yield make
+    finally:
+        for lab in labs:
+            lab.close()

@@ -1,5 +1,5 @@
 """Command line: `workload validate | check | schema | new | import-har | serve | compare | capacity | report`,
-`workload cluster-key`.
+`workload agent | cluster-key`.
 
 Does not import locust (which monkey-patches the process): load runs happen in `locust`
 child processes started by `workload.commands.compare`.  Every `WorkloadError` becomes its
@@ -152,6 +152,26 @@ def _cluster_key(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _agent(args: argparse.Namespace) -> int:
+    from workload.telemetry.agent import Agent, agent_key, serve
+
+    agent = Agent(agent_key(), frozenset(args.port), args.max_seconds)
+    try:
+        server = serve(agent, args.bind, args.listen)
+    except OSError as exc:
+        print(f"workload: error: cannot listen on {args.bind}:{args.listen}: {exc}", file=sys.stderr)
+        return ExitCode.BAD_INPUT
+    host, port = str(server.server_address[0]), int(server.server_address[1])
+    print(f"workload agent: serving the server side of port(s) {', '.join(map(str, sorted(args.port)))} "
+          f"on http://{host}:{port}", flush=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        agent.close()
+    return 0
+
+
 def _split(value: str | None) -> list[str] | None:
     return [v.strip() for v in value.split(",") if v.strip()] if value else None
 
@@ -246,6 +266,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dirs", nargs="+", metavar="RUN_DIR")
     p.add_argument("--out", default=None, help="report directory (default: the first run's parent)")
     p.set_defaults(run=_report)
+
+    p = sub.add_parser("agent", help="on a target host: serve its socket table's server side to runs "
+                       "(needs WORKLOAD_AGENT_KEY)")
+    p.add_argument("--port", type=_number(int, 1, 65535), action="append", required=True,
+                   help="a target port whose server-side sockets runs may sample (repeatable)")
+    p.add_argument("--bind", default="127.0.0.1", help="address to listen on (default 127.0.0.1: this host only)")
+    p.add_argument("--listen", type=PORT, default=9107, help="port to listen on (default 9107)")
+    p.add_argument("--max-seconds", type=POSITIVE, default=3600.0, help="longest sampling session (default 3600)")
+    p.set_defaults(run=_agent)
 
     p = sub.add_parser("cluster-key", help="print a fresh WORKLOAD_CLUSTER_KEY for a master and its workers")
     p.set_defaults(run=_cluster_key)

@@ -6,7 +6,9 @@ a worker says hello; the master answers with a probe, sealed when it has a key; 
 that cannot open it (no key, another key) or that has a key and gets it unsealed says why,
 tells the master (which logs it) and leaves the cluster, exit code 2.
 The spawn-time check (`leave_cluster` from the locustfile) remains for a hello that raced
-the master's own start.
+the master's own start.  A master still waiting for workers forgets one that left before its
+`quit` arrives (`forget_waiting_worker`): Locust would otherwise end a headless master that has
+lost its last worker, and workers connecting later would never be taken in.
 
 Works through the runner objects it is given (no locust import).
 """
@@ -30,6 +32,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("workload")
 HELLO, PROBE, LEFT = "workload_hello", "workload_key_probe", "workload_worker_left"
 PROBE_TEXT = "workload cluster key probe"
+STATE_WAITING = "ready"  # locust.runners.STATE_INIT: a master before its first run (checked by a test)
 
 
 def install_master(environment: Environment) -> None:
@@ -42,9 +45,24 @@ def install_master(environment: Environment) -> None:
     def on_left(environment: Environment, msg: Message, **_kw: Any) -> None:
         # A peer's words: bounded, so a rogue one cannot flood the master's log.
         log.warning("workload: worker %.100s left the cluster: %.1000s", msg.node_id, msg.data)
+        forget_waiting_worker(runner, msg.node_id)
 
     runner.register_message(HELLO, on_hello)
     runner.register_message(LEFT, on_left)
+
+
+def forget_waiting_worker(runner: Runner, node_id: str) -> None:
+    """Drop a worker that left before any run, ahead of the `quit` it sends next.
+
+    Locust's master handles a worker's `quit` by stopping the test when no worker is left and,
+    when headless, by quitting itself, which kills its message listener while `main` still waits
+    for `--expect-workers`: every worker connecting after that is never taken in ("0 of 2
+    connected").  A worker this master has forgotten has its `quit` ignored.  During a run the
+    worker stays known, so Locust rebalances or stops the run as usual.
+    """
+    clients = getattr(runner, "clients", None)
+    if clients is not None and runner.state == STATE_WAITING and node_id in clients:
+        del clients[node_id]
 
 
 def install_worker(environment: Environment) -> None:

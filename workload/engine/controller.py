@@ -159,6 +159,7 @@ class RunController:
             extra=extra,
             requested_s=_requested_s(extra, self.run_time or opts.run_time),
             sections=self._arrival_section if current.loaded.model.load.arrival is not None else None,
+            agent=current.loaded.model.target.agent,
         )
 
     def _arrival_figures(self) -> dict[str, Any]:

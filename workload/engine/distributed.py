@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from locust.runners import STATE_MISSING, STATE_RUNNING, STATE_SPAWNING, MasterRunner, WorkerRunner
 
+import gc
 import logging
 import os
 import socket
@@ -106,6 +107,10 @@ class WorkerTelemetry:
             return
         self._loop.kill(block=False)
         self._loop = None
+        # Users killed mid-request (Locust's stop) keep their connection referenced from the killed
+        # greenlet's traceback until a cyclic collection: free them now, so the client closes those
+        # sockets before the final sample, as the process exit would close them a moment later.
+        gc.collect()
         if send:
             self.send(final=True)
         self.sampler = self.kernel = None

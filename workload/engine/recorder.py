@@ -10,6 +10,7 @@ environment and stats objects, so it does not import locust.
 from __future__ import annotations
 
 import csv
+import gc
 import json
 import logging
 import re
@@ -34,6 +35,7 @@ from workload.telemetry import (
     port_headroom,
     system_resolver,
 )
+from workload.telemetry.agent import RunServerSide
 from workload.telemetry.connections import COUNTER_KEYS, STATS
 from workload.telemetry.generator import GeneratorHealth
 
@@ -60,6 +62,7 @@ class RunInfo:
     requested_s: float | None = None  # -t / the web UI's run time / a shape's planned length
     # Sections measured by the end of the run (the open model's `arrival`), given its duration.
     sections: Callable[[float], dict[str, Any]] | None = None
+    agent: str | None = None  # target.agent: a server agent measuring the server side (remote target)
 
 
 def target_endpoints(urls: list[str]) -> tuple[Endpoint, ...]:
@@ -87,7 +90,9 @@ class RunRecorder:
         self.info = info
         self.out_dir = out_dir
         self.history: list[dict[str, Any]] = []
-        self.sampler = SocketSampler(target_endpoints(info.urls), server_side_observable=info.local_target)
+        endpoints = target_endpoints(info.urls)
+        self.sampler = SocketSampler(endpoints, server_side_observable=info.local_target)
+        self.server_side = RunServerSide(info.agent, endpoints, info.local_target)
         self.kernel = KernelCounters()
         self.generator = GeneratorHealth()  # fed by the engine's hiccup greenlet (engine/hiccup.py)
         self._server_before = self._server_stats()
@@ -100,6 +105,7 @@ class RunRecorder:
         STATS.reset()
         self.kernel.start()
         self.sampler.start()
+        self.server_side.start()
         self.started_at, self._started_mono = time.time(), time.monotonic()
 
     def tick(self, stats: Any, users: int) -> None:
@@ -181,7 +187,12 @@ class RunRecorder:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
+        # Users killed mid-request (Locust's stop) keep their connection referenced from the killed
+        # greenlet's traceback until a cyclic collection: free them now, so those sockets are closed
+        # (by the client) before the final sample rather than just after it.
+        gc.collect()
         sockets = _rebased(self._stop_sampler(), self.sampler.started_monotonic - self._started_mono)
+        sockets = self.server_side.finish(sockets)
         kernel = self.kernel.stop()
         total = stats.total
         connections = _merge_connections(STATS.snapshot(total.num_requests), workers)

@@ -108,6 +108,9 @@ class Sockets(Section):
     server_side_observable: StrictBool | None = None
     source: StrictStr | None = None
     source_fallback: StrictStr | None = None
+    server_side: StrictStr | None = None  # "client host" | "agent" | null: where server figures were measured
+    server_agent: StrictStr | None = None
+    server_side_error: StrictStr | None = None
     time_wait_client: PeakEnd | None = None
     time_wait_server: PeakEnd | None = None
     established_client: PeakEnd | None = None

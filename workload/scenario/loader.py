@@ -13,6 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path as FsPath
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import ValidationError
 
@@ -135,6 +136,7 @@ def _check_hosts(model: Scenario, source: Source) -> list[Problem]:
     target = model.target
     problems = [source.problem(("target", *key), *why) for key, url in _host_entries(model)
                 if (why := url_problem(url))]
+    problems += _check_agent(model, source)
     for path, req in _requests(model):
         if req.host is not None and req.host not in target.hosts:
             fix = did_you_mean(req.host, list(target.hosts), noun="host name") if target.hosts \
@@ -144,6 +146,21 @@ def _check_hosts(model: Scenario, source: Source) -> list[Problem]:
             problems.append(source.problem(path, "the request names no host and the target has no default",
                                            "add 'host: <name>' or set 'target: {host: ...}'"))
     return problems
+
+
+def _check_agent(model: Scenario, source: Source) -> list[Problem]:
+    """`target.agent`: a base URL on a host the scenario declares (a run never asks anyone else)."""
+    agent = model.target.agent
+    if agent is None:
+        return []
+    if why := urls.url_problem(agent):
+        return [source.problem(("target", "agent"), *why)]
+    declared = {urlsplit(url).hostname for _key, url in _host_entries(model) if url != DEMO_HOST}
+    if urlsplit(agent).hostname not in declared:
+        return [source.problem(("target", "agent"), f"agent host '{urlsplit(agent).hostname}' is not a declared "
+                               "target host", "run the agent on the target's host and use that host in its URL "
+                               f"({', '.join(sorted(h for h in declared if h)) or 'no host declared'})")]
+    return []
 
 
 def _host_entries(model: Scenario) -> list[tuple[Path, str]]:

@@ -280,6 +280,7 @@ class Target(Model):
     cert: str | list[str] | None = None
     cookies: list[PresetCookie] = []
     follow_offsite_redirects: bool = False  # redirects to undeclared hosts fail (redirect_offsite)
+    agent: str | None = None  # a `workload agent` on a declared target host: server-side socket figures
 
     @model_validator(mode="before")
     @classmethod

@@ -90,12 +90,23 @@ def merge_sockets(reports: list[Report]) -> dict[str, Any]:
                                 for group in sections.values()])
             for figure in ("peak", "end")
         }
+    merged["source"] = merge_source(s.get("source") for group in sections.values() for s in group)
+    fallbacks = sorted({s["source_fallback"] for group in sections.values() for s in group
+                        if s.get("source_fallback")})
+    if fallbacks:
+        merged["source_fallback"] = "; ".join(fallbacks)
     merged["samples"] = sum(int(s.get("samples") or 0) for group in sections.values() for s in group)
     merged["series"] = merge_series([[s.get("series") or [] for s in group] for group in sections.values()])
     errors = sorted({s["error"] for group in sections.values() for s in group if s.get("error")})
     if errors:
         merged["error"] = "; ".join(errors)
     return merged
+
+
+def merge_source(sources: Iterable[Any]) -> str | None:
+    """The workers' table sources: the one they all used, else each named ("netlink+proc")."""
+    named = sorted({str(source) for source in sources if source})
+    return "+".join(named) if named else None
 
 
 def _host_series(series_of_workers: list[list[dict[str, Any]]]) -> dict[int, dict[str, Any]]:
