@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    StrictFloat,
+    StrictInt,
+    StrictStr,
+    model_serializer,
+)
 
 Number = StrictInt | StrictFloat  # an int stays an int on disk (3, not 3.0); a bool is no number
 Name = Annotated[StrictStr, Field(min_length=1)]
@@ -33,19 +43,18 @@ class Figures(Section):
     max_ms: Number | None = None
 
 
-class EndpointFigures(Section):
-    """One endpoint's row (`method` and `name` first, as in stats.csv)."""
+class EndpointFigures(Figures):
+    """One endpoint's row: the total row's figures, named by `method` and `name` (written first,
+    as in stats.csv)."""
 
     method: StrictStr = ""
     name: StrictStr = ""
-    requests: Number
-    failures: Number
-    rps: Number
-    p50_ms: Number | None = None
-    p95_ms: Number | None = None
-    p99_ms: Number | None = None
-    avg_ms: Number | None = None
-    max_ms: Number | None = None
+
+    @model_serializer(mode="wrap")
+    def _named_first(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        names: dict[str, Any] = {key: data.pop(key) for key in ("method", "name") if key in data}
+        return {**names, **data}
 
 
 class ErrorRow(Section):
