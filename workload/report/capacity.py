@@ -206,13 +206,16 @@ def render_html(result: dict[str, Any]) -> str:
     return _TEMPLATE.render(r=result, css=CSS, headline=headline, tables=shown, charts=charts, notes=NOTES)
 
 
-def write_capacity(result: dict[str, Any], out_dir: str | Path) -> CapacityPaths:
-    """Write capacity.json, capacity.md and capacity.html to `out_dir`."""
+def write_capacity(result: dict[str, Any], out_dir: str | Path,
+                   markdown: Callable[[dict[str, Any]], str] | None = None,
+                   html: Callable[[dict[str, Any]], str] | None = None) -> CapacityPaths:
+    """Write capacity.json, capacity.md and capacity.html to `out_dir` (the open model's report
+    passes its own renderers)."""
     out = _out_dir(out_dir)
     paths = CapacityPaths(out / DEFAULT_JSON_NAME, out / DEFAULT_MARKDOWN_NAME, out / DEFAULT_HTML_NAME)
     _write(paths.json, json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    _write(paths.markdown, render_markdown(result))
-    _write(paths.html, render_html(result))
+    _write(paths.markdown, (markdown or render_markdown)(result))
+    _write(paths.html, (html or render_html)(result))
     return paths
 
 

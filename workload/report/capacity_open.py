@@ -9,7 +9,6 @@ as inline SVG (`workload.report.charts`).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,8 +17,7 @@ import pygal
 from jinja2 import Environment
 from markupsafe import Markup
 
-from workload.report import _out_dir, _write
-from workload.report.capacity import DEFAULT_HTML_NAME, DEFAULT_JSON_NAME, DEFAULT_MARKDOWN_NAME, CapacityPaths, _show
+from workload.report.capacity import CapacityPaths, _show, write_capacity
 from workload.report.charts import DEFAULT_DASHES, _config, inline_svg
 from workload.report.openknee import DEFAULT_MIN_ACHIEVED, DEFAULT_TURN_FACTOR
 from workload.report.render import CSS
@@ -143,12 +141,7 @@ def render_html(result: dict[str, Any]) -> str:
 
 
 def write_open_capacity(result: dict[str, Any], out_dir: str | Path) -> CapacityPaths:
-    out = _out_dir(out_dir)
-    paths = CapacityPaths(out / DEFAULT_JSON_NAME, out / DEFAULT_MARKDOWN_NAME, out / DEFAULT_HTML_NAME)
-    _write(paths.json, json.dumps(result, indent=2, ensure_ascii=False, allow_nan=False) + "\n")
-    _write(paths.markdown, render_markdown(result))
-    _write(paths.html, render_html(result))
-    return paths
+    return write_capacity(result, out_dir, render_markdown, render_html)
 
 
 def describe_open(result: dict[str, Any], paths: CapacityPaths) -> str:
