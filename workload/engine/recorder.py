@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from workload.errors import ResultsError, TelemetryError
 from workload.redaction import redact_data
@@ -38,6 +38,9 @@ from workload.telemetry import (
 from workload.telemetry.agent import RunServerSide
 from workload.telemetry.connections import COUNTER_KEYS, STATS
 from workload.telemetry.generator import GeneratorHealth
+
+if TYPE_CHECKING:
+    from locust.stats import RequestStats, StatsEntry
 
 log = logging.getLogger(__name__)
 DEFAULT_RESULTS_DIR = "results"
@@ -108,7 +111,7 @@ class RunRecorder:
         self.server_side.start()
         self.started_at, self._started_mono = time.time(), time.monotonic()
 
-    def tick(self, stats: Any, users: int) -> None:
+    def tick(self, stats: RequestStats, users: int) -> None:
         """Called about once a second while running: the time series for the report charts."""
         total = stats.total
         t = round(time.time() - self.started_at, 1)
@@ -121,7 +124,7 @@ class RunRecorder:
         progress.publish(progress.Progress(t=t, users=users, requests=total.num_requests,
                                            failures=total.num_failures, rps=round(total.current_rps, 2)))
 
-    def live(self, stats: Any) -> dict[str, Any]:
+    def live(self, stats: RequestStats) -> dict[str, Any]:
         """Figures for the web UI's Connections tab."""
         return {"connections": STATS.snapshot(stats.total.num_requests), "sockets": self.sampler.snapshot()}
 
@@ -151,7 +154,7 @@ class RunRecorder:
         end = self._stopped[1] if self._stopped is not None else time.monotonic()
         return max(end - self._started_mono, 1e-9)
 
-    def finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None = None,
+    def finish(self, stats: RequestStats, complete: bool, workers: list[dict[str, Any]] | None = None,
                merge: Merge | None = None) -> RunResult:
         """Stop sampling and build run.json (idempotent: the first call wins).  `complete` False
         means interrupted; a run that ended too short is marked incomplete here as well.  `merge`
@@ -183,7 +186,7 @@ class RunRecorder:
         finally:
             self._finishing.set()
 
-    def _finish(self, stats: Any, complete: bool, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
+    def _finish(self, stats: RequestStats, complete: bool, workers: list[dict[str, Any]] | None) -> dict[str, Any]:
         self.mark_stopped()
         assert self._stopped is not None
         ended, duration = self._stopped[0], self.elapsed()
@@ -226,7 +229,7 @@ class RunRecorder:
             **(self.info.sections(duration) if self.info.sections is not None else {}),
         }
 
-    def write(self, stats: Any, html: str | None = None) -> Path:
+    def write(self, stats: RequestStats, html: str | None = None) -> Path:
         """Write the run's files into its folder; if that fails, into a new temporary folder
         (logged), so a finished run is never lost.  The folder actually written."""
         assert self.finished is not None, "finish() first"
@@ -303,7 +306,7 @@ def _ports(connects: int, duration: float) -> dict[str, Any]:
     return {**headroom, "new_connections_per_s": round(rate, 2), **forecast(rate, headroom["size"])}
 
 
-def stats_section(stats: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
+def stats_section(stats: RequestStats, history: list[dict[str, Any]]) -> dict[str, Any]:
     endpoints = [{"method": e.method, "name": e.name, **_entry(e)}
                  for e in sorted(stats.entries.values(), key=lambda e: (e.name, e.method))]
     errors = [{"method": err.method, "name": err.name, "error": str(err.error),
@@ -312,7 +315,7 @@ def stats_section(stats: Any, history: list[dict[str, Any]]) -> dict[str, Any]:
     return {"total": _entry(stats.total), "endpoints": endpoints, "errors": errors, "history": history}
 
 
-def _entry(entry: Any) -> dict[str, Any]:
+def _entry(entry: StatsEntry) -> dict[str, Any]:
     p50, p95, p99 = (entry.get_response_time_percentile(q) if entry.num_requests else None
                      for q in PERCENTILES)
     return {"requests": entry.num_requests, "failures": entry.num_failures,
