@@ -134,7 +134,7 @@ def test_form_offers_each_scenarios_policies_and_the_tab_speaks_in_words(tmp_pat
         args = _template_args(page)
         policies = args["workload_form"]["policies"]
         assert policies["scenarios/demo.yaml"] == ["shared", "close", "fresh", "recycle"]
-        assert policies["scenarios/https.yaml"] == ["shared", "close", "fresh", "close-untuned"]
+        assert policies["scenarios/https.yaml"] == ["shared", "close", "fresh", "close-untuned", "close-resume"]
         policy = args["extra_options"]["policy"]
         assert policy["choices"][:4] == ["shared", "close", "fresh", "recycle"]  # a <select>, demo's first
         assert {"close-untuned", "pool10"} <= set(policy["choices"])

@@ -83,12 +83,18 @@ def show(value: Any, unit: str) -> str:
         if set(value) == {"peak", "end"}:  # a socket count over the run
             return "not observable (remote target)" if value["end"] is None else \
                 f"now {value['end']}, peak {value['peak']} {unit}".rstrip()
-        parts = [f"{words(str(k))[0].lower()} {show(v, '' if k == 'count' else unit)}"
+        parts = [f"{_label(k)} {show(v, '' if k == 'count' else unit)}"
                  for k, v in value.items() if v is not None]
         return ", ".join(parts) if parts else "not measured yet"
     if isinstance(value, list):
         return ", ".join(show(v, "") for v in value)
     return f"{value} {unit}".rstrip()
+
+
+def _label(key: Any) -> str:
+    """A key inside a figure: a name humanised (`p95` -> "p95"), data kept as it is (`http/1.1`)."""
+    text = str(key)
+    return words(text)[0].lower() if text.isidentifier() else text
 
 
 def _resumed_share(live: Mapping[str, Any]) -> str | None:
