@@ -145,7 +145,8 @@ def _drive(page: Any, ui: str, results: Path) -> None:
     assert _enabled_options(page, "policy") == ["shared", "close", "fresh", "recycle"]  # demo.yaml's
     assert policy.input_value() == "shared"
     scenario.select_option(SCENARIO)
-    assert _enabled_options(page, "policy") == ["shared", "close", "fresh", "close-untuned"]  # https.yaml's
+    https_policies = ["shared", "close", "fresh", "close-untuned", "close-resume"]
+    assert _enabled_options(page, "policy") == https_policies  # https.yaml's
     assert policy.input_value() == "shared"  # its default
     policy.select_option(POLICY)
     page.get_by_role("button", name=re.compile("^start$", re.I)).click()
