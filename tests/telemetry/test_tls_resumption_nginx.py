@@ -21,6 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+import gevent
 import pytest
 import trustme
 
@@ -60,6 +61,12 @@ http {{
         location / {{ return 200 "ok\\n"; }}
     }}
     server {{
+        listen 127.0.0.1:{portidle} ssl;
+        ssl_protocols TLSv1.3;
+        keepalive_timeout 200ms;
+        location / {{ return 200 "ok\\n"; }}
+    }}
+    server {{
         listen 127.0.0.1:{porth2} ssl http2;
         ssl_protocols TLSv1.3;
         ssl_session_tickets on;
@@ -73,6 +80,9 @@ SCENARIO = """
     policies:
       close-resume: {type: close, tls_resumption: true, thresholds: {min_tls_resumed_ratio: 0.9}}
       close-full: {type: close}
+"""
+SHARED_POLICY = """
+      shared-resume: {type: shared, tls_resumption: true}
 """
 H2_POLICIES = """
       fresh-h2-resume: {type: fresh, engine: httpx, http2: true, tls_resumption: true}
@@ -114,9 +124,9 @@ def tls_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNginx]:
     leaf.private_key_pem.write_to_path(str(work / "key.pem"))
     leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
     ca.cert_pem.write_to_path(str(work / "ca.pem"))
-    ports = {"TLSv1.2": free_port(), "TLSv1.3": free_port(), "h2": free_port()}
+    ports = {"TLSv1.2": free_port(), "TLSv1.3": free_port(), "h2": free_port(), "idle": free_port()}
     (work / "nginx.conf").write_text(CONF.format(dir=work, port12=ports["TLSv1.2"], port13=ports["TLSv1.3"],
-                                                 porth2=ports["h2"]))
+                                                 porth2=ports["h2"], portidle=ports["idle"]))
     proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = TlsNginx({name: f"https://127.0.0.1:{port}" for name, port in ports.items()}, work / "ca.pem",
@@ -182,6 +192,23 @@ def test_http2_connections_resume_too(tls_nginx, policy, resumes):
     resumed = 29 if resumes else 0
     assert sum(reused == "r" for reused, _ in logged) == STATS.tls_resumed == resumed
     assert STATS.tls_full == 30 - resumed and STATS.tls_handshakes == STATS.tcp_connects == 30
+
+
+@pytest.mark.parametrize("engine", ["requests", "fast", "httpx"])
+def test_a_kept_alive_connection_the_server_closed_leaves_its_session(tls_nginx, engine):
+    # nginx closes idle connections after 200 ms: the pool finds its connection dead, closes it
+    # (keeping its session) and the next connection resumes.
+    path = f"/idle/{engine}"
+    h = harness(_scenario(tls_nginx, "idle", path) + SHARED_POLICY, "shared-resume", None, engine=engine)
+    users = h.users(1)
+    for _ in range(3):
+        run_tasks(users, iterations=2, login=False)  # two requests on one connection
+        gevent.sleep(0.5)
+    assert h.requests() == 6 and not h.errors()
+    tls_nginx.wait_for(path, 6)
+    logged = tls_nginx.handshakes(path)
+    assert [reused for reused, _ in logged] == [".", ".", "r", "r", "r", "r"]  # per request: reused session
+    assert (STATS.tcp_connects, STATS.tls_full, STATS.tls_resumed) == (3, 1, 2)
 
 
 @pytest.mark.slow
