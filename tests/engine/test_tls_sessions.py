@@ -1,4 +1,4 @@
-"""TLS session resumption on the requests engine, against the demo target's HTTPS listener."""
+"""TLS session resumption on every engine (requests, fast, httpx), against the demo target's HTTPS listener."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import gc
 import socket
 import ssl
 from pathlib import Path
+from typing import Any, cast
 from urllib.parse import urlsplit
 
 import gevent
 import pytest
+import yaml
 
 from tests.helpers import accepted, harness, run_tasks
+from workload.engine.tls_sessions import TlsSessionCache
 from workload.engine.transport import close_pools, tls_sessions_of
 from workload.engine.webui import connection_rows
 from workload.errors import ScenarioError
@@ -32,11 +35,31 @@ SCENARIO = """
       process: {type: shared, scope: process, pool_maxsize: 1, tls_resumption: true}
       process-full: {type: shared, scope: process, pool_maxsize: 1}
 """
+ENGINES = ["requests", "fast", "httpx"]
 
 
+def sessions_of(client: Any) -> TlsSessionCache | None:
+    """A user's TLS session cache on any engine (fast keeps it on its client, the others on the adapter)."""
+    return client.tls_sessions if hasattr(client, "tls_sessions") else tls_sessions_of(client)
+
+
+def process_sessions(engine: Any) -> TlsSessionCache | None:
+    pool = engine.shared_pool if engine.engine == "httpx" else engine.process_pool
+    return cast(TlsSessionCache | None, getattr(pool, "tls_sessions", None))
+
+
+def close_process_pool(engine: Any) -> None:
+    """Close every connection of a `scope: process` pool now, on any engine."""
+    if engine.engine == "requests":
+        close_pools(engine.process_pool)
+    else:
+        (engine.shared_pool if engine.engine == "httpx" else engine.process_pool).close()
+
+
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize("policy", ["close", "fresh"])
-def test_every_connection_after_the_first_resumes(demo_target, policy):
-    h = harness(SCENARIO, policy, demo_target)
+def test_every_connection_after_the_first_resumes(demo_target, policy, engine):
+    h = harness(SCENARIO, policy, demo_target, engine=engine)
     before = accepted(demo_target)
     run_tasks(h.users(2), iterations=20)
     assert h.requests() == 40 and not h.errors()
@@ -45,59 +68,69 @@ def test_every_connection_after_the_first_resumes(demo_target, policy):
     assert (STATS.tls_full, STATS.tls_resumed, STATS.tls_handshakes) == (2, 38, 40)
 
 
-def test_without_the_option_every_handshake_is_full(demo_target):
-    h = harness(SCENARIO, "close-full", demo_target)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_without_the_option_every_handshake_is_full(demo_target, engine):
+    h = harness(SCENARIO, "close-full", demo_target, engine=engine)
     users = h.users(1)
     run_tasks(users, iterations=10)
     assert (STATS.tls_full, STATS.tls_resumed, STATS.tls_handshakes) == (10, 0, 10)
-    assert tls_sessions_of(users[0].client) is None
+    assert sessions_of(users[0].client) is None
 
 
-def test_recycle_resumes_across_recycled_connections(demo_target):
-    h = harness(SCENARIO, "recycle", demo_target)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_recycle_resumes_across_recycled_connections(demo_target, engine):
+    h = harness(SCENARIO, "recycle", demo_target, engine=engine)
     run_tasks(h.users(1), iterations=20)
     assert h.requests() == 20 and not h.errors()
     assert (STATS.tcp_connects, STATS.tls_full, STATS.tls_resumed) == (4, 1, 3)
 
 
+@pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("policy", "resumes"), [("process", True), ("process-full", False)])
-def test_a_process_pool_shares_one_session_cache(demo_target, policy, resumes):
-    h = harness(SCENARIO, policy, demo_target)
+def test_a_process_pool_shares_one_session_cache(demo_target, policy, resumes, engine):
+    h = harness(SCENARIO, policy, demo_target, engine=engine)
     users = h.users(3)
-    pool = h.user_class.transport.process_pool
+    transport = h.user_class.transport
     run_tasks(users, iterations=5)
-    first = STATS.tls_full  # three users at once on a one-connection pool: extra ones discarded
-    close_pools(pool)  # every connection closes: the next ones are new for every user
+    # Three users at once on a one-connection pool: requests discards the extra connections, fast
+    # and httpx wait for the one.
+    first = STATS.tls_full
+    close_process_pool(transport)  # every connection closes: the next ones are new for every user
     run_tasks(users, iterations=5, login=False)
     assert h.requests() == 30 and not h.errors()
     assert STATS.tls_handshakes == STATS.tcp_connects == STATS.tls_resumed + STATS.tls_full > first
     if resumes:
         assert STATS.tls_full == first and STATS.tls_resumed > 0  # all of the second round resumed
-        assert len(pool.tls_sessions) == 1 and tls_sessions_of(users[0].client) is None  # the process's, not a user's
+        cache = process_sessions(transport)
+        assert cache is not None and len(cache) == 1
+        assert sessions_of(users[0].client) in (None, cache)  # the process's, not a user's own
     else:
-        assert STATS.tls_resumed == 0
+        assert STATS.tls_resumed == 0 and process_sessions(transport) is None
 
 
-def test_each_user_keeps_its_own_sessions(demo_target):
-    h = harness(SCENARIO, "close", demo_target)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_each_user_keeps_its_own_sessions(demo_target, engine):
+    h = harness(SCENARIO, "close", demo_target, engine=engine)
     first, second = h.users(2)
     run_tasks([first], iterations=3)
-    cache = tls_sessions_of(first.client)
+    cache = sessions_of(first.client)
     assert cache is not None and len(cache) == 1
-    assert tls_sessions_of(second.client) is not cache and len(tls_sessions_of(second.client) or ()) == 0
+    assert sessions_of(second.client) is not cache and len(sessions_of(second.client) or ()) == 0
 
 
-def test_fresh_closes_each_connection_before_the_next_request(demo_target):
+@pytest.mark.parametrize("engine", ENGINES)
+def test_fresh_closes_each_connection_before_the_next_request(demo_target, engine):
     # urllib3 2.7's PoolManager.clear() leaves closing to the garbage collector; the policy must not.
     gc.collect()  # connections other tests left to the garbage collector close now
     gevent.sleep(0.2)  # the server notices a close on its next read
     before = demo_target.stats()["https"]["open_connections"]
-    h = harness(SCENARIO, "fresh", demo_target)
+    h = harness(SCENARIO, "fresh", demo_target, engine=engine)
     users = h.users(1)
     run_tasks(users, iterations=5)
     gevent.sleep(0.2)
     assert demo_target.stats()["https"]["open_connections"] <= before
-    assert len(tls_sessions_of(users[0].client) or ()) == 1  # kept when the connection closed
+    assert len(sessions_of(users[0].client) or ()) == 1  # kept when the connection closed
+    assert (STATS.tls_full, STATS.tls_resumed) == (1, 4)
 
 
 def test_resumption_needs_the_policys_shared_ssl_context():
@@ -112,8 +145,12 @@ def test_resumption_needs_the_policys_shared_ssl_context():
         "    fix: remove 'ssl_context: per_connection' or set 'tls_resumption: false'")
 
 
-def test_the_shipped_https_scenario_resumes_against_the_demo_target(demo_target):
-    h = harness((ROOT / "scenarios" / "https.yaml").read_text(encoding="utf-8"), "close-resume", demo_target)
+@pytest.mark.parametrize("engine", ENGINES)
+def test_the_shipped_https_scenario_resumes_against_the_demo_target(demo_target, engine):
+    shipped = yaml.safe_load((ROOT / "scenarios" / "https.yaml").read_text(encoding="utf-8"))
+    if engine != "requests":
+        del shipped["policies"]["close-untuned"]  # ssl_context: per_connection is requests' only
+    h = harness(yaml.safe_dump(shipped), "close-resume", demo_target, engine=engine)
     run_tasks(h.users(1), iterations=20)
     assert h.requests() == 20 and not h.failures()
     assert (STATS.tls_full, STATS.tls_resumed) == (1, 19)

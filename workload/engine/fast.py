@@ -17,8 +17,12 @@ The contract is `workload.engine.engines`'; here is how each part maps onto geve
   timeouts and broken sends of idempotent methods; its own silent resend of a request whose
   connection turned out closed is turned off (`PolicyClientPool.get_client`).
 * The host gate runs in `GatedUserAgent._urlopen`, which every hop of a redirect chain passes.
+* TLS resumption (`tls_resumption: true`): `CountingSSLPool` wraps each new socket with
+  `session=` the origin's last session from the user's (or, `scope: process`, the process's)
+  `TlsSessionCache`, and keeps a socket's session when the socket is closed (released, or
+  dropped by the pool's `close()` or as dead), after its response was read (TLS 1.3 tickets).
 * Counters: `CountingPool` (TCP connects, setup time, connect errors, waits) and
-  `CountingSSLPool` (TLS handshakes completed / failed).  `HTTPClient` hard-wires its pool
+  `CountingSSLPool` (TLS handshakes completed / failed, resumed / full).  `HTTPClient` hard-wires its pool
   classes, so `PolicyClientPool` re-classes each new client's pool (no state is added or lost).
 
 Imports locust and geventhttpclient: loaded by `workload.engine.engines.make_engine` only.
@@ -42,6 +46,7 @@ from requests.cookies import RequestsCookieJar
 from requests.structures import CaseInsensitiveDict
 
 from workload.engine.engines import Cert, Engine, Verify, retry_total
+from workload.engine.tls_sessions import TlsSessionCache
 from workload.engine.transport import OFFSITE_HEADERS, HostGate, own_connection_header, policy_ssl_context
 from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
@@ -88,27 +93,60 @@ class CountingPool(ConnectionPool):
 
 
 class CountingSSLPool(CountingPool, SSLConnectionPool):
-    """The TLS pool: TCP connect counted, then the handshake counted as completed or failed."""
+    """The TLS pool: TCP connect counted, then the handshake counted as completed or failed.
+
+    With `workload_tls_sessions` (tls_resumption) it offers the origin's last TLS session and
+    keeps each socket's session on every path by which the pool closes a socket."""
+
+    workload_tls_sessions: TlsSessionCache | None = None  # set by PolicyClientPool.get_client
 
     def _connect_socket(self, sock: Any, address: Any) -> Any:
         sock = self._tcp_connect(sock, address)  # no proxy: the engine never configures one
+        cache = self.workload_tls_sessions
+        session = cache.offer(self._request_host, self._request_port) if cache is not None else None
         try:
             wrapped = self.ssl_context.wrap_socket(
-                sock, server_hostname=self.ssl_options.get("server_hostname", self._request_host))
+                sock, server_hostname=self.ssl_options.get("server_hostname", self._request_host), session=session)
         except Exception as exc:
             STATS.tls_failures += 1
             exc.workload_tls = True  # type: ignore[attr-defined]
             raise
-        STATS.tls_handshakes += 1
+        STATS.record_tls_handshake(wrapped)
         return wrapped
+
+    def _keep_session(self, sock: Any) -> None:
+        if self.workload_tls_sessions is not None and sock is not None:
+            self.workload_tls_sessions.keep(self._request_host, self._request_port, sock)
+
+    def release_socket(self, sock: Any) -> None:
+        self._keep_session(sock)  # close, a failed request, or a server that said Connection: close
+        super().release_socket(sock)
+
+    def return_socket(self, sock: Any) -> None:
+        if self._closed:
+            self._keep_session(sock)  # a closed pool closes what comes back
+        super().return_socket(sock)
+
+    def _is_socket_alive(self, sock: Any) -> bool:
+        alive: bool = super()._is_socket_alive(sock)
+        if not alive:
+            self._keep_session(sock)  # get_socket closes it next
+        return alive
+
+    def close(self) -> None:
+        if self.workload_tls_sessions is not None:
+            for sock in list(self._socket_queue.queue):  # the idle sockets close() is about to close
+                self._keep_session(sock)
+        super().close()
 
 
 class PolicyClientPool(HTTPClientPool):
     """geventhttpclient's per-host client pool whose clients use the counting pools."""
 
-    def __init__(self, reuse: bool, **client_args: Any):
+    def __init__(self, reuse: bool, tls_sessions: TlsSessionCache | None = None, **client_args: Any):
         super().__init__(**client_args)
         self.reuse = reuse
+        self.tls_sessions = tls_sessions  # tls_resumption: the user's (or the process's) sessions
 
     def get_client(self, url: str | URL) -> HTTPClient:
         if not isinstance(url, URL):
@@ -121,6 +159,8 @@ class PolicyClientPool(HTTPClientPool):
             # Same state, counting methods: HTTPClient.__init__ names its pool classes itself.
             pool.__class__ = CountingSSLPool if isinstance(pool, SSLConnectionPool) else CountingPool
             pool.reuse = self.reuse  # type: ignore[attr-defined]
+            if isinstance(pool, CountingSSLPool):
+                pool.workload_tls_sessions = self.tls_sessions
             # HTTPClient.request resends an idempotent request `pool.size + 1` times when its
             # connection turns out closed (11 connects for one failed request at size 10); `size` is
             # read nowhere else after __init__, so -1 makes it one attempt, as on the requests
@@ -186,7 +226,7 @@ class FastClient(FastHttpSession):
 
     client: GatedUserAgent
 
-    def __init__(self, engine: FastEngine, user: Any, pool: HTTPClientPool, identity: FastClient | None = None):
+    def __init__(self, engine: FastEngine, user: Any, pool: PolicyClientPool, identity: FastClient | None = None):
         # FastHttpSession.__init__ is replaced, not called: it would build a user agent and a pool
         # of its own that this client never uses.
         self.engine = engine
@@ -200,6 +240,7 @@ class FastClient(FastHttpSession):
         self.auth: tuple[str, str] | None = identity.auth if identity else None
         self.verify: Verify = True  # TLS settings live in the engine's context; kept for the shared interface
         self.cert: Cert = None
+        self.tls_sessions = pool.tls_sessions  # tls_resumption: the sessions this client's pool offers
         agent = GatedUserAgent(cookiejar=self.cookies, client_pool=pool, max_redirects=DEFAULT_MAX_REDIRECTS,
                                max_retries=engine.retries)
         if identity is not None:
@@ -241,24 +282,29 @@ class FastEngine(Engine):
         self.insecure = verify is False
         self.ssl_context: ssl.SSLContext = policy_ssl_context(name, verify, cert)  # CA store loaded once
         self.retries = retry_total(policy)
-        self.process_pool = self.new_pool() if policy.scope == "process" else None
+        self.process_pool = self.new_pool(self.new_tls_sessions()) if policy.scope == "process" else None
 
     def ssl_context_factory(self, **_kw: Any) -> ssl.SSLContext:
         return self.ssl_context  # geventhttpclient calls it with cafile=: the trust is already loaded
 
-    def new_pool(self) -> PolicyClientPool:
+    def new_tls_sessions(self) -> TlsSessionCache | None:
+        return TlsSessionCache() if self.policy.tls_resumption else None
+
+    def new_pool(self, tls_sessions: TlsSessionCache | None) -> PolicyClientPool:
         connect, read = self.timeout
-        return PolicyClientPool(reuse=self.kind != "close", concurrency=self.policy.pool_maxsize,
+        return PolicyClientPool(reuse=self.kind != "close", tls_sessions=tls_sessions,
+                                concurrency=self.policy.pool_maxsize,
                                 ssl_context_factory=self.ssl_context_factory, insecure=self.insecure,
                                 connection_timeout=connect, network_timeout=read)
 
     def new_client(self, user: Any) -> FastClient:
-        return FastClient(self, user, self.process_pool or self.new_pool())
+        return FastClient(self, user, self.process_pool or self.new_pool(self.new_tls_sessions()))
 
     def session_for(self, user: Any) -> FastClient:
         if self.kind != "fresh":
             return user.client
-        return FastClient(self, user, self.new_pool(), identity=user.client)
+        # A fresh client's pool shares the user's TLS sessions: the option is about the TLS layer.
+        return FastClient(self, user, self.new_pool(user.client.tls_sessions), identity=user.client)
 
     def after_request(self, user: Any, session: Any, state: Any) -> None:
         if session is not user.client:

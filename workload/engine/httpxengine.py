@@ -22,8 +22,10 @@ declared hosts only, checked on every hop exactly as `workload.engine.transport`
 
 Counters go to `workload.telemetry.connections.STATS` from httpcore's per-request trace
 events (`connection.connect_tcp.*`, `connection.start_tls.*`) and each response's
-`http_version`: TCP connects, TLS handshakes completed/failed, setup time, pool waits, the
-protocol each connection speaks (ALPN) and HTTP/2 streams.  Imports locust (via transport).
+`http_version`: TCP connects, TLS handshakes completed/failed (resumed/full), setup time, pool
+waits, the protocol each connection speaks (ALPN) and HTTP/2 streams.  `tls_resumption: true`:
+the HTTPS transports resume TLS sessions from the pool's `TlsSessionCache` (the user's, or the
+process pool's), see `workload.engine.httpx_tls`.  Imports locust (via transport).
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ from requests.structures import CaseInsensitiveDict
 from requests.utils import get_encoding_from_headers
 
 from workload.engine.engines import retry_total
+from workload.engine.httpx_tls import ResumingTransport
+from workload.engine.tls_sessions import TlsSessionCache
 from workload.engine.transport import HostGate, PolicyTransport, RecycleState, Verify
 from workload.scenario.schema import Policy
 from workload.telemetry.connections import STATS
@@ -83,7 +87,10 @@ class PoolConfig:
         self.http2 = http2
         self.retries = retry_total(policy)  # httpx retries failed connects only (ENGINE_LIMITS)
 
-    def transport(self, scheme: str) -> httpx.HTTPTransport:
+    def transport(self, scheme: str, tls_sessions: TlsSessionCache | None = None) -> httpx.HTTPTransport:
+        if tls_sessions is not None and scheme == "https":
+            return ResumingTransport(tls_sessions, self.ssl_context, self.limits, http1=True, http2=self.http2,
+                                     retries=self.retries)
         # Cleartext HTTP/2 is prior-knowledge h2c (httpx has no Upgrade): HTTP/1.1 switched off.
         h2c = self.http2 and scheme == "http"
         return httpx.HTTPTransport(verify=self.ssl_context if self.ssl_context is not None else True,
@@ -94,15 +101,16 @@ class PoolConfig:
 class HttpxPool:
     """The httpx transports (one per scheme) of one pool: a user's, a request's, or the process's."""
 
-    def __init__(self, config: PoolConfig) -> None:
+    def __init__(self, config: PoolConfig, tls_sessions: TlsSessionCache | None = None) -> None:
         self.config = config
+        self.tls_sessions = tls_sessions  # tls_resumption: the sessions its HTTPS connections offer
         self.transports: dict[str, httpx.HTTPTransport] = {}
         self.in_flight = 0
 
     def get(self, scheme: str) -> httpx.HTTPTransport:
         transport = self.transports.get(scheme)
         if transport is None:
-            transport = self.transports[scheme] = self.config.transport(scheme)
+            transport = self.transports[scheme] = self.config.transport(scheme, self.tls_sessions)
         return transport
 
     @contextmanager
@@ -143,8 +151,8 @@ class Tracer:
         elif event == "connection.connect_tcp.failed":
             STATS.connect_errors += 1
         elif event == "connection.start_tls.complete":
-            STATS.tls_handshakes += 1
             ssl_object = info["return_value"].get_extra_info("ssl_object")
+            STATS.record_tls_handshake(ssl_object)  # resumed or full: `session_reused`
             STATS.record_protocol((ssl_object.selected_alpn_protocol() if ssl_object else None) or "http/1.1")
             STATS.record_setup(time.perf_counter() - self.started)
         elif event == "connection.start_tls.failed":
@@ -160,6 +168,7 @@ class HttpxAdapter(BaseAdapter):
         self.gate = gate
         self.close_each = close
         self.owns_pool = owns_pool
+        self.tls_sessions = pool.tls_sessions  # what `transport.tls_sessions_of` reads (fresh sessions)
 
     def send(self, request: requests.PreparedRequest, stream: bool = False, timeout: Any = None,
              verify: Verify = True, cert: Any = None, proxies: Any = None) -> requests.Response:
@@ -281,12 +290,13 @@ class HttpxEngine(PolicyTransport):
         self.process_pool = None  # urllib3's: unused here
         hosts = len(gate.declared) if gate is not None else 1
         self.config = PoolConfig(policy, self.ssl_context, policy.http2, hosts)
-        self.shared_pool = HttpxPool(self.config) if policy.scope == "process" else None
+        process_sessions = TlsSessionCache() if policy.tls_resumption else None  # the process is one client
+        self.shared_pool = HttpxPool(self.config, process_sessions) if policy.scope == "process" else None
 
-    def new_adapter(self, base_url: str | None = None, tls_sessions: Any = None) -> Any:
-        # tls_sessions: resumption is not offered on this engine (schema.ENGINE_LIMITS says so)
+    def new_adapter(self, base_url: str | None = None, tls_sessions: TlsSessionCache | None = None) -> Any:
+        # tls_sessions: the user's cache (PolicyTransport.install); a process pool has its own.
         gate = self.gate.with_host(base_url) if self.gate is not None else None  # --host may differ
-        pool = self.shared_pool or HttpxPool(self.config)
+        pool = self.shared_pool or HttpxPool(self.config, tls_sessions)
         return HttpxAdapter(pool, gate, close=self.kind == "close", owns_pool=self.shared_pool is None)
 
     def after_request(self, user: Any, session: Any, state: RecycleState) -> None:

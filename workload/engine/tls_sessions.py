@@ -24,6 +24,8 @@ For requests/urllib3 2.x the hook is `HTTPSConnection.connect`: urllib3 wraps th
 one `connect()` the connection's `ssl_context` is a thin view of the policy's shared context
 whose `wrap_socket` adds the session.  OpenSSL resumes a session only under the context that
 made it, hence the schema rejects `tls_resumption` with `ssl_context: per_connection`.
+The other engines' hooks: `workload.engine.fast.CountingSSLPool` (geventhttpclient) and
+`workload.engine.httpx_tls` (an httpcore network backend).
 """
 
 from __future__ import annotations

@@ -165,8 +165,6 @@ ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
         "retries": ("geventhttpclient retries timeouts and broken connections of idempotent methods "
                     "with a fixed delay: no backoff_factor or status_forcelist",
                     "give 'retries' as a number, or use engine: requests"),
-        "tls_resumption": ("TLS session resumption is not offered on engine fast yet (geventhttpclient "
-                           "wraps sockets without a session)", "remove 'tls_resumption', or use engine: requests"),
     },
     "httpx": {
         "pool_connections": ("httpx limits the whole pool (pool_maxsize x declared hosts), "
@@ -180,8 +178,6 @@ ENGINE_LIMITS: dict[str, dict[str, tuple[str, str]]] = {
                         "remove 'ssl_context' (httpx shares one context per policy) or use engine: requests"),
         "retries": ("httpx retries failed connects only: no backoff_factor or status_forcelist",
                     "give 'retries' as a number, or use engine: requests"),
-        "tls_resumption": ("TLS session resumption is not offered on engine httpx yet (httpcore wraps "
-                           "sockets without a session)", "remove 'tls_resumption', or use engine: requests"),
     },
 }
 
@@ -193,8 +189,6 @@ def _limited(key: str, value: Any) -> bool:
         return value != "shared"
     if key == "retries":
         return bool(value.backoff_factor or value.status_forcelist)
-    if key == "tls_resumption":
-        return value is True
     return True
 
 
