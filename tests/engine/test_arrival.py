@@ -139,7 +139,7 @@ def test_the_web_ui_runs_the_schedule_once_and_stops_by_itself(tmp_path, demo_ta
                 break
             time.sleep(0.5)
         assert state == "stopped"  # the schedule's end ended the run
-        assert "offered rate (iterations/s)" in rows and "dropped (max_in_flight reached)" in rows
+        assert "Open model: offered rate" in rows and "Open model: dropped (max_in_flight reached)" in rows
         time.sleep(1.0)  # run.json is written right after the stop
         run = json.loads(next((tmp_path / "results").glob("*/run.json")).read_text())
         a = run["arrival"]
