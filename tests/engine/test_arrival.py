@@ -189,3 +189,23 @@ def test_overdue_starts_go_in_bursts_not_one_per_loop_turn():
     run.drain(None, grace=2.0)
     assert len(seen) == METER.counts["started"] == METER.counts["late"] == total
     assert seen[0] == MAX_BURST and seen[MAX_BURST] == 2 * MAX_BURST and seen[-1] == total
+
+
+def test_the_schedules_end_marks_the_run_stopped_before_locust_stops_it():
+    """Locust's stop() blocks the loop ~0.2 s (inspect.stack) before test_stopping: the shape
+    marks the end first, so that time is neither the generator's CPU/lag nor missed starts."""
+    import time
+    from types import SimpleNamespace
+
+    from workload.engine.arrival import make_shape
+    from workload.scenario.schema import Arrival
+
+    marks: list[float] = []
+    recorder = SimpleNamespace(mark_stopped=lambda: marks.append(time.monotonic()))
+    shape = make_shape(Arrival(rate=10), 2)
+    shape.runner = SimpleNamespace(environment=SimpleNamespace(workload=SimpleNamespace(recorder=recorder),
+                                                               parsed_options=None), worker_count=1)
+    shape.start_time = time.perf_counter()
+    assert shape.tick() == (1, 1.0) and not marks  # the schedule goes on
+    shape.start_time -= 3.0  # its 2 s are over
+    assert shape.tick() is None and len(marks) == 1
