@@ -1,9 +1,9 @@
 """Benchmark: the open model against theory and against the closed model (issue 11).
 
-    python benchmarks/open_model.py md1 [--seconds 20]        # M/D/1 mean wait at rho 0.5 and 0.8
+    python benchmarks/open_model.py md1 [--seconds 240]       # M/D/1 mean wait at rho 0.5 and 0.8
     python benchmarks/open_model.py stall                      # a 2 s stall: open vs closed (omission)
-    python benchmarks/open_model.py accuracy [--rate 1000]     # achieved vs offered; saturation found
-    python benchmarks/open_model.py max-rate [--policies shared,close]   # highest rate with < 1% late
+    python benchmarks/open_model.py accuracy [--rate 1000] [--engine fast]   # achieved vs offered; saturation
+    python benchmarks/open_model.py max-rate [--policies shared,close] [--engine fast]  # highest rate, < 1% late
     python benchmarks/open_model.py all
 
 Every check prints measured vs expected and the script exits 1 when one is off.  Each run is a
@@ -42,6 +42,7 @@ http {{ access_log off; client_body_temp_path {dir}/body; proxy_temp_path {dir}/
   server {{ listen 127.0.0.1:{port}; location / {{ return 200 "ok\\n"; }} }} }}
 """
 FAILED: list[str] = []
+ENGINE = {"engine": "requests"}  # --engine: the HTTP engine of every policy the fast-target checks use
 
 
 def check(ok: bool, text: str) -> None:
@@ -69,8 +70,13 @@ def demo_env(demo: DemoTarget) -> dict[str, str]:
 
 def open_scenario(host: str, path: str, arrival: dict[str, Any], seconds: float, policy: str = "shared") -> str:
     return json.dumps({"name": "bench", "target": host, "endpoints": [{"name": "e", "path": path}],
-                       "policies": {policy: {"timeout": {"connect": 10, "read": 30}}},
+                       "policies": {policy: {"timeout": {"connect": 10, "read": 30}, **engine()}},
                        "load": {"arrival": arrival, "duration": f"{seconds:g}s"}})
+
+
+def engine() -> dict[str, str]:
+    """The policy keys choosing --engine (none for the default engine: the scenario as before)."""
+    return {} if ENGINE["engine"] == "requests" else dict(ENGINE)
 
 
 def service_alone(demo: DemoTarget, path: str, count: int = 100) -> float:
@@ -89,16 +95,26 @@ def service_alone(demo: DemoTarget, path: str, count: int = 100) -> float:
 
 
 def md1(work: Path, seconds: float) -> None:
-    """Poisson arrivals at rho 0.5 and 0.8 on a 20 ms one-at-a-time server: mean wait vs M/D/1."""
+    """Poisson arrivals at rho 0.5 and 0.8 on a 20 ms one-at-a-time server: mean wait vs M/D/1.
+
+    The server's service is exactly 20 ms (its queue runs on a virtual clock: see
+    workload.demo.queueing), so rho = rate x 20 ms.  The wait is the mean response time from the
+    intended start minus the response time of the same requests, through the same generator path,
+    when they never queue: evenly spaced at 5/s (200 ms apart, nothing to wait for).
+
+    Two comparisons: with the exact M/D/1 wait of this run's own arrivals (the Lindley recursion
+    on its seeded schedule: it tests the measurement at any run length), and with the theory's
+    mean, which a run approaches only when it is long: the mean wait of one Poisson sample path
+    varies (at rho 0.8 a 20 s path gives 56-68 ms, 60 s ones have a 5.4 ms spread); at 240 s
+    59 of 60 seeds land within 20% of the theory, so that is the default length."""
     print("M/D/1 (Poisson arrivals, /serial?ms=20):")
+    service = 0.020
     with start_demo_target() as demo:
-        service = service_alone(demo, "/serial?ms=20")
-        # The response time without queueing, through the same client path (Locust, requests,
-        # gevent): a run at a rate so low that requests almost never meet.
-        alone = run(work, "md1-alone", open_scenario("demo", "/serial?ms=20", {"rate": 5, "poisson": True, "seed": 3},
-                                                     6), demo_env(demo))["arrival"]["response_time_ms"]["mean"]
-        print(f"  service time measured alone: {service * 1000:.1f} ms held by the server (nominal 20 ms), "
-              f"{alone:.1f} ms response time at 5/s")
+        held = service_alone(demo, "/serial?ms=20")
+        alone_run = run(work, "md1-alone", open_scenario("demo", "/serial?ms=20", {"rate": 5}, 6), demo_env(demo))
+        alone = alone_run["arrival"]["response_time_ms"]["mean"]
+        print(f"  alone: {alone:.1f} ms response time at 5/s evenly spaced (the service, 20 ms, plus the client "
+              f"and server path); the server answers {held * 1000:.1f} ms after a request's start")
         for rho in (0.5, 0.8):
             rate = rho / service
             arrival = {"rate": round(rate, 3), "poisson": True, "seed": 11, "max_in_flight": 1000}
@@ -106,12 +122,28 @@ def md1(work: Path, seconds: float) -> None:
                           demo_env(demo))
             response = figures["arrival"]["response_time_ms"]["mean"]
             wait, theory = response - alone, rho * service * 1000 / (2 * (1 - rho))
-            nominal = rho * 20 / (2 * (1 - rho))
-            saturated = figures["generator"]["saturated"]
-            check(abs(wait - theory) <= 0.2 * theory,
+            path = path_wait(arrival, seconds, service) * 1000
+            g = figures["generator"]
+            check(abs(wait - path) <= 0.2 * path,
                   f"rho {rho}: {rate:.1f}/s, {figures['arrival']['completed']} arrivals, mean wait {wait:.1f} ms vs "
-                  f"M/D/1 {theory:.1f} ms (with the measured service; {nominal:.0f} ms at exactly 20 ms)"
-                  f"{' [generator saturated]' if saturated else ''}")
+                  f"{path:.1f} ms of an exact M/D/1 queue on the same arrivals (generator lag p99 "
+                  f"{g['loop_lag_p99_ms']} ms{', saturated' if g['saturated'] else ''})")
+            check(abs(wait - theory) <= 0.2 * theory, f"rho {rho}: mean wait {wait:.1f} ms vs M/D/1 theory "
+                  f"{theory:.1f} ms over {seconds:g} s")
+
+
+def path_wait(arrival: dict[str, Any], seconds: float, service: float) -> float:
+    """The mean wait (s) of an exact FIFO one-server queue with a fixed `service` fed this
+    arrival schedule (its seeded intended starts): Lindley's recursion."""
+    from workload.plan.arrivals import intended_starts
+    from workload.scenario.schema import Arrival
+
+    free, waits = 0.0, []
+    for start in intended_starts(Arrival(**arrival), seconds):
+        begins = max(start, free)
+        waits.append(begins - start)
+        free = begins + service
+    return statistics.fmean(waits) if waits else 0.0
 
 
 def stall(work: Path, seconds: float = 10.0) -> None:
@@ -164,7 +196,7 @@ def start_nginx(work: Path) -> tuple[subprocess.Popen[bytes], str]:
 def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
     """Achieved within 1% of offered at `rate` against nginx, unless the generator saturated; and
     a rate far beyond one process is reported as a saturated generator."""
-    print(f"Scheduler accuracy (nginx, {rate:g}/s and 20x that):")
+    print(f"Scheduler accuracy (nginx, {rate:g}/s and 20x that, engine {ENGINE['engine']}):")
     proc, url = start_nginx(work)
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     try:
@@ -176,8 +208,10 @@ def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
                   f"completed {done:.0f}/s, late {a['late_ratio']:.1%}, dropped {a['dropped_ratio']:.1%}; generator "
                   f"lag p99 {g['loop_lag_p99_ms']} ms, CPU {g['cpu_percent']}%, saturated {g['saturated']}")
             if name == "accuracy":
-                check(g["saturated"] or abs(a["achieved_rate"] - offered) <= 0.01 * offered,
-                      f"achieved within 1% of {offered:g}/s (or the generator saturated: {g['saturated']})")
+                kept = abs(a["achieved_rate"] - offered) <= 0.01 * offered and a["late_ratio"] < 0.01
+                check(g["saturated"] or kept,
+                      f"achieved within 1% of {offered:g}/s with < 1% late starts (or the generator saturated: "
+                      f"{g['saturated']})")
             else:
                 check(g["saturated"] or a["late_ratio"] < 0.01, f"at {offered:g}/s the saturation is found")
     finally:
@@ -188,7 +222,7 @@ def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
 def max_rate(work: Path, policies: list[str], seconds: float = 3.0) -> None:
     """The highest rate (doubling from 25/s, then one bisection step) with < 1% late starts, per policy and
     target; and the open path's CPU per request vs closed users at that rate."""
-    print("Highest arrival rate with < 1% late starts (one generator process):")
+    print(f"Highest arrival rate with < 1% late starts (one generator process, engine {ENGINE['engine']}):")
     proc, url = start_nginx(work)
     try:
         with start_demo_target() as demo:
@@ -225,30 +259,39 @@ def _highest(work: Path, target: str, host: str, policy: str, env: dict[str, str
 
 
 def _overhead(work: Path, target: str, host: str, policy: str, env: dict[str, str], rate: float,
-              seconds: float) -> None:
-    """CPU per request, closed users (paced to `rate`) / open arrivals at `rate`: >= 0.95 wanted."""
-    opened = run(work, f"ovh-open-{target}", open_scenario(host, "/", {"rate": rate, "max_in_flight": 500}, seconds,
-                                                            policy), env)
+              seconds: float, repeats: int = 2) -> None:
+    """CPU per request, closed users (paced to `rate`) / open arrivals at `rate`: >= 0.95 wanted.
+    Each side runs `repeats` times, alternating, and its cheapest run counts (other processes on
+    the machine only ever add CPU time: cache misses, migrations)."""
     closed_scenario = json.dumps({"name": "bench", "target": host, "endpoints": [{"name": "e", "path": "/"}],
-                                  "policies": {policy: {}}, "load": {"users": 20, "spawn_rate": 100, "rps": rate,
-                                                                      "duration": f"{seconds:g}s"}})
-    closed = run(work, f"ovh-closed-{target}", closed_scenario, env)
+                                  "policies": {policy: engine()}, "load": {"users": 20, "spawn_rate": 100, "rps": rate,
+                                                                           "duration": f"{seconds:g}s"}})
+    opened, closed = [], []
+    for i in range(repeats):
+        opened.append(cpu_per_request(run(work, f"ovh-open-{target}-{i}", open_scenario(
+            host, "/", {"rate": rate, "max_in_flight": 500}, seconds, policy), env)))
+        closed.append(cpu_per_request(run(work, f"ovh-closed-{target}-{i}", closed_scenario, env)))
+    ratio = min(closed) / max(min(opened), 1e-9)
+    check(ratio >= 0.95, f"{target} {policy} ({ENGINE['engine']}) at {rate:g}/s: CPU per request closed/open = "
+          f"{ratio:.2f} (>= 0.95; {min(closed) * 1e6:.0f} vs {min(opened) * 1e6:.0f} us)")
 
-    def cpu_per_request(figures: dict[str, Any]) -> float:
-        requests = max(figures["stats"]["total"]["requests"], 1)
-        return float(figures["generator"]["cpu_percent"]) * figures["duration_s"] / requests
 
-    ratio = cpu_per_request(closed) / max(cpu_per_request(opened), 1e-9)
-    check(ratio >= 0.95, f"{target} {policy} at {rate:g}/s: CPU per request closed/open = {ratio:.2f} (>= 0.95)")
+def cpu_per_request(figures: dict[str, Any]) -> float:
+    """CPU seconds of the generator process per request."""
+    requests = max(figures["stats"]["total"]["requests"], 1)
+    return float(figures["generator"]["cpu_percent"]) / 100 * figures["duration_s"] / requests
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("check", choices=("md1", "stall", "accuracy", "max-rate", "all"))
-    parser.add_argument("--seconds", type=float, default=20.0, help="M/D/1 run length per utilisation")
+    parser.add_argument("--seconds", type=float, default=240.0, help="M/D/1 run length per utilisation")
     parser.add_argument("--rate", type=float, default=1000.0, help="scheduler accuracy rate")
     parser.add_argument("--policies", default="shared,close", help="max-rate: policies to try")
+    parser.add_argument("--engine", default="requests", choices=("requests", "fast", "httpx"),
+                        help="accuracy, max-rate: the policies' HTTP engine (fast: geventhttpclient)")
     args = parser.parse_args()
+    ENGINE["engine"] = args.engine
     with tempfile.TemporaryDirectory(prefix="workload-open-bench-") as folder:
         work = Path(folder)
         if args.check in ("md1", "all"):

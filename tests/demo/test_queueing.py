@@ -78,3 +78,13 @@ def test_reset_rearms_the_stall(demo_target: DemoTarget) -> None:
     demo_target.reset_stall()
     sent, done, body = _timed_get(url.replace("for_ms=400", "for_ms=200"))
     assert 150 < body["held_ms"] <= 200
+
+
+def test_the_serial_queue_serves_exactly_its_service_time_one_at_a_time() -> None:
+    # The virtual clock: a late wake-up of one request does not lengthen the ones behind it.
+    from workload.demo.queueing import QueueState
+
+    queue = QueueState()
+    assert queue.enqueue(10.0, 0.020) == (10.0, 10.02)  # an idle server starts at once
+    assert queue.enqueue(10.005, 0.020) == (10.02, 10.04)  # queued behind the first, FIFO
+    assert queue.enqueue(10.5, 0.020) == (10.5, 10.52)  # idle again: no queue

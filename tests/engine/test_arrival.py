@@ -162,3 +162,50 @@ def test_iterations_still_running_at_the_end_count_at_their_elapsed_time(tmp_pat
     assert 3000 <= a["response_time_ms"]["p50"] < 8000
     assert a["service_time_ms"]["max"] >= 3000
     assert run["stop_drain_s"] is not None and run["stop_drain_s"] >= 2.5
+
+
+def test_overdue_starts_go_in_bursts_not_one_per_loop_turn():
+    """A scheduler behind its schedule starts the overdue iterations back to back (MAX_BURST at a
+    time) before they run; one start per loop turn could never catch up.  In-process, no network."""
+    from locust import User, task
+    from locust.env import Environment
+
+    from workload.engine.arrival import MAX_BURST, ArrivalRun
+    from workload.scenario.schema import Arrival
+    from workload.telemetry.openmodel import METER
+
+    seen: list[int] = []
+
+    class Counted(User):
+        @task
+        def look(self) -> None:
+            seen.append(METER.counts["started"])  # how many had started when this one ran
+
+    METER.reset()
+    run = ArrivalRun(Environment(user_classes=[Counted]), Counted, Arrival(rate=1000, max_in_flight=1000), 1)
+    total = 2 * MAX_BURST + 5
+    run.starts = iter([-1.0] * total)  # every start a second overdue
+    run.run()
+    run.drain(None, grace=2.0)
+    assert len(seen) == METER.counts["started"] == METER.counts["late"] == total
+    assert seen[0] == MAX_BURST and seen[MAX_BURST] == 2 * MAX_BURST and seen[-1] == total
+
+
+def test_the_schedules_end_marks_the_run_stopped_before_locust_stops_it():
+    """Locust's stop() blocks the loop ~0.2 s (inspect.stack) before test_stopping: the shape
+    marks the end first, so that time is neither the generator's CPU/lag nor missed starts."""
+    import time
+    from types import SimpleNamespace
+
+    from workload.engine.arrival import make_shape
+    from workload.scenario.schema import Arrival
+
+    marks: list[float] = []
+    recorder = SimpleNamespace(mark_stopped=lambda: marks.append(time.monotonic()))
+    shape = make_shape(Arrival(rate=10), 2)
+    shape.runner = SimpleNamespace(environment=SimpleNamespace(workload=SimpleNamespace(recorder=recorder),
+                                                               parsed_options=None), worker_count=1)
+    shape.start_time = time.perf_counter()
+    assert shape.tick() == (1, 1.0) and not marks  # the schedule goes on
+    shape.start_time -= 3.0  # its 2 s are over
+    assert shape.tick() is None and len(marks) == 1

@@ -3,10 +3,15 @@
 Two routes let tests check an open-model load generator against queueing theory and against
 coordinated omission:
 
-* ``GET /serial?ms=S`` is an **M/D/1 server**: one request at a time holds a lock for a
-  fixed service time of S ms (default 20); concurrent requests wait for the lock in arrival
-  order (gevent's semaphore wakes waiters FIFO), so they queue instead of being rejected
-  (the listener's connection pool is unbounded).
+* ``GET /serial?ms=S`` is an **M/D/1 server**: one request at a time is served for a fixed
+  service time of S ms (default 20); concurrent requests queue in arrival order instead of
+  being rejected (the listener's connection pool is unbounded).  The queue runs on a virtual
+  clock: a request arriving at t starts at max(t, the previous one's end) and ends exactly S
+  later, and its greenlet sleeps until then.  A lock held for a slept S would make every
+  service S plus the wake-up's lateness (the demo's own loop lag, large on a busy machine),
+  and near saturation (utilisation 0.8) a service 10% longer doubles the queue, so the
+  server, not the load generator, would be measured.  Its lateness still delays the
+  response it is in, but no longer the requests queued behind it.
 * ``GET /stalling?after_ms=A&for_ms=F&ms=S`` **stalls once**: the first request arms a
   window [t0 + A, t0 + A + F) (t0 = that first request); every request handled inside it
   is held until the window ends, like a target paused by a GC or a failover.  Outside the
@@ -22,7 +27,6 @@ import time
 from dataclasses import dataclass, field
 
 import gevent
-import gevent.lock
 from flask import Flask, Response, jsonify, request
 
 DEFAULT_SERVICE_MS = 20
@@ -57,13 +61,17 @@ class StallWindow:
 
 @dataclass
 class QueueState:
-    """The serial server's lock and the stall window of one demo-target process."""
+    """The serial server's queue and the stall window of one demo-target process."""
 
-    # A gevent semaphore (not threading.Lock): the demo serves greenlets, and its waiters
-    # are woken in FIFO order, which is the queue discipline M/D/1 assumes.
-    serial: gevent.lock.Semaphore = field(default_factory=gevent.lock.Semaphore)
+    serial_free_at: float = 0.0  # monotonic: when the serial server's last queued request ends
     stall: StallWindow = field(default_factory=StallWindow)
     served: int = 0
+
+    def enqueue(self, now: float, service_s: float) -> tuple[float, float]:
+        """(start, end) of a request arriving at `now`: FIFO, one at a time, exactly `service_s`."""
+        start = max(now, self.serial_free_at)
+        self.serial_free_at = start + service_s
+        return start, self.serial_free_at
 
 
 def register_queue_routes(app: Flask, queue: QueueState) -> None:
@@ -72,13 +80,13 @@ def register_queue_routes(app: Flask, queue: QueueState) -> None:
     @app.get("/serial")
     def serial() -> Response:
         service_s = _ms_arg("ms", DEFAULT_SERVICE_MS) / 1000.0
-        waited = time.monotonic()
-        with queue.serial:
-            started = time.monotonic()
-            gevent.sleep(service_s)
-            queue.served += 1
-            held = time.monotonic() - started  # the real service time: sleeps overshoot
-        return jsonify(queued_ms=round((started - waited) * 1000, 3), service_ms=service_s * 1000,
+        arrived = time.monotonic()
+        started, ends = queue.enqueue(arrived, service_s)
+        gevent.sleep(max(ends - time.monotonic(), 0.0))
+        queue.served += 1
+        # held: from its start until it answers (S, plus this wake-up's lateness)
+        held = time.monotonic() - started
+        return jsonify(queued_ms=round((started - arrived) * 1000, 3), service_ms=service_s * 1000,
                        held_ms=round(held * 1000, 3))
 
     @app.get("/stalling")
