@@ -68,7 +68,9 @@ def test_run_goes_on_and_failures_are_grouped_by_cause(tmp_path, demo_target):
                       "garbage": "protocol"}
     # Every garbage answer differs, yet they make one row (normalised), not one per response.
     [row] = [e for e in run["stats"]["errors"] if e["name"] == "garbage"]
-    assert row["occurrences"] == garbage.connections >= 2
+    # One failure per garbage answer; the run's end may stop each of the 3 users mid-request
+    # (accepted by the server, never recorded), as in the other ground-truth tests.
+    assert garbage.connections - 3 <= row["occurrences"] <= garbage.connections and row["occurrences"] >= 2
     ok = next(e for e in run["stats"]["endpoints"] if e["name"] == "ok")
     assert ok["requests"] > 20 and ok["failures"] == 0
     for secret in ("top-secret-token", "gina-pw"):

@@ -8,6 +8,7 @@ engine (`engine` parameter): the policy, not the client library, decides what th
 
 from __future__ import annotations
 
+import contextlib
 import re
 import shutil
 import subprocess
@@ -59,11 +60,10 @@ class Nginx:
         return int(re.search(r"\n\s*(\d+)\s+\d+\s+\d+", text).group(1))  # "accepts handled requests"
 
 
-@pytest.fixture(scope="module")
-def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+@contextlib.contextmanager
+def _running_nginx(work: Path) -> Iterator[Nginx]:
     if NGINX is None:
         pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
-    work = tmp_path_factory.mktemp("nginx")
     port = free_port()
     (work / "nginx.conf").write_text(CONF.format(dir=work, port=port))
     proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
@@ -75,6 +75,22 @@ def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Nginx]:
+    with _running_nginx(tmp_path_factory.mktemp("nginx")) as server:
+        yield server
+
+
+@pytest.fixture
+def own_nginx(tmp_path: Path) -> Iterator[Nginx]:
+    """An nginx on a port no earlier test connected to: no TIME_WAIT socket of an earlier test
+    shares its 4-tuples, so `ss`'s before/after difference counts exactly this test's sockets
+    (with tcp_tw_reuse a new connection can take over an earlier TIME_WAIT socket's 4-tuple,
+    which ends that socket early and makes a plain difference come out short)."""
+    with _running_nginx(tmp_path) as server:
+        yield server
 
 
 def _wait_until_up(server: Nginx, proc: subprocess.Popen[bytes]) -> None:
@@ -128,7 +144,8 @@ def test_connections_opened_equal_nginx_accepts(nginx, policy, expected, engine)
 
 @pytest.mark.parametrize("engine", ENGINES)
 @pytest.mark.parametrize(("policy", "side"), [("close", "server"), ("fresh", "client")])
-def test_time_wait_side_agrees_with_ss(nginx, policy, side, engine):
+def test_time_wait_side_agrees_with_ss(own_nginx, policy, side, engine):
+    nginx = own_nginx
     h = harness(SCENARIO % {"url": nginx.url, "engine": engine}, policy, None)
     sampler = SocketSampler(endpoints_from_urls([nginx.url]), interval=0.5)
     ss_before = _ss_time_wait(nginx.port)
