@@ -61,8 +61,9 @@ def _cpu_over(work: float, busy: bool) -> float:
 
 
 def test_cpu_share_tells_a_busy_process_from_an_idle_one() -> None:
-    busy, idle = _cpu_over(0.3, busy=True), _cpu_over(0.3, busy=False)
-    assert busy > 10 and idle < 5 and busy > 4 * idle, (busy, idle)
+    # os.times counts in clock ticks (10 ms): over 0.5 s one stray tick of the idle process is 2%.
+    busy, idle = _cpu_over(0.5, busy=True), _cpu_over(0.5, busy=False)
+    assert busy > 40 and idle < 15 and busy > 4 * idle, (busy, idle)
 
 
 def test_cpu_is_frozen_when_the_run_stops() -> None:
