@@ -26,6 +26,7 @@ import pytest
 import trustme
 
 from tests.helpers import free_port, harness, run_tasks
+from workload.report.findings import DEFAULT_SAME_RATIO
 from workload.telemetry.connections import STATS
 
 NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
@@ -226,5 +227,9 @@ def test_compare_report_states_the_throughput_of_resumption(tls_nginx, tmp_path)
     assert resume["tls_resumed"] / resume["tls_handshakes"] > 0.9  # one full handshake per user
     assert full["tls_resumed"] == 0 and full["tls_full"] == full["tls_handshakes"] > 0
     gain = next(f for f in summary["findings"] if f.startswith("close-resume with TLS resumption: "))
-    ratio = re.search(r": ([\d.]+)× the throughput of close-full with full handshakes", gain)
-    assert ratio and float(ratio.group(1)) == pytest.approx(resume["rps"] / full["rps"], abs=0.06)
+    measured = resume["rps"] / full["rps"]
+    if 1 / DEFAULT_SAME_RATIO < measured < DEFAULT_SAME_RATIO:  # a busy machine can even out the gain
+        assert "about the same throughput as close-full with full handshakes" in gain, gain
+    else:
+        ratio = re.search(r": ([\d.]+)× the throughput of close-full with full handshakes", gain)
+        assert ratio and float(ratio.group(1)) == pytest.approx(measured, abs=0.06), gain
