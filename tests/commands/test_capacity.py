@@ -239,5 +239,7 @@ def test_the_closed_model_runs_an_open_scenario_as_users_and_the_open_model_keep
     assert command[command.index("--arrival") + 1] == "closed"
     step = json.loads(capacity_open.arrival_json(load_scenario(open_scenario), 80, 3))
     assert step == {"poisson": False, "max_in_flight": 100, "identities": 20, "rate": 80, "duration": "3s"}
-    closed = json.loads(capacity_open.arrival_json(load_scenario(ROOT / "scenarios" / "capacity.yaml"), 80, 3))
+    shipped = json.loads(capacity_open.arrival_json(load_scenario(ROOT / "scenarios" / "capacity.yaml"), 80, 3))
+    assert shipped == {"poisson": False, "max_in_flight": 500, "rate": 80, "duration": "3s"}  # open by default
+    closed = json.loads(capacity_open.arrival_json(load_scenario(ROOT / "scenarios" / "demo.yaml"), 80, 3))
     assert closed == {"max_in_flight": capacity_open.DEFAULT_MAX_IN_FLIGHT, "rate": 80, "duration": "3s"}

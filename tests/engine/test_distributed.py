@@ -78,6 +78,11 @@ def _check_totals(run: dict[str, Any], workers: int) -> None:
     assert run["sockets"]["hosts"] == 1
     peaks = [w["sockets"]["time_wait_client"]["peak"] for w in entries]
     assert run["sockets"]["time_wait_client"]["peak"] == max(peaks)
+    # The generator's health is the workers' (they send the load), not the idle master's.
+    health = run["generator"]
+    assert health["processes"] == health["lag_reports"] == workers
+    assert health["loop_lag_samples"] == sum(w["generator"]["loop_lag_samples"] for w in entries) > 0
+    assert health["cpu_percent"] == max(w["generator"]["cpu_percent"] for w in entries) > 0
 
 
 # -- combining worker reports (no processes) ----------------------------------------------------------
@@ -108,6 +113,45 @@ def test_counters_sum_over_workers_but_sockets_count_once_per_host():
     assert run["kernel"]["ActiveOpens"] == 40 + 10  # host a: max(20, 40); host b: 10
     assert [w["id"] for w in run["workers"]] == ["w0", "w1", "w2"]
     assert "series" not in run["workers"][0]["sockets"]
+
+
+def _health(lags_ms: list[float], cpu: float) -> dict[str, Any]:
+    from workload.telemetry.generator import GeneratorHealth
+
+    health = GeneratorHealth()
+    health.start()
+    for lag in lags_ms:
+        health.record_lag(lag)
+    health.stop()
+    return {**health.report(), "cpu_percent": cpu}
+
+
+def test_generator_health_merges_the_workers_lag_and_keeps_the_busiest_cpu():
+    reports = [{**_report("w0", "a", 1, 1), "generator": _health([1.0] * 99, 40.0)},
+               {**_report("w1", "b", 1, 1), "generator": _health([30.0], 93.5)}]
+    run = cluster.merge_into({"stats": {"total": {"requests": 200}}, "generator": {"processes": 1}}, reports)
+    health = run["generator"]
+    assert health["processes"] == health["lag_reports"] == 2 and health["loop_lag_samples"] == 100
+    assert health["loop_lag_p50_ms"] == pytest.approx(1.0, abs=0.01)
+    assert health["loop_lag_max_ms"] == pytest.approx(30.0, rel=0.001)
+    assert health["cpu_percent"] == 93.5 and health["saturated"]
+    assert health["saturated_because"] == ["CPU 93.5% of one core >= 90%"]
+    assert [w["generator"]["loop_lag_samples"] for w in run["workers"]] == [99, 1]
+    assert all("lag_histogram" not in w["generator"] for w in run["workers"])  # merged, not copied
+
+
+def test_a_damaged_lag_histogram_counts_its_cpu_but_not_its_lag():
+    reports = [{**_report("w0", "a", 1, 1), "generator": _health([2.0] * 10, 20.0)},
+               {**_report("w1", "a", 1, 1), "generator": {"cpu_percent": 50.0, "lag_histogram": "not base64!"}}]
+    health = cluster.merge_into({"stats": {"total": {"requests": 2}}}, reports)["generator"]
+    assert (health["processes"], health["lag_reports"], health["loop_lag_samples"]) == (2, 1, 10)
+    assert health["cpu_percent"] == 50.0 and not health["saturated"]
+
+
+def test_workers_without_health_leave_the_masters_own():
+    run = cluster.merge_into({"stats": {"total": {"requests": 1}}, "generator": {"processes": 1}},
+                             [_report("w0", "a", 1, 1)])
+    assert run["generator"] == {"processes": 1} and run["workers"][0]["generator"] is None
 
 
 def test_unknown_socket_figures_stay_unknown():

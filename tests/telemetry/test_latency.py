@@ -41,3 +41,15 @@ def test_summary_of_a_merged_histogram_is_hdrhs():
 
 def test_empty_summary_has_no_figures():
     assert Latency().summary()["p99"] is None
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_record_counts_exactly_where_hdrh_record_value_does(seed):
+    rng = random.Random(seed)
+    values = [rng.choice([rng.expovariate(1 / 0.02), rng.uniform(0, 4000), rng.random() / 1e5]) for _ in range(5000)]
+    ours, theirs = filled(values), Latency()
+    for seconds in values:
+        theirs.hist.record_value(min(max(int(seconds * 1_000_000), 1), int(3600 * 1_000_000)))
+    assert list(ours.hist.counts) == list(theirs.hist.counts)
+    assert (ours.count, ours.hist.min_value, ours.hist.max_value) == (
+        theirs.count, theirs.hist.min_value, theirs.hist.max_value)

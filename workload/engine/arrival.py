@@ -1,28 +1,29 @@
 """Open-model executor: iterations started on a clock (`load.arrival`), not by waiting users.
 
 One `ArrivalDriver` (a Locust user) runs per generator process.  It walks this process's share
-of the schedule (`workload.plan.arrivals`) and at each intended start spawns one iteration (one
+of the schedule (`workload.plan.arrivals`) and at each intended start hands one iteration (one
 endpoint pick or one flow: a task of the compiled `WorkloadUser` class, so requests, checks,
-captures, policies and their counters are exactly a closed run's) on a gevent pool of
-`max_in_flight` greenlets, whether or not earlier iterations have finished.  When the pool is
-full the iteration is dropped and counted, never delayed; a start later than
-`LATE_TOLERANCE_S` is counted late, with its lag.  Iterations borrow a logged-in identity (an
-instance of the compiled user class, logged in on first use) from `Identities`.
+captures, policies and their counters are exactly a closed run's) to one of `max_in_flight`
+reused greenlets (`workload.engine.workers`), whether or not earlier iterations have finished.
+When all of them are busy the iteration is dropped and counted, never delayed; a start later
+than `LATE_TOLERANCE_S` is counted late, with its lag.  Iterations borrow a logged-in identity
+(an instance of the compiled user class, logged in on first use) from `Identities`.
 
 Each iteration's response time counts from its intended start, its service time is the sum of
 its requests' Locust response times (from the actual send); both go to `ArrivalMeter`
 (`workload.telemetry.openmodel`).  At the run's end (Locust's test_stopping) iterations still
 running get `DRAIN_GRACE_S`, then count as unfinished at their elapsed time.
 
-`ArrivalShape` (master or local runner) keeps one driver per process for the schedule's length
-and then ends the run, headless or in the web UI; each worker takes 1/n of the schedule.
+`workload.engine.arrival_shape` (master or local runner) keeps one driver per process for the
+schedule's length and then ends the run, headless or in the web UI; each worker takes 1/n of
+the schedule.
 
 Imports locust: loaded only by `workload.main` (through `workload.engine.selection`).
 """
 
 from __future__ import annotations
 
-from locust import LoadTestShape, User, constant, task
+from locust import User, constant, task
 from locust.exception import StopUser
 
 import logging
@@ -32,11 +33,10 @@ import traceback
 from typing import Any
 
 import gevent
-from gevent.pool import Pool
+from gevent.event import Event
 
-from workload.engine import shapes
 from workload.engine.identities import Identities
-from workload.errors import RunError
+from workload.engine.workers import Workers
 from workload.plan.arrivals import intended_starts, run_seconds
 from workload.scenario.schema import Arrival, Load
 from workload.telemetry.openmodel import METER, section
@@ -46,7 +46,6 @@ LATE_TOLERANCE_S = 0.010  # a start this much after its intended time is late (a
 DRAIN_GRACE_S = 3.0  # iterations running when the schedule ends get this long (a master waits 5 s for reports)
 MAX_BURST = 32  # overdue starts made back to back before the running iterations get a loop turn
 SPLIT_OPTION = "workload_arrival_workers"  # parsed_options attribute: generator processes sharing the rate
-SHAPE_CLASS_NAME = "ArrivalShape"
 _ACTIVE: dict[Any, Iteration] = {}  # iteration greenlet -> its measurement (request events find it here)
 
 
@@ -71,52 +70,64 @@ class ArrivalRun:
         index, count = share(environment)
         self.starts = intended_starts(arrival, duration, index, count)
         self.duration_s = run_seconds(arrival, duration)
-        self.pool = Pool(arrival.max_in_flight)
+        self.workers = Workers(arrival.max_in_flight, self._iteration)
         self.identities = Identities(user_class, environment, arrival.identity_count, self.meter)
         self.tasks = list(getattr(user_class, "tasks", []))
         self.t0 = 0.0
         self.stopped = False
         self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
         self.awake_at = 0.0  # monotonic: the scheduler's last start
-        self.pending: float | None = None  # the next intended start (offset), while the driver waits for it
+        self.pending: float | None = None  # the next intended start (offset); None once all are made
+        self._timer: Any = None  # the loop timer of the next start
+        self.scheduled = Event()  # every start made, or the run stopped
         self._drainer: gevent.Greenlet | None = None
 
     def run(self) -> None:
+        """Arms the schedule on the gevent loop and waits until it has made every start (or the
+        run stopped).  Each start is made by a loop timer's callback, in the hub, which switches
+        straight into an idle worker.  A driver greenlet
+        sleeping until each start would add two greenlet switches and a sleep per start (~45 µs
+        at 300/s here): the open path would then cost more per request than a closed user."""
         self.meter.active = True
         self.t0 = self.meter.t0 = time.monotonic()
-        burst = 0  # starts since the driver last gave the loop away
-        for offset in self.starts:
-            self.pending = offset  # not started yet: `drain` counts it as missed if the run stops first
-            due = self.t0 + offset
-            burst = self._wait(due, burst)
-            if self.stopped:
-                return
-            self.pending = None
-            self._start(due)
+        self.pending = next(self.starts, None)  # not started yet: `drain` counts it as missed if the run stops first
+        self._arm(0.0)
+        self.scheduled.wait()
 
-    def _wait(self, due: float, burst: int) -> int:
-        """Sleeps until `due`; a start already due goes at once, in a burst with the other
-        overdue ones (one start per loop turn could never catch up: every turn also resumes the
-        running iterations), but after `MAX_BURST` starts the iterations get a turn first.
-        Returns the burst's new length."""
-        if due <= time.monotonic():
-            if burst < MAX_BURST:
-                return burst + 1
-            gevent.sleep(0)
-            return 1
-        while (left := due - time.monotonic()) > 0 and not self.stopped:
-            gevent.sleep(left)
-        return 1
+    def _arm(self, delay: float) -> None:
+        if self.pending is None or self.stopped:
+            self.scheduled.set()
+            return
+        self._timer = gevent.get_hub().loop.timer(max(delay, 0.0))
+        self._timer.start(self._fire, update=True)  # from the real time now, not the loop's cached time
+
+    def _fire(self) -> None:
+        """Loop callback: makes every start now due, back to back (one start per loop turn could
+        never catch up after a stall: every turn also resumes the running iterations), but after
+        `MAX_BURST` of them the iterations get a loop turn first; then arms the next start."""
+        try:
+            burst = 0
+            while self.pending is not None and not self.stopped and burst < MAX_BURST:
+                due = self.t0 + self.pending
+                if due > time.monotonic():
+                    break  # woken early (libev's epoll rounds to whole ms): wait for the rest
+                self.pending = next(self.starts, None)
+                self._start(due)  # switches into the iteration until it waits for the network
+                burst += 1
+        except Exception:  # a bug, not the target's: stop the schedule loudly, the run reports what it did
+            log.exception("workload: the arrival scheduler failed; no further iterations start")
+            self.pending = None
+        self._arm(self.t0 + self.pending - time.monotonic() if self.pending is not None else 0.0)
 
     def _start(self, due: float) -> None:
         self.awake_at = now = time.monotonic()
         lag = now - due
         self.meter.scheduled(lag)
-        if self.pool.full():
+        if self.workers.full():
             self.meter.add("dropped")  # never queued: a queue would hide the target's stall
         else:
             self.meter.started(late=lag > LATE_TOLERANCE_S)
-            self.pool.spawn(self._iteration, due)
+            self.workers.start(due)
 
     def _count_missed(self) -> None:
         """Intended starts already due when the run stopped, that the scheduler never reached
@@ -124,8 +135,6 @@ class ArrivalRun:
         now = (self.stop_at or time.monotonic()) - self.t0
         missed = 0
         offset = self.pending
-        if offset is None:
-            offset = next(self.starts, None)
         while offset is not None and offset <= now:
             missed += 1
             offset = next(self.starts, None)
@@ -177,6 +186,9 @@ class ArrivalRun:
         if self._drainer is None:
             stop_at = stop_at or max(self.awake_at, self.t0)
             self.stopped, self.stop_at = True, stop_at
+            if self._timer is not None:
+                self._timer.stop()
+            self.scheduled.set()
             if self.t0:
                 self.meter.span_s = min(max(stop_at - self.t0, 0.0), self.duration_s)
                 self._count_missed()
@@ -184,12 +196,12 @@ class ArrivalRun:
         self._drainer.join()
 
     def _finish_iterations(self, grace: float) -> None:
-        self.pool.join(timeout=grace)
-        for greenlet in list(self.pool):
+        self.workers.wait_quiet(grace)
+        for greenlet in self.workers.running():
             ctx = _ACTIVE.get(greenlet)
             if ctx is not None:
                 self._record(ctx, unfinished=True)
-        self.pool.kill(block=True, timeout=1.0)
+        self.workers.stop(timeout=1.0)
 
 
 def on_request(response_time: float = 0.0, exception: Any = None, **_kw: Any) -> None:
@@ -241,51 +253,6 @@ def driver_class(identity_class: type[User], load: Load) -> type[User]:
     attrs = {"abstract": False, "identity_class": identity_class, "arrival": load.arrival,
              "duration": load.duration, "__module__": __name__}
     return type(f"{identity_class.__name__}_open", (ArrivalDriver,), attrs)
-
-
-def make_shape(arrival: Arrival, duration: str | float) -> Any:
-    """A shape keeping one driver per generator process for the schedule's length."""
-    total = run_seconds(arrival, duration)
-
-    def tick(self: Any) -> tuple[int, float] | None:
-        if self.get_run_time() >= total:
-            _mark_stopped(self.runner.environment)
-            return None
-        processes = max(1, int(getattr(self.runner, "worker_count", 1) or 1))
-        options = self.runner.environment.parsed_options
-        if options is not None:
-            setattr(options, SPLIT_OPTION, processes)  # forwarded to workers in the spawn message
-        return processes, float(processes)
-
-    attrs = {"tick": tick, "peak_users": 1, "planned_s": total, "__module__": __name__}
-    return type(SHAPE_CLASS_NAME, (LoadTestShape,), attrs)()
-
-
-def _mark_stopped(environment: Any) -> None:
-    """The schedule ended: the run's duration (and the generator's CPU and loop lag) end now, not
-    after Locust's stop(), which first spends ~0.2 s of CPU in inspect.stack() with the loop
-    blocked (the closed model's run clock does the same: workload.engine.runclock)."""
-    recorder = getattr(getattr(environment, "workload", None), "recorder", None)
-    if recorder is not None:
-        recorder.mark_stopped()
-
-
-def install_shape(environment: Any, load: Load) -> Any:
-    """On a master or local runner: the arrival shape for an open-model scenario (or remove a
-    previous one); the shape or None."""
-    current = environment.shape_class
-    if load.arrival is None:
-        if current is not None and type(current).__name__ == SHAPE_CLASS_NAME:
-            environment.shape_class = None
-        return None
-    if current is not None and type(current).__name__ == shapes.SHAPE_CLASS_NAME:
-        raise RunError("--shape sets users, but this scenario starts iterations at an arrival rate "
-                       "(load.arrival)", where="--shape",
-                       fix="add --arrival closed to run it as closed users, or step the rate with --arrival")
-    shape = make_shape(load.arrival, load.duration)
-    shape.runner = environment.runner  # Environment wires only the shape present at its creation
-    environment.shape_class = shape
-    return shape
 
 
 def install(environment: Any) -> None:

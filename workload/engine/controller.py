@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import gevent
 
 from workload import scrub
-from workload.engine import arrival, hiccup, selection, shapes
+from workload.engine import arrival, arrival_shape, hiccup, selection, shapes
 from workload.engine.recorder import RunInfo, RunRecorder, new_run_id
 from workload.engine.runclock import RunClock, refresh_loop_clock
 from workload.errors import ResultsError, WorkloadError
@@ -86,7 +86,7 @@ class RunController:
             setattr(self.options, selection.BUNDLE_OPTION, current.bundle())
         if not self.is_worker:  # a master's or local runner's shape drives the load; workers follow
             shapes.install(self.env, current.loaded.model.load)
-            arrival.install_shape(self.env, current.loaded.model.load)  # open model: one driver per process
+            arrival_shape.install_shape(self.env, current.loaded.model.load)  # open model: one driver per process
 
     def apply_load_defaults(self) -> None:
         """The scenario's `load:` fills -u/-r/-t where the command line did not set them."""
@@ -205,9 +205,9 @@ class RunController:
     def live(self) -> dict[str, Any] | None:
         if self.recorder is None:
             return None
-        figures = self.recorder.live(self.env.stats)
+        figures = {**self.recorder.live(self.env.stats), "generator": self.recorder.generator.summary()}
         if self.cluster is not None:
-            figures = self.cluster.live(figures)
+            figures = self.cluster.live(figures)  # the workers' health replaces the master's
         if self.recorder.info.sections is not None:  # the open model's figures so far
             live = self._arrival_section(self.recorder.elapsed(), now=time.monotonic()).get("arrival")
             if live is not None:

@@ -29,10 +29,11 @@ from typing import TYPE_CHECKING, Any, cast
 
 import gevent
 
-from workload.engine import clusterjoin
+from workload.engine import clusterjoin, hiccup
 from workload.errors import TelemetryError
 from workload.telemetry import KernelCounters, SocketSampler, cluster, endpoints_from_urls
 from workload.telemetry.connections import STATS
+from workload.telemetry.generator import GeneratorHealth
 from workload.telemetry.openmodel import METER
 
 if TYPE_CHECKING:
@@ -71,6 +72,7 @@ class WorkerTelemetry:
         self.kernel: KernelCounters | None = None
         self.error: str | None = None
         self._loop: gevent.Greenlet | None = None
+        self.health = GeneratorHealth()  # this worker's own loop lag and CPU: it, not the master, generates
         # The worker's Locust stats are reset every 3 s: count its requests here, per run.
         environment.events.request.add_listener(self._count)
 
@@ -94,7 +96,14 @@ class WorkerTelemetry:
         except (TelemetryError, OSError) as exc:  # counters still flow; the master shows the error
             self.error = str(exc)
             log.warning("workload: socket telemetry unavailable on this worker: %s", exc)
+        self.health = GeneratorHealth()
+        hiccup.start(self.health)  # ends by itself when the health stops
         self._loop = gevent.spawn(self._periodic)
+
+    def stop_load(self) -> None:
+        """The load stopped (test_stopping): the generator's CPU and lag end here, not after
+        Locust's stop, which first blocks the loop in inspect.stack()."""
+        self.health.stop()
 
     def _periodic(self) -> None:
         while True:
@@ -107,6 +116,7 @@ class WorkerTelemetry:
             return
         self._loop.kill(block=False)
         self._loop = None
+        self.health.stop()
         # Users killed mid-request (Locust's stop) keep their connection referenced from the killed
         # greenlet's traceback until a cyclic collection: free them now, so the client closes those
         # sockets before the final sample, as the process exit would close them a moment later.
@@ -125,6 +135,7 @@ class WorkerTelemetry:
             "connections": STATS.snapshot(self.requests),
             "sockets": self._sockets(final), "kernel": self._kernel(),
             "arrival": METER.report(time.monotonic()),  # open model: counts and HDR histograms, merged by the master
+            "generator": self.health.report(),
         }
 
     def _sockets(self, final: bool) -> dict[str, Any]:
@@ -246,8 +257,10 @@ class ClusterTelemetry:
         if not reports:
             return figures
         requests = self.env.stats.total.num_requests
+        health = cluster.merge_generator(reports)
         return {**figures, "connections": cluster.merge_connections(reports, requests),
-                "sockets": cluster.merge_sockets(reports), "workers": cluster.worker_entries(reports)}
+                "sockets": cluster.merge_sockets(reports), "workers": cluster.worker_entries(reports),
+                **({"generator": health} if health is not None else {})}
 
 
 def install(environment: Environment, controller: RunController) -> None:
@@ -269,6 +282,7 @@ def _install_worker(environment: Environment, controller: RunController) -> None
         telemetry.start(getattr(environment.parsed_options, RUN_OPTION, None), urls)
 
     environment.events.test_start.add_listener(on_test_start)
+    environment.events.test_stopping.add_listener(lambda **_kw: telemetry.stop_load())
     environment.events.test_stop.add_listener(lambda **_kw: telemetry.stop())
 
 

@@ -53,11 +53,20 @@ WORDS: dict[str, tuple[str, str]] = {
     "arrival.peak_in_flight": ("Open model: in flight at most", "iterations"),
     "arrival.response_time_ms": ("Open model: response time (from the intended start)", "ms"),
     "arrival.service_time_ms": ("Open model: service time (from the send)", "ms"),
+    "generator.loop_lag_p50_ms": ("Load generator: event-loop lag p50", "ms"),
+    "generator.loop_lag_p99_ms": ("Load generator: event-loop lag p99", "ms"),
+    "generator.loop_lag_max_ms": ("Load generator: event-loop lag max", "ms"),
+    "generator.cpu_percent": ("Load generator: CPU (busiest process, % of one core)", "%"),
+    "generator.cpu_percent_max": ("Load generator: CPU, highest one-second sample", "%"),
+    "generator.saturated": ("Load generator: the bottleneck (latency figures are its own)", ""),
+    "generator.saturated_because": ("Load generator: saturated because", ""),
+    "generator.processes": ("Load generator: processes measured", "processes"),
 }
 PLAIN_SECTIONS = frozenset({"connections", "sockets"})  # their keys need no section name in front
 # Bookkeeping of the socket sampler, not figures a reader wants in the tab.
 HIDDEN = frozenset({"workers", "sockets.t", "sockets.current", "sockets.running", "sockets.last_sample_ms",
-                    "sockets.endpoints", "sockets.series", "arrival.histograms"})
+                    "sockets.endpoints", "sockets.series", "arrival.histograms",
+                    "generator.loop_lag_samples", "generator.loop_lag_interval_ms", "generator.lag_reports"})
 ACRONYMS = {"tcp": "TCP", "tls": "TLS", "http": "HTTP", "http2": "HTTP/2", "h2": "HTTP/2", "ms": "ms",
             "rps": "req/s", "p50": "p50", "p90": "p90", "p95": "p95", "p99": "p99", "alpn": "ALPN"}
 

@@ -155,6 +155,7 @@ class Worker(Section):
     connections: Any = None
     sockets: Any = None
     kernel: Any = None
+    generator: Any = None  # its own loop lag and CPU (`workload.telemetry.generator.GeneratorHealth.summary`)
 
 
 class Generator(Section):
@@ -169,6 +170,9 @@ class Generator(Section):
     cpu_percent_max: Number | None = None
     saturated: StrictBool | None = None
     saturated_because: list[StrictStr] = []
+    # Distributed: the workers it covers (lag merged, CPU the busiest one's); 1 for a local run.
+    processes: StrictInt | None = None
+    lag_reports: StrictInt | None = None  # workers whose lag histogram decoded (distributed only)
 
 
 class Stage(Section):

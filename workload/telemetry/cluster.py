@@ -8,7 +8,9 @@ and its kernel TCP counter deltas.  They combine differently:
 * the socket table and the kernel counters are per network namespace: every worker on one
   host sees the same sockets, so summing their TIME_WAIT would count each socket once per
   worker.  They are combined **per host** (hostname plus network namespace), one figure per
-  host (the largest its workers saw), and then summed across hosts.
+  host (the largest its workers saw), and then summed across hosts;
+* generator health (loop lag, CPU) is per process: the lag histograms merge, the CPU is the
+  busiest worker's (`workload.telemetry.generator.merged_section`).
 
 Pure functions on plain dicts (msgpack-safe): no locust, no gevent.
 """
@@ -17,6 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import Any
+
+from workload.telemetry.generator import merged_section
 
 Report = dict[str, Any]
 
@@ -160,7 +164,13 @@ def worker_entry(report: Report) -> dict[str, Any]:
         "netns": report.get("netns"), "pid": report.get("pid"), "final": bool(report.get("final")),
         "requests": report.get("requests"), "connections": report.get("connections") or {},
         "sockets": sockets, "kernel": report.get("kernel") or {},
+        "generator": _own_health(report.get("generator")),
     }
+
+
+def _own_health(health: Any) -> dict[str, Any] | None:
+    """A worker's generator summary, without the lag histogram it sent for merging."""
+    return {k: v for k, v in health.items() if k != "lag_histogram"} if isinstance(health, dict) else None
 
 
 def worker_entries(reports: Iterable[Report]) -> list[dict[str, Any]]:
@@ -181,7 +191,15 @@ def merge_into(run: dict[str, Any], reports: list[Report]) -> dict[str, Any]:
     run["sockets"] = merge_sockets(reports)
     run["kernel"] = merge_kernel(reports)
     run["workers"] = worker_entries(reports)
+    health = merge_generator(reports)
+    if health is not None:  # workers of an older version send none: the master's own stays
+        run["generator"] = health
     return run
+
+
+def merge_generator(reports: list[Report]) -> dict[str, Any] | None:
+    """run.json `generator` for the cluster: the workers generate the load, not the master."""
+    return merged_section([r.get("generator") for r in reports])
 
 
 def _figure(section: dict[str, Any] | None) -> str:

@@ -8,6 +8,10 @@ later than asked it wakes up is the **loop lag**, recorded here in an HDR histog
 percentiles, mergeable across processes).  The process's CPU time (user + system, `os.times`)
 is read about once a second.
 
+In a distributed run every worker measures itself and sends `report()` to the master, which
+writes `merged_section` of them: the loop lag of all workers in one histogram, and the CPU of
+the busiest worker (each process has one core to use), so one saturated worker flags the run.
+
 **Saturated** (run.json `generator.saturated`), the rule: the generator was the bottleneck when
 
 * its loop lag p99 reached `DEFAULT_SATURATED_LAG_MS` (the loop could not keep even a 10 ms
@@ -26,6 +30,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # the package ships no types
+
+from workload.telemetry.latency import scan
 
 DEFAULT_HICCUP_INTERVAL_MS = 10.0
 DEFAULT_SATURATED_LAG_MS = 25.0
@@ -93,9 +99,36 @@ class GeneratorHealth:
         """run.json's `generator` section."""
         return health_section(self.lag, self.cpu_percent(), self.cpu_samples, self.interval_ms)
 
+    def report(self) -> dict[str, Any]:
+        """What a worker sends its master: the summary, and the lag histogram to merge."""
+        return {**self.summary(), "lag_histogram": self.lag.encode().decode("ascii")}
+
+
+def merged_section(reports: list[Any]) -> dict[str, Any] | None:
+    """run.json's `generator` for a cluster, from its workers' `report()`s (None without any).
+    A report that does not decode (a worker of another version, a damaged message) still
+    counts its CPU; its lag is left out, and the section says how many lag reports it has."""
+    parts = [r for r in reports if isinstance(r, dict)]
+    if not parts:
+        return None
+    lag, decoded = _new_histogram(), 0
+    for part in parts:
+        try:
+            lag.add(HdrHistogram.decode(str(part.get("lag_histogram", "")).encode("ascii")))
+            decoded += 1
+        except Exception:  # hdrh raises a variety (binascii, zlib, struct, its own): any means unusable
+            continue
+    cpus = [float(c) for c in (p.get("cpu_percent") for p in parts) if isinstance(c, (int, float))]
+    peaks = [float(c) for c in (p.get("cpu_percent_max") for p in parts) if isinstance(c, (int, float))]
+    intervals = [float(i) for i in (p.get("loop_lag_interval_ms") for p in parts) if isinstance(i, (int, float))]
+    interval = intervals[0] if intervals else DEFAULT_HICCUP_INTERVAL_MS
+    section = health_section(lag, max(cpus) if cpus else None, peaks, interval)
+    return {**section, "processes": len(parts), "lag_reports": decoded}
+
 
 def _lag_ms(histogram: HdrHistogram, percentile: float) -> float:
-    return round(histogram.get_value_at_percentile(percentile) / LAG_UNIT_PER_MS, 3)
+    values, _ = scan(histogram, [percentile])  # one pass in C-sized steps, not hdrh's per-count walk
+    return round(values[percentile] / LAG_UNIT_PER_MS, 3)
 
 
 def health_section(lag: HdrHistogram, cpu_percent: float | None, cpu_samples: list[float],
@@ -111,6 +144,7 @@ def health_section(lag: HdrHistogram, cpu_percent: float | None, cpu_samples: li
         "loop_lag_max_ms": round(lag.get_max_value() / LAG_UNIT_PER_MS, 3) if samples else None,
         "cpu_percent": cpu_percent,
         "cpu_percent_max": max(cpu_samples) if cpu_samples else None,
+        "processes": 1,
     }
     reasons = saturation_reasons(p99, cpu_percent)
     section["saturated"] = bool(reasons)

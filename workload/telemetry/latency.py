@@ -30,7 +30,18 @@ class Latency:
         self.hist = histogram or HdrHistogram(1, _HIGHEST_US, SIGNIFICANT_DIGITS)
 
     def record(self, seconds: float) -> None:
-        self.hist.record_value(min(max(int(seconds * 1_000_000), 1), _HIGHEST_US))
+        """What `hdrh`'s record_value does for one in-range value, in one call instead of six
+        (it runs three times per open-model iteration, on the gevent loop)."""
+        value = min(max(int(seconds * 1_000_000), 1), _HIGHEST_US)
+        h = self.hist
+        bucket = (value | h.sub_bucket_mask).bit_length() - h.unit_magnitude - h.sub_bucket_half_count_magnitude - 1
+        sub = value >> (bucket + h.unit_magnitude)
+        h.counts[((bucket + 1) << h.sub_bucket_half_count_magnitude) + sub - h.sub_bucket_half_count] += 1
+        h.total_count += 1
+        if value < h.min_value:
+            h.min_value = value
+        if value > h.max_value:
+            h.max_value = value
 
     @property
     def count(self) -> int:
