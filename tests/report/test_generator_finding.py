@@ -29,3 +29,15 @@ def test_runs_without_generator_figures_get_no_finding() -> None:
     assert summary["policies"][0]["generator"] is None
     assert summary["policies"][0]["latency_flagged"] is False
     assert not [f for f in summary["findings"] if "bottleneck" in f]
+
+
+def test_several_saturated_runs_make_one_finding_with_the_range_of_their_figures() -> None:
+    def busy(cpu: float) -> dict[str, object]:
+        return {**HEALTHY, "cpu_percent": cpu, "saturated": True,
+                "saturated_because": [f"CPU {cpu:g}% of one core >= 90%"]}
+
+    summary = build_summary([make_run(generator=busy(98.2)), make_run(generator=busy(99.4), policy__name="close"),
+                             make_run(generator=HEALTHY, policy__name="fresh")])
+    found = [f for f in summary["findings"] if "bottleneck" in f]
+    assert found == ["shared, close: the load generator, not the target, was the bottleneck (CPU 98–99% of "
+                     "one core): their latency figures include the generator's own delay (flagged)"]

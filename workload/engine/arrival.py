@@ -30,7 +30,7 @@ import logging
 import random
 import time
 import traceback
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import gevent
 from gevent.event import Event
@@ -41,12 +41,17 @@ from workload.plan.arrivals import intended_starts, run_seconds
 from workload.scenario.schema import Arrival, Load
 from workload.telemetry.openmodel import METER, section
 
+if TYPE_CHECKING:
+    from locust.env import Environment
+
+    from greenlet import greenlet
+
 log = logging.getLogger("workload")
 LATE_TOLERANCE_S = 0.010  # a start this much after its intended time is late (a gevent timer's jitter is less)
 DRAIN_GRACE_S = 3.0  # iterations running when the schedule ends get this long (a master waits 5 s for reports)
 MAX_BURST = 32  # overdue starts made back to back before the running iterations get a loop turn
 SPLIT_OPTION = "workload_arrival_workers"  # parsed_options attribute: generator processes sharing the rate
-_ACTIVE: dict[Any, Iteration] = {}  # iteration greenlet -> its measurement (request events find it here)
+_ACTIVE: dict[greenlet, Iteration] = {}  # iteration greenlet -> its measurement (request events find it here)
 
 
 class Iteration:
@@ -65,7 +70,7 @@ class Iteration:
 class ArrivalRun:
     """One process's share of one open-model run."""
 
-    def __init__(self, environment: Any, user_class: type[User], arrival: Arrival, duration: str | float):
+    def __init__(self, environment: Environment, user_class: type[User], arrival: Arrival, duration: str | float):
         self.env, self.arrival, self.meter = environment, arrival, METER
         index, count = share(environment)
         self.starts = intended_starts(arrival, duration, index, count)
@@ -78,7 +83,7 @@ class ArrivalRun:
         self.stop_at: float | None = None  # monotonic: the run's end (its recorder's), not our drain's
         self.awake_at = 0.0  # monotonic: the scheduler's last start
         self.pending: float | None = None  # the next intended start (offset); None once all are made
-        self._timer: Any = None  # the loop timer of the next start
+        self._timer: Any = None  # the loop timer of the next start (gevent's watchers are untyped)
         self.scheduled = Event()  # every start made, or the run stopped
         self._drainer: gevent.Greenlet | None = None
 
@@ -204,7 +209,7 @@ class ArrivalRun:
         self.workers.stop(timeout=1.0)
 
 
-def on_request(response_time: float = 0.0, exception: Any = None, **_kw: Any) -> None:
+def on_request(response_time: float = 0.0, exception: BaseException | None = None, **_kw: Any) -> None:
     """Locust's request event: a request of an iteration adds to its service time."""
     ctx = _ACTIVE.get(gevent.getcurrent())
     if ctx is None or not ctx.sending:
@@ -215,7 +220,7 @@ def on_request(response_time: float = 0.0, exception: Any = None, **_kw: Any) ->
         ctx.failed = True
 
 
-def share(environment: Any) -> tuple[int, int]:
+def share(environment: Environment) -> tuple[int, int]:
     """(this process's index, how many processes share the schedule)."""
     runner = environment.runner
     count = int(getattr(environment.parsed_options, SPLIT_OPTION, 0) or 0) if environment.parsed_options else 0
@@ -255,7 +260,7 @@ def driver_class(identity_class: type[User], load: Load) -> type[User]:
     return type(f"{identity_class.__name__}_open", (ArrivalDriver,), attrs)
 
 
-def install(environment: Any) -> None:
+def install(environment: Environment) -> None:
     """Listeners of every process: service times from requests, a fresh meter per run, the drain."""
     environment.events.request.add_listener(on_request)
     environment.events.test_start.add_listener(_new_run)
@@ -267,7 +272,7 @@ def _new_run(**_kw: Any) -> None:
     _RUNS.clear()
 
 
-def drain(environment: Any) -> None:
+def drain(environment: Environment) -> None:
     recorder = getattr(getattr(environment, "workload", None), "recorder", None)
     stop_at = getattr(recorder, "stopped_monotonic", None)
     for run in _RUNS:

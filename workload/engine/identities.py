@@ -12,27 +12,30 @@ from __future__ import annotations
 
 from locust import User
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 from gevent.event import Event
 
 from workload.telemetry.openmodel import ArrivalMeter
+
+if TYPE_CHECKING:
+    from locust.env import Environment
 
 
 class Identities:
     """Logged-in users that iterations borrow: a free one if any, else a new one (logging in)
     up to `cap`, else (fewer identities than iterations in flight) a logged-in busy one, shared."""
 
-    def __init__(self, user_class: type[User], environment: Any, cap: int, meter: ArrivalMeter):
+    def __init__(self, user_class: type[User], environment: Environment, cap: int, meter: ArrivalMeter):
         self.user_class, self.env, self.cap, self.meter = user_class, environment, cap, meter
-        self.free: list[Any] = []
-        self.ready: list[Any] = []  # logged in
+        self.free: list[User] = []
+        self.ready: list[User] = []  # logged in
         self.created = 0  # logged in or logging in
         self.busy: dict[int, int] = {}
         self.logged_in = Event()
         self._next_shared = 0
 
-    def borrow(self) -> Any:
+    def borrow(self) -> User:
         if self.free:
             user = self.free.pop()  # the most recently used: its connections are the warmest
         elif self.created < self.cap:
@@ -44,13 +47,13 @@ class Identities:
         self.busy[id(user)] = self.busy.get(id(user), 0) + 1
         return user
 
-    def give_back(self, user: Any) -> None:
+    def give_back(self, user: User) -> None:
         left = self.busy.get(id(user), 1) - 1
         self.busy[id(user)] = left
         if left == 0:
             self.free.append(user)
 
-    def _new(self) -> Any:
+    def _new(self) -> User:
         self.created += 1
         self.meter.add("identities")
         user = self.user_class(self.env)

@@ -192,14 +192,37 @@ def unobservable(policies: list[Row]) -> str | None:
             "(only the client side is reported)")
 
 
-def generator_bound(p: Row) -> str | None:
-    """'shared: the load generator, not the target, was the bottleneck (CPU 97% ...)'."""
-    generator = p.get("generator") or {}
-    if not generator.get("saturated"):
+def generator_bound(policies: list[Row]) -> str | None:
+    """'shared, close: the load generator, not the target, was the bottleneck (CPU 97–99% of one
+    core ...)': one finding for every saturated run, since they usually share the cause."""
+    bound = [p for p in policies if (p.get("generator") or {}).get("saturated")]
+    if not bound:
         return None
-    because = "; ".join(generator.get("saturated_because") or []) or "saturated"
-    return (f"{p['label']}: the load generator, not the target, was the bottleneck ({because}): "
-            "its latency figures include the generator's own delay (flagged)")
+    if len(bound) == 1:
+        because = "; ".join(bound[0]["generator"].get("saturated_because") or []) or "saturated"
+    else:
+        because = _bound_causes([p["generator"] for p in bound])
+    whose = "its" if len(bound) == 1 else "their"
+    return (f"{', '.join(p['label'] for p in bound)}: the load generator, not the target, was the bottleneck "
+            f"({because}): {whose} latency figures include the generator's own delay (flagged)")
+
+
+def _bound_causes(generators: list[dict[str, Any]]) -> str:
+    """The saturation causes of several runs, each as the range of its figure."""
+    def span(values: list[float]) -> str:
+        low, high = min(values), max(values)
+        return amount(low) if amount(low) == amount(high) else f"{amount(low)}–{amount(high)}"
+
+    def by(cause: str, key: str) -> list[float]:
+        return [float(g[key]) for g in generators
+                if g.get(key) is not None and any(r.startswith(cause) for r in g.get("saturated_because") or [])]
+
+    causes = []
+    if cpus := by("CPU", "cpu_percent"):
+        causes.append(f"CPU {span(cpus)}% of one core")
+    if lags := by("event-loop", "loop_lag_p99_ms"):
+        causes.append(f"event-loop lag p99 {span(lags)} ms")
+    return "; ".join(causes) or "saturated"
 
 
 def omission(policies: list[Row]) -> str | None:
@@ -259,7 +282,7 @@ def build_findings(policies: list[Row], scenarios: list[str]) -> list[str]:
     found += server_agreement(policies)
     found += [failures(p) for p in policies]
     found.append(unobservable(policies))
-    found += [generator_bound(p) for p in policies]
+    found.append(generator_bound(policies))
     found.append(omission(policies))
     found += [interrupted(p) for p in policies]
     return [f for f in found if f]
