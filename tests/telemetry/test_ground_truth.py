@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import re
-import shutil
 import subprocess
 import time
 import urllib.request
@@ -20,32 +19,19 @@ from pathlib import Path
 
 import pytest
 
+from tests import nginx as nginx_server
 from tests.helpers import free_port, harness, run_tasks
 from workload.telemetry import SocketSampler, endpoints_from_urls
 from workload.telemetry.connections import STATS
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
-CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+HTTP = """
     access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     keepalive_requests 100000;
     server {{
         listen 127.0.0.1:{port};
         location = /nginx_status {{ stub_status; }}
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 
 
@@ -62,19 +48,10 @@ class Nginx:
 
 @contextlib.contextmanager
 def _running_nginx(work: Path) -> Iterator[Nginx]:
-    if NGINX is None:
-        pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
     port = free_port()
-    (work / "nginx.conf").write_text(CONF.format(dir=work, port=port))
-    proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Nginx(f"http://127.0.0.1:{port}", port)
-    try:
-        _wait_until_up(server, proc)
+    with nginx_server.running(work, nginx_server.config(work, HTTP.format(port=port)), server.accepts):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
 
 
 @pytest.fixture(scope="module")
@@ -91,19 +68,6 @@ def own_nginx(tmp_path: Path) -> Iterator[Nginx]:
     which ends that socket early and makes a plain difference come out short)."""
     with _running_nginx(tmp_path) as server:
         yield server
-
-
-def _wait_until_up(server: Nginx, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            server.accepts()
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("nginx did not start")
 
 
 SCENARIO = """

@@ -8,30 +8,17 @@ in cleartext, TIME_WAIT sides included, runs in test_ground_truth.py with the ot
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Iterator
 
 import pytest
-import trustme
 
+from tests import nginx as nginx_server
 from tests.helpers import free_port, harness, run_tasks
-from tests.telemetry.test_ground_truth import NGINX, Nginx, _wait_until_up
+from tests.telemetry.test_ground_truth import Nginx
 from workload.telemetry.connections import STATS
 
-CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+HTTP = """
     access_log off;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     keepalive_requests 100000;
     http2_max_requests 100000;
     server {{
@@ -44,32 +31,19 @@ http {{
         ssl_certificate_key {dir}/key.pem;
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 
 
 @pytest.fixture(scope="module")
 def nginx_h2(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Nginx, str, str]]:
     """(status server, https URL of the h2 listener, CA file)."""
-    if NGINX is None:
-        pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
     work = tmp_path_factory.mktemp("nginx-h2")
-    ca = trustme.CA()
-    issued = ca.issue_cert("127.0.0.1")
-    issued.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
-    issued.private_key_pem.write_to_path(str(work / "key.pem"))
-    ca.cert_pem.write_to_path(str(work / "ca.pem"))
+    ca = nginx_server.tls_files(work)
     port, tls_port = free_port(), free_port()
-    (work / "nginx.conf").write_text(CONF.format(dir=work, port=port, tls_port=tls_port))
-    proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     server = Nginx(f"http://127.0.0.1:{port}", port)
-    try:
-        _wait_until_up(server, proc)
-        yield server, f"https://127.0.0.1:{tls_port}", str(work / "ca.pem")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    conf = nginx_server.config(work, HTTP.format(dir=work, port=port, tls_port=tls_port))
+    with nginx_server.running(work, conf, server.accepts):
+        yield server, f"https://127.0.0.1:{tls_port}", str(ca)
 
 
 SCENARIO = """

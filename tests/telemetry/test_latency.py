@@ -6,7 +6,7 @@ import random
 
 import pytest
 
-from workload.telemetry.latency import PERCENTILES, Latency, scan
+from workload.telemetry.latency import PERCENTILES, Latency, merged, scan
 
 
 def filled(values: list[float]) -> Latency:
@@ -53,3 +53,44 @@ def test_record_counts_exactly_where_hdrh_record_value_does(seed):
     assert list(ours.hist.counts) == list(theirs.hist.counts)
     assert (ours.count, ours.hist.min_value, ours.hist.max_value) == (
         theirs.count, theirs.hist.min_value, theirs.hist.max_value)
+
+
+def _bomb(inflated_bytes: int) -> str:
+    """A text shaped like an encoded histogram of ours whose payload inflates to `inflated_bytes`."""
+    import base64
+    import struct
+    import zlib
+
+    header = struct.pack(">IIIIQQd", 0x1C849303, inflated_bytes, 0, 3, 1, 3600 * 10**6, 1.0)
+    payload = zlib.compress(header + b"\0" * inflated_bytes, 9)
+    return base64.b64encode(struct.pack(">II", 0x1C849302, len(payload)) + payload).decode()
+
+
+def test_decoding_a_peers_text_allocates_no_more_than_one_histogram_of_ours():
+    import tracemalloc
+
+    from hdrh.histogram import HdrHistogram
+
+    bomb = _bomb(200_000_000)  # 260 KB of text, 200 MB inflated
+    tracemalloc.start()
+    try:
+        with pytest.raises(ValueError, match="its payload is larger than any of ours"):
+            Latency.decode(bomb)
+        assert tracemalloc.get_traced_memory()[1] < 20_000_000
+    finally:
+        tracemalloc.stop()
+    huge = HdrHistogram(1, 2**62, 5)  # ~70 MB of counts once decoded
+    huge.record_value(5)
+    with pytest.raises(ValueError, match="other settings .lowest 1, highest 4611686018427387904, 5 digits"):
+        Latency.decode(huge.encode().decode())
+
+
+@pytest.mark.parametrize("text", ["", "!!", None, 5, "A" * 3_000_000, "eHh4eHh4eHh4eHh4eHh4eHh4"])
+def test_text_that_is_not_a_histogram_is_refused(text):
+    with pytest.raises(ValueError, match="not a histogram"):
+        Latency.decode(text)
+
+
+def test_a_damaged_histogram_is_left_out_of_a_merge_not_the_merge_out_of_the_run():
+    good = filled([0.01] * 10).encode()
+    assert merged([good, "damaged", good]).count == 20

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
+import ssl
 import subprocess
 import sys
 import time
@@ -23,29 +23,16 @@ from pathlib import Path
 
 import gevent
 import pytest
-import trustme
 
+from tests import nginx as nginx_server
 from tests.helpers import free_port, harness, run_tasks
 from workload.report.findings import DEFAULT_SAME_RATIO
 from workload.telemetry.connections import STATS
 
-NGINX = shutil.which("nginx") or ("/usr/sbin/nginx" if Path("/usr/sbin/nginx").exists() else None)
 ROOT = Path(__file__).resolve().parents[2]
-CONF = """
-daemon off;
-master_process off;
-worker_processes 1;
-pid {dir}/nginx.pid;
-error_log {dir}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
+HTTP = """
     log_format tls "$ssl_session_reused $ssl_protocol $server_protocol $request_uri";
     access_log {dir}/access.log tls;
-    client_body_temp_path {dir}/body;
-    proxy_temp_path {dir}/proxy;
-    fastcgi_temp_path {dir}/fastcgi;
-    uwsgi_temp_path {dir}/uwsgi;
-    scgi_temp_path {dir}/scgi;
     ssl_session_cache shared:SSL:1m;
     ssl_certificate {dir}/cert.pem;
     ssl_certificate_key {dir}/key.pem;
@@ -73,7 +60,6 @@ http {{
         ssl_session_tickets on;
         location / {{ return 200 "ok\\n"; }}
     }}
-}}
 """
 SCENARIO = """
     target: {host: "%(url)s", verify: "%(ca)s"}
@@ -117,44 +103,20 @@ class TlsNginx:
 
 @pytest.fixture(scope="module")
 def tls_nginx(tmp_path_factory: pytest.TempPathFactory) -> Iterator[TlsNginx]:
-    if NGINX is None:
-        pytest.skip("nginx is not installed: apt-get install nginx-light (done by .ci/run)")
     work = tmp_path_factory.mktemp("nginx-tls")
-    ca = trustme.CA()
-    leaf = ca.issue_cert("127.0.0.1")
-    leaf.private_key_pem.write_to_path(str(work / "key.pem"))
-    leaf.cert_chain_pems[0].write_to_path(str(work / "cert.pem"))
-    ca.cert_pem.write_to_path(str(work / "ca.pem"))
+    ca = nginx_server.tls_files(work)
     ports = {"TLSv1.2": free_port(), "TLSv1.3": free_port(), "h2": free_port(), "idle": free_port()}
-    (work / "nginx.conf").write_text(CONF.format(dir=work, port12=ports["TLSv1.2"], port13=ports["TLSv1.3"],
+    conf = nginx_server.config(work, HTTP.format(dir=work, port12=ports["TLSv1.2"], port13=ports["TLSv1.3"],
                                                  porth2=ports["h2"], portidle=ports["idle"]))
-    proc = subprocess.Popen([NGINX, "-c", str(work / "nginx.conf"), "-p", str(work)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    server = TlsNginx({name: f"https://127.0.0.1:{port}" for name, port in ports.items()}, work / "ca.pem",
-                      work / "access.log")
-    try:
-        _wait_until_up(server, proc)
+    server = TlsNginx({name: f"https://127.0.0.1:{port}" for name, port in ports.items()}, ca, work / "access.log")
+    context = ssl.create_default_context(cafile=str(ca))
+
+    def answers() -> None:
+        for url in server.urls.values():
+            urllib.request.urlopen(f"{url}/up", timeout=5, context=context).close()
+
+    with nginx_server.running(work, conf, answers):
         yield server
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
-
-
-def _wait_until_up(server: TlsNginx, proc: subprocess.Popen[bytes]) -> None:
-    import ssl
-
-    context = ssl.create_default_context(cafile=str(server.ca))
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"nginx exited: {proc.stderr.read().decode() if proc.stderr else ''}")
-        try:
-            for url in server.urls.values():
-                urllib.request.urlopen(f"{url}/up", timeout=5, context=context).close()
-            return
-        except OSError:
-            time.sleep(0.1)
-    pytest.fail("nginx did not start")
 
 
 def _scenario(server: TlsNginx, protocol: str, path: str = "/") -> str:

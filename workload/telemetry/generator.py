@@ -31,7 +31,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # the package ships no types
 
-from workload.telemetry.latency import scan
+from workload.telemetry.latency import decode_checked, scan
 
 DEFAULT_HICCUP_INTERVAL_MS = 10.0
 DEFAULT_SATURATED_LAG_MS = 25.0
@@ -114,9 +114,9 @@ def merged_section(reports: list[Any]) -> dict[str, Any] | None:
     lag, decoded = _new_histogram(), 0
     for part in parts:
         try:
-            lag.add(HdrHistogram.decode(str(part.get("lag_histogram", "")).encode("ascii")))
+            lag.add(decode_checked(part.get("lag_histogram"), (1, MAX_LAG_US, SIGNIFICANT_DIGITS)))
             decoded += 1
-        except Exception:  # hdrh raises a variety (binascii, zlib, struct, its own): any means unusable
+        except ValueError:  # not a lag histogram of ours: its CPU still counts
             continue
     cpus = [float(c) for c in (p.get("cpu_percent") for p in parts) if isinstance(c, (int, float))]
     peaks = [float(c) for c in (p.get("cpu_percent_max") for p in parts) if isinstance(c, (int, float))]

@@ -13,9 +13,16 @@ UI's live figures every 2 s, run.json at the end), where that time is loop lag f
 
 from __future__ import annotations
 
+import base64
+import binascii
+import logging
+import struct
+import zlib
 from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # the package ships no types
+
+log = logging.getLogger("workload")
 
 MAX_LATENCY_S = 3600.0  # an hour: longer than any timeout a run may set
 SIGNIFICANT_DIGITS = 3
@@ -56,7 +63,8 @@ class Latency:
 
     @classmethod
     def decode(cls, text: str) -> Latency:
-        return cls(HdrHistogram.decode(text.encode("ascii")))
+        """A histogram of ours from its text (a worker's report, a run.json); ValueError if it is not."""
+        return cls(decode_checked(text, (1, _HIGHEST_US, SIGNIFICANT_DIGITS)))
 
     def summary(self) -> dict[str, Any]:
         """count, mean, p50/p90/p95/p99/p99.9 and max, in milliseconds (None without values)."""
@@ -100,11 +108,56 @@ def _bucket(hist: HdrHistogram, index: int) -> tuple[int, int]:
 
 
 def merged(encoded: list[str]) -> Latency:
-    """The sum of encoded histograms (a cluster's workers)."""
+    """The sum of encoded histograms (a cluster's workers); one that does not decode is left out
+    (logged), so one worker's damaged report cannot cost the run its figures."""
     total = Latency()
     for text in encoded:
-        total.merge(Latency.decode(text))
+        try:
+            total.merge(Latency.decode(text))
+        except ValueError as exc:
+            log.warning("workload: a latency histogram was left out: %s", exc)
     return total
+
+
+MAX_ENCODED_CHARS = 2_000_000  # ours encode to a few KB (varint counts, zlib); a full one stays far below
+_PAYLOAD_HEADER = struct.Struct(">IIIIQQd")  # hdrh's PayloadHeader: cookie, length, offset, digits, low, high, ratio
+
+
+def decode_checked(text: Any, settings: tuple[int, int, int]) -> HdrHistogram:
+    """`HdrHistogram.decode` of text from a peer or a file, refused (ValueError) unless it is
+    small and has our `settings` (lowest, highest, significant digits).  hdrh itself inflates
+    the payload whole and sizes the counts from the header: a crafted text (a zlib bomb, a
+    header asking for 2^63 at 5 digits) would make the master allocate gigabytes."""
+    if not isinstance(text, str) or not text or len(text) > MAX_ENCODED_CHARS:
+        raise ValueError("not a histogram: not a short enough text")
+    try:
+        raw = base64.b64decode(text, validate=True)
+        inflater = zlib.decompressobj()
+        body = inflater.decompress(raw[8:], _PAYLOAD_HEADER.size)  # the header only: no bomb inflates
+        _, _, _, digits, low, high, _ = _PAYLOAD_HEADER.unpack(body[:_PAYLOAD_HEADER.size])
+    except (binascii.Error, zlib.error, struct.error) as exc:
+        raise ValueError(f"not a histogram: {exc}") from exc
+    if (low, high, digits) != settings:
+        raise ValueError(f"a histogram of other settings (lowest {low}, highest {high}, {digits} digits)")
+    counts_bytes = _max_counts_bytes(settings)
+    inflater = zlib.decompressobj()
+    if len(inflater.decompress(raw[8:], counts_bytes + 1)) > counts_bytes or inflater.unconsumed_tail:
+        raise ValueError("not a histogram: its payload is larger than any of ours")
+    try:
+        return HdrHistogram.decode(text.encode("ascii"))
+    except Exception as exc:  # hdrh's own (cookie, length) and ctypes errors: any means not ours
+        raise ValueError(f"not a histogram: {exc}") from exc
+
+
+_COUNTS_BYTES: dict[tuple[int, int, int], int] = {}
+
+
+def _max_counts_bytes(settings: tuple[int, int, int]) -> int:
+    """The largest payload a histogram of `settings` inflates to: its header and every count
+    as a 9-byte varint (hdrh's V2 encoding)."""
+    if settings not in _COUNTS_BYTES:
+        _COUNTS_BYTES[settings] = _PAYLOAD_HEADER.size + 9 * HdrHistogram(*settings).counts_len
+    return _COUNTS_BYTES[settings]
 
 
 def _ms(microseconds: float) -> float:
