@@ -148,6 +148,16 @@ def test_a_damaged_lag_histogram_counts_its_cpu_but_not_its_lag():
     assert health["cpu_percent"] == 50.0 and not health["saturated"]
 
 
+def test_a_workers_impossible_cpu_figures_are_ignored():
+    reports = [{**_report("w0", "a", 1, 1), "generator": _health([2.0], 30.0)},
+               {**_report("w1", "a", 1, 1), "generator": {**_health([2.0], 0.0), "cpu_percent": float("nan"),
+                                                          "cpu_percent_max": float("inf")}},
+               {**_report("w2", "a", 1, 1), "generator": {**_health([2.0], 0.0), "cpu_percent": -5,
+                                                          "cpu_percent_max": True}}]
+    health = cluster.merge_into({"stats": {"total": {"requests": 3}}}, reports)["generator"]
+    assert health["cpu_percent"] == 30.0 and health["processes"] == 3 and health["loop_lag_samples"] == 3
+
+
 def test_workers_without_health_leave_the_masters_own():
     run = cluster.merge_into({"stats": {"total": {"requests": 1}}, "generator": {"processes": 1}},
                              [_report("w0", "a", 1, 1)])

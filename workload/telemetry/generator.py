@@ -24,6 +24,7 @@ This module is locust-free and gevent-free: the engine feeds it, the recorder re
 
 from __future__ import annotations
 
+import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -118,12 +119,18 @@ def merged_section(reports: list[Any]) -> dict[str, Any] | None:
             decoded += 1
         except ValueError:  # not a lag histogram of ours: its CPU still counts
             continue
-    cpus = [float(c) for c in (p.get("cpu_percent") for p in parts) if isinstance(c, (int, float))]
-    peaks = [float(c) for c in (p.get("cpu_percent_max") for p in parts) if isinstance(c, (int, float))]
-    intervals = [float(i) for i in (p.get("loop_lag_interval_ms") for p in parts) if isinstance(i, (int, float))]
+    cpus, peaks = _figures(parts, "cpu_percent"), _figures(parts, "cpu_percent_max")
+    intervals = _figures(parts, "loop_lag_interval_ms")
     interval = intervals[0] if intervals else DEFAULT_HICCUP_INTERVAL_MS
     section = health_section(lag, max(cpus) if cpus else None, peaks, interval)
     return {**section, "processes": len(parts), "lag_reports": decoded}
+
+
+def _figures(parts: list[dict[str, Any]], key: str) -> list[float]:
+    """The finite, non-negative numbers the reports give for `key` (a peer may send anything)."""
+    values = (p.get(key) for p in parts)
+    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
+            and math.isfinite(v) and v >= 0]
 
 
 def _lag_ms(histogram: HdrHistogram, percentile: float) -> float:
