@@ -71,3 +71,22 @@ def test_rows_put_the_policy_and_its_sentence_first():
     assert _by_metric(rows)["TLS resumed share"]["value"] == "4% (12 of 300 handshakes)"  # DERIVED
     assert _by_metric(connection_rows({"connections": {"tcp_connects": 1}}))["TLS resumed share"]["value"] == "-"
     assert connection_rows(None) == [{"metric": "Status", "value": "no run yet", "expected": ""}]
+
+
+def test_the_generators_health_is_shown_in_words_without_its_bookkeeping():
+    from workload.telemetry.generator import GeneratorHealth
+
+    health = GeneratorHealth()
+    health.start()
+    for lag in [0.5] * 98 + [40.0] * 2:
+        health.record_lag(lag)
+    health.stop()
+    summary = health.summary()
+    p99 = summary["loop_lag_p99_ms"]
+    assert 40 <= p99 < 40.1  # HDR: 3 significant digits
+    rows = _by_metric(figure_rows({"policy": "shared", "generator": summary}))
+    assert rows["Load generator: event-loop lag p99"]["value"] == f"{p99:.2f} ms"
+    assert rows["Load generator: the bottleneck (latency figures are its own)"]["value"] == "yes"
+    assert rows["Load generator: saturated because"]["value"] == f"event-loop lag p99 {p99:g} ms >= 25 ms"
+    assert rows["Load generator: processes measured"]["value"] == "1"
+    assert not any("samples" in m or "interval" in m for m in rows)

@@ -59,3 +59,17 @@ def test_started_from_the_hub_an_idle_worker_runs_at_once():
     gevent.sleep(0.01)
     assert order == ["iteration", "iteration", "after start"]
     workers.stop()
+
+
+def test_a_body_that_raises_ends_its_worker_but_frees_its_place():
+    def body(due: float) -> None:
+        if due == 0.0:
+            raise gevent.Timeout()  # no Exception: it would end the greenlet
+
+    workers = Workers(1, body)
+    workers.start(0.0)
+    gevent.sleep(0.01)
+    assert not workers.full() and workers.wait_quiet(0.1)
+    workers.start(1.0)  # a new worker takes the place
+    assert workers.wait_quiet(1.0) and len(workers.greenlets) == 2 and workers.greenlets[0].dead
+    workers.stop()

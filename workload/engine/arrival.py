@@ -158,7 +158,7 @@ class ArrivalRun:
             random.choice(self.tasks)(user)
         except StopUser:
             ctx.failed = True  # the identity's setup (a run-time template) failed: reported by it
-        except Exception as exc:  # a task's own error: counted, the schedule goes on
+        except (Exception, gevent.Timeout) as exc:  # a task's own error (a Timeout is no Exception): counted
             ctx.failed = True
             self.env.events.user_error.fire(user_instance=user, exception=exc, tb=exc.__traceback__)
             log.debug("workload: iteration failed: %s", traceback.format_exc())

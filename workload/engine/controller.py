@@ -232,6 +232,7 @@ class RunController:
             self.interrupted = True
 
     def on_test_stop(self) -> None:
+        gc.unfreeze()  # what the run's start froze can be collected again (a web UI runs many runs)
         if self.is_worker or self.recorder is None:
             return
         self.clock.disarm()
@@ -327,6 +328,7 @@ def settle_memory() -> None:
     scenario) out of the garbage collector's reach.  Otherwise the first full collection of the
     run scans all of it with the loop stopped: 70-90 ms here, 3 s into every run, which made
     ~30 starts of an open-model run late and put a spike in the loop lag of every run.  Later
-    full collections scan only the run's own objects."""
+    full collections scan only the run's own objects.  `on_test_stop` unfreezes them: frozen
+    objects in reference cycles are never collected, and a web UI process runs many runs."""
     gc.collect()
     gc.freeze()

@@ -60,7 +60,7 @@ WORDS: dict[str, tuple[str, str]] = {
     "generator.cpu_percent_max": ("Load generator: CPU, highest one-second sample", "%"),
     "generator.saturated": ("Load generator: the bottleneck (latency figures are its own)", ""),
     "generator.saturated_because": ("Load generator: saturated because", ""),
-    "generator.processes": ("Load generator: processes measured", "processes"),
+    "generator.processes": ("Load generator: processes measured", ""),
 }
 PLAIN_SECTIONS = frozenset({"connections", "sockets"})  # their keys need no section name in front
 # Bookkeeping of the socket sampler, not figures a reader wants in the tab.

@@ -68,10 +68,12 @@ class Workers:
 
     def _work(self, due: float | None) -> None:
         while due is not None:
-            self.body(due)
-            self.busy -= 1
-            if not self.busy:
-                self.quiet.set()
+            try:
+                self.body(due)
+            finally:  # a body that raises ends its worker, never the count: a dead worker is not busy
+                self.busy -= 1
+                if not self.busy:
+                    self.quiet.set()
             waiter: Waiter = Waiter()
             self.idle.append(waiter)
             due = waiter.get()
