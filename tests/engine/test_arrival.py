@@ -100,6 +100,9 @@ def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_ta
     check_schedule(a, 60)  # each worker 30/s over its own schedule
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert Latency.decode(a["histograms"]["service"]).count == a["completed"]
+    # the generator's health is the two workers' (the master starts nothing)
+    assert run["generator"]["processes"] == run["generator"]["lag_reports"] == 2
+    assert run["generator"]["loop_lag_samples"] == sum(w["generator"]["loop_lag_samples"] for w in run["workers"])
 
 
 @pytest.mark.slow
