@@ -49,3 +49,24 @@ def test_a_short_run_still_gets_a_few_lines(tmp_path: Path) -> None:
         view.running("shared", tick / 4, tmp_path / "none.json")
     assert lines == ["shared: started (up to 8 s)", "shared: 2 s of 8 s", "shared: 4 s of 8 s",
                      "shared: 6 s of 8 s", "shared: 8 s of 8 s"]
+
+
+def test_an_open_run_shows_its_offered_rate_on_its_own_clock(tmp_path: Path, monkeypatch) -> None:
+    now = [0.0]
+    lines: list[str] = []
+    view = PlainView(lines.append, expected_s=5, clock=lambda: now[0])
+    figures = tmp_path / "p.json"
+    monkeypatch.setenv(PROGRESS_ENV, str(figures))
+    view.running("pool10", 0.5, figures)
+    now[0] = 4.0  # the parent's clock counts the child's start-up; the child's run is 1.5 s old
+    publish(Progress(t=1.5, users=1, requests=300, failures=0, rps=190.4, offered=200.0, in_flight=12))
+    view.running("pool10", 4.0, figures)
+    now[0] = 9.0  # draining past its planned 5 s
+    publish(Progress(t=6.2, users=1, requests=1000, failures=2, rps=180, offered=199.6, in_flight=0))
+    view.running("pool10", 9.0, figures)
+    assert lines[1:] == [
+        "pool10: 2 s of 5 s, 200/s offered, 12 in flight, 300 requests (0 failed), 190 req/s",
+        "pool10: 5 s of 5 s, 200/s offered, 0 in flight, 1,000 requests (2 failed), 180 req/s",
+    ]
+    assert read_progress(figures) == Progress(t=6.2, users=1, requests=1000, failures=2, rps=180, offered=199.6,
+                                              in_flight=0)

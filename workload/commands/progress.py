@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Protocol
 
 from rich.console import Console
-from rich.progress import BarColumn, Progress, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import BarColumn, TaskID, TextColumn, TimeRemainingColumn
+from rich.progress import Progress as Bars
 
-from workload.results.progress import read_progress
+from workload.results.progress import Progress, read_progress
 
 DEFAULT_PLAIN_INTERVAL_S = 10.0  # CI logs: often enough to see a run is alive, rarely enough to read
 MIN_LINES_PER_RUN = 4  # a short run still shows a few lines, not only its start and end
@@ -31,7 +32,7 @@ class ProgressView(Protocol):
 class BarView:
     """rich's progress bars: one per policy, filled by elapsed time."""
 
-    def __init__(self, progress: Progress, policies: list[str], expected_s: float):
+    def __init__(self, progress: Bars, policies: list[str], expected_s: float):
         self.progress, self.expected_s = progress, expected_s
         self.tasks: dict[str, TaskID] = {p: progress.add_task(p, total=expected_s, note="waiting") for p in policies}
 
@@ -58,21 +59,24 @@ class PlainView:
             self.print_line(f"{policy}: started (up to {self.expected_s:g} s)")
             self._next[policy] = now + self.interval_s
             return
-        self._last[policy] = self._figures(figures)
+        latest = read_progress(figures)
+        self._last[policy] = self._words(latest)
         if now >= self._next[policy]:
             self._next[policy] = now + self.interval_s
-            self.print_line(f"{policy}: {elapsed:.0f} s of {self.expected_s:g} s{self._last[policy]}")
+            # The child's own run clock, once it reports: the parent's counts its start-up too.
+            shown = min(latest.t, self.expected_s) if latest is not None else elapsed
+            self.print_line(f"{policy}: {shown:.0f} s of {self.expected_s:g} s{self._last[policy]}")
 
     def done(self, policy: str, note: str) -> None:
         self.print_line(f"{policy}: {note}{self._last.get(policy, '')}")
 
     @staticmethod
-    def _figures(path: Path) -> str:
-        figures = read_progress(path)
+    def _words(figures: Progress | None) -> str:
         if figures is None:
             return ""
-        return (f", {figures.users:,} users, {figures.requests:,} requests ({figures.failures:,} failed), "
-                f"{figures.rps:,.0f} req/s")
+        load = (f"{figures.offered:,.0f}/s offered, {figures.in_flight or 0:,} in flight" if figures.offered is not None
+                else f"{figures.users:,} users")  # an open run's only users are its schedule's drivers
+        return f", {load}, {figures.requests:,} requests ({figures.failures:,} failed), {figures.rps:,.0f} req/s"
 
 
 @contextmanager
@@ -83,5 +87,5 @@ def progress_view(console: Console, policies: list[str], expected_s: float) -> I
         return
     columns = (TextColumn("{task.description:<12}"), BarColumn(), TextColumn("{task.fields[note]}"),
                TimeRemainingColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Bars(*columns, console=console, transient=False) as progress:
         yield BarView(progress, policies, expected_s)

@@ -203,7 +203,18 @@ class RunController:
         while self.recorder is not None and self.recorder.finished is None:
             gevent.sleep(HISTORY_INTERVAL_S)
             if self.recorder is not None and self.recorder.finished is None:
-                self.recorder.tick(self.env.stats, self.runner.user_count)
+                self.recorder.tick(self.env.stats, self.runner.user_count, self._open_progress())
+
+    def _open_progress(self) -> tuple[float, int] | None:
+        """(offered iterations/s so far, iterations in flight) of an open-model run, from this
+        process's meter or, on a master, its workers' latest reports; None for a closed run."""
+        if self.recorder is None or self.recorder.info.sections is None:
+            return None
+        found = [r.get("arrival") for r in self.cluster.reports.values()] if self.cluster is not None \
+            else [arrival.METER.report(time.monotonic())]
+        reports: list[dict[str, Any]] = [r for r in found if isinstance(r, dict)]
+        offered = sum(int(r.get("scheduled", 0) or 0) / max(float(r.get("span_s") or 0), 1.0) for r in reports)
+        return round(offered, 1), sum(int(r.get("in_flight", 0) or 0) for r in reports)
 
     def live(self) -> dict[str, Any] | None:
         if self.recorder is None:

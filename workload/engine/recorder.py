@@ -111,8 +111,9 @@ class RunRecorder:
         self.server_side.start()
         self.started_at, self._started_mono = time.time(), time.monotonic()
 
-    def tick(self, stats: RequestStats, users: int) -> None:
-        """Called about once a second while running: the time series for the report charts."""
+    def tick(self, stats: RequestStats, users: int, open_model: tuple[float, int] | None = None) -> None:
+        """Called about once a second while running: the time series for the report charts.
+        `open_model`: (offered iterations/s so far, iterations in flight) of an open-model run."""
         total = stats.total
         t = round(time.time() - self.started_at, 1)
         self.history.append({
@@ -121,8 +122,10 @@ class RunRecorder:
             "p50_ms": total.get_current_response_time_percentile(0.5),
             "p95_ms": total.get_current_response_time_percentile(0.95),
         })
+        offered, in_flight = open_model if open_model is not None else (None, None)
         progress.publish(progress.Progress(t=t, users=users, requests=total.num_requests,
-                                           failures=total.num_failures, rps=round(total.current_rps, 2)))
+                                           failures=total.num_failures, rps=round(total.current_rps, 2),
+                                           offered=offered, in_flight=in_flight))
 
     def live(self, stats: RequestStats) -> dict[str, Any]:
         """Figures for the web UI's Connections tab."""

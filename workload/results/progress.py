@@ -28,6 +28,8 @@ class Progress:
     requests: int
     failures: int
     rps: float  # Locust's current rate (last few seconds)
+    offered: float | None = None  # open model: iterations/s its schedule has offered so far (its users: drivers)
+    in_flight: int | None = None  # open model: iterations running now
 
 
 def publish(progress: Progress) -> None:
@@ -44,6 +46,9 @@ def read_progress(path: Path) -> Progress | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         return Progress(t=float(data["t"]), users=int(data["users"]), requests=int(data["requests"]),
-                        failures=int(data["failures"]), rps=float(data["rps"]))
+                        failures=int(data["failures"]), rps=float(data["rps"]),
+                        offered=None if data.get("offered") is None else float(data["offered"]),
+                        in_flight=None if data.get("in_flight") is None else int(data["in_flight"]))
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
