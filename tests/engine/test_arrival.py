@@ -100,6 +100,7 @@ def test_two_workers_split_the_rate_and_their_histograms_merge(tmp_path, demo_ta
     check_schedule(a, 60)  # each worker 30/s over its own schedule
     assert a["completed"] == a["started"] == run["stats"]["total"]["requests"]
     assert Latency.decode(a["histograms"]["service"]).count == a["completed"]
+    assert sum(r["started"] for r in a["series"]) == a["started"]  # both workers' final rows, merged
     # the generator's health is the two workers' (the master starts nothing)
     assert run["generator"]["processes"] == run["generator"]["lag_reports"] == 2
     assert run["generator"]["loop_lag_samples"] == sum(w["generator"]["loop_lag_samples"] for w in run["workers"])
@@ -176,6 +177,13 @@ def test_a_stall_shows_in_the_open_model_and_is_omitted_by_closed_users(tmp_path
     # run.json's closed figures have no p90: its p95 (>= its p90) 5x lower is the stronger claim.
     assert total["p95_ms"] * 5 <= response["p90"] and total["avg_ms"] * 5 <= response["mean"], (total, response)
     assert total["max_ms"] >= 1500  # the closed users did meet the stall: they just stopped sending
+    # The per-second series shows when: iterations ending in the stall's window waited it out, the
+    # first seconds' did not.
+    series = opened["arrival"]["series"]
+    assert sum(r["completed"] for r in series) == opened["arrival"]["completed"]
+    assert sum(r["started"] for r in series) == opened["arrival"]["started"]
+    assert max(series[:3], key=lambda r: r["response_p99_ms"] or 0)["response_p99_ms"] < 500
+    assert max(r["response_max_ms"] or 0 for r in series[4:8]) >= 1500
 
 
 @pytest.mark.slow

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from workload.telemetry.latency import Latency, merged
-from workload.telemetry.openmodel import ArrivalMeter, section
+from workload.telemetry.openmodel import ArrivalMeter, Seconds, merge_series, section
 
 
 def test_percentiles_are_exact_to_three_digits_and_survive_encoding():
@@ -71,3 +73,52 @@ def test_section_sums_processes_and_rates_per_own_span():
 def test_no_reports_no_section():
     assert section([], {}, 1.0) is None
     assert ArrivalMeter().report() is None
+
+
+def _at(seconds: Seconds, second: float) -> None:
+    """Makes `seconds`' clock read `second` (its t0 moved back by that much)."""
+    seconds.t0 = time.monotonic() - second
+
+
+def test_seconds_count_each_second_and_give_its_exact_response_percentiles():
+    seconds = Seconds()
+    _at(seconds, 0.2)
+    for _ in range(3):
+        seconds.count("scheduled")
+        seconds.count("started")
+    for value in [0.010] * 99 + [0.500]:  # 100 ends in second 0: p99 is the 99th smallest
+        seconds.ended(value, failed=False)
+    _at(seconds, 2.5)
+    seconds.count("dropped")
+    seconds.ended(2.0, failed=True)
+    first, third = seconds.series()
+    assert first == {"t": 0, "scheduled": 3, "started": 3, "dropped": 0, "late": 0, "completed": 100, "failed": 0,
+                     "response_p50_ms": 10.0, "response_p99_ms": 10.0, "response_max_ms": 500.0}
+    assert third["t"] == 2 and third["dropped"] == 1 and third["failed"] == 1 and third["response_p99_ms"] == 2000.0
+
+
+def test_series_merge_sums_counts_and_bounds_percentiles_and_ignores_a_peers_garbage():
+    a = [{"t": 0, "scheduled": 5, "started": 5, "dropped": 0, "late": 1, "completed": 4, "failed": 0,
+          "response_p50_ms": 2.0, "response_p99_ms": 9.0, "response_max_ms": 9.5}]
+    b = [{"t": 0, "scheduled": 4, "started": 3, "dropped": 1, "late": 0, "completed": 3, "failed": 1,
+          "response_p50_ms": 3.0, "response_p99_ms": 7.0, "response_max_ms": float("nan")},
+         {"t": -1, "scheduled": 10**9}, {"t": "1"}, "junk", {"t": 1, "scheduled": True, "started": -3, "late": 2}]
+    merged_rows = merge_series([a, b, None, "junk"])
+    assert merged_rows == [
+        {"t": 0, "scheduled": 9, "started": 8, "dropped": 1, "late": 1, "completed": 7, "failed": 1,
+         "response_p50_ms": 3.0, "response_p99_ms": 9.0, "response_max_ms": 9.5},
+        {"t": 1, "scheduled": 0, "started": 0, "dropped": 0, "late": 2, "completed": 0, "failed": 0,
+         "response_p50_ms": None, "response_p99_ms": None, "response_max_ms": None}]
+
+
+def test_a_live_report_leaves_the_series_out_and_the_seconds_undisturbed():
+    meter = ArrivalMeter()
+    meter.begin(time.monotonic())
+    meter.scheduled(0.001)
+    meter.started(late=False)
+    meter.finished(0.004, 0.003, failed=False)
+    assert "series" not in (meter.report(time.monotonic(), series=False) or {})
+    meter.started(late=True)
+    meter.finished(0.008, 0.003, failed=False)
+    (row,) = (meter.report(time.monotonic()) or {})["series"]
+    assert row["completed"] == 2 and row["late"] == 1 and row["response_p99_ms"] == 8.0

@@ -93,8 +93,8 @@ class ArrivalRun:
         straight into an idle worker.  A driver greenlet
         sleeping until each start would add two greenlet switches and a sleep per start (~45 µs
         at 300/s here): the open path would then cost more per request than a closed user."""
-        self.meter.active = True
-        self.t0 = self.meter.t0 = time.monotonic()
+        self.t0 = time.monotonic()
+        self.meter.begin(self.t0)
         self.pending = next(self.starts, None)  # not started yet: `drain` counts it as missed if the run stops first
         self._arm(0.0)
         self.scheduled.wait()
@@ -129,7 +129,7 @@ class ArrivalRun:
         lag = now - due
         self.meter.scheduled(lag)
         if self.workers.full():
-            self.meter.add("dropped")  # never queued: a queue would hide the target's stall
+            self.meter.dropped()  # never queued: a queue would hide the target's stall
         else:
             self.meter.started(late=lag > LATE_TOLERANCE_S)
             self.workers.start(due)

@@ -184,7 +184,7 @@ class RunController:
         if self.cluster is not None:
             reports = [r.get("arrival") for r in self.cluster.reports.values()]
         else:
-            reports = [arrival.METER.report(now)]
+            reports = [arrival.METER.report(now, series=now is None)]  # live figures: no per-second rows
         figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
         return {"arrival": figures} if figures is not None else {}
 
@@ -211,7 +211,7 @@ class RunController:
         if self.recorder is None or self.recorder.info.sections is None:
             return None
         found = [r.get("arrival") for r in self.cluster.reports.values()] if self.cluster is not None \
-            else [arrival.METER.report(time.monotonic())]
+            else [arrival.METER.report(time.monotonic(), series=False)]
         reports: list[dict[str, Any]] = [r for r in found if isinstance(r, dict)]
         offered = sum(int(r.get("scheduled", 0) or 0) / max(float(r.get("span_s") or 0), 1.0) for r in reports)
         return round(offered, 1), sum(int(r.get("in_flight", 0) or 0) for r in reports)
@@ -226,6 +226,7 @@ class RunController:
             live = self._arrival_section(self.recorder.elapsed(), now=time.monotonic()).get("arrival")
             if live is not None:
                 live.pop("histograms", None)
+                live.pop("series", None)
                 figures = {**figures, "arrival": live}
         return {"policy": self.recorder.info.policy, **figures}
 

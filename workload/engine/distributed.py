@@ -134,7 +134,8 @@ class WorkerTelemetry:
             "seq": self.seq, "sent_at": time.time(), "requests": self.requests,
             "connections": STATS.snapshot(self.requests),
             "sockets": self._sockets(final), "kernel": self._kernel(),
-            "arrival": METER.report(time.monotonic()),  # open model: counts and HDR histograms, merged by the master
+            # open model: counts and HDR histograms, merged by the master; its per-second rows once, at the end
+            "arrival": METER.report(time.monotonic(), series=final),
             "generator": self.health.report(),
         }
 

@@ -259,6 +259,21 @@ class LagFigures(Section):
     max: Number | None = None
 
 
+class ArrivalSecond(Section):
+    """One second of an open-model schedule (`workload.telemetry.openmodel.Seconds`)."""
+
+    t: StrictInt
+    scheduled: Number = 0
+    started: Number = 0
+    dropped: Number = 0
+    late: Number = 0
+    completed: Number = 0
+    failed: Number = 0
+    response_p50_ms: Number | None = None
+    response_p99_ms: Number | None = None
+    response_max_ms: Number | None = None
+
+
 class ArrivalFigures(Section):
     """The open model (`load.arrival`): offered vs achieved, and the two latencies."""
 
@@ -285,3 +300,4 @@ class ArrivalFigures(Section):
     response_time_ms: LatencyFigures | None = None
     service_time_ms: LatencyFigures | None = None
     histograms: dict[str, StrictStr] | None = None
+    series: list[ArrivalSecond] = []  # per second of the schedule
