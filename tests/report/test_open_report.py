@@ -30,3 +30,17 @@ def test_closed_runs_have_no_open_model_table():
     assert summary["policies"][0]["arrival"] is None
     assert summary["policies"][0]["p95_ms"] == 9
     assert "Open model" not in render_markdown(summary)
+
+
+def test_the_html_report_charts_an_open_runs_response_p99_per_second():
+    from workload.report.render import render_html
+    from workload.results.run import RunResult
+
+    rows = [{"t": t, "completed": 50, "response_p99_ms": 2000.0 if t == 4 else 20.0} for t in range(8)]
+    opened = make_run(arrival={**ARRIVAL, "series": rows})
+    closed = make_run(policy__name="close")
+    summary = build_summary([opened, closed])
+    html = render_html(summary, [RunResult.model_validate(opened), RunResult.model_validate(closed)])
+    assert "Open model: response time p99 per second (from the intended start)" in html
+    closed_only = render_html(build_summary([closed]), [RunResult.model_validate(closed)])
+    assert "Open model" not in closed_only

@@ -144,6 +144,15 @@ def time_wait_chart(runs: list[tuple[str, RunResult]]) -> str | None:
     return _time_chart("TIME_WAIT sockets over time (server dashed)", "sockets in TIME_WAIT", lines)
 
 
+def open_response_chart(runs: list[tuple[str, RunResult]]) -> str | None:
+    """Open-model runs: response time p99 per second, from the intended start (arrival.series), so
+    a stall shows where it happened; a closed run has no such line."""
+    lines = [Line(label, [(row.t, finite(row.response_p99_ms)) for row in run.arrival.series], policy_color(i))
+             for i, (label, run) in enumerate(runs) if run.arrival is not None]
+    return _time_chart("Open model: response time p99 per second (from the intended start)", "milliseconds",
+                       lines, log=True)
+
+
 def latency_chart(rows: list[dict[str, Any]]) -> str | None:
     """Latency percentiles p50/p95/p99 per policy (bars grouped by policy)."""
     keys = ("p50_ms", "p95_ms", "p99_ms")

@@ -226,6 +226,8 @@ def _charts(summary: dict[str, Any], runs: list[RunResult]) -> list[dict[str, An
     drawn = [("Throughput over time", charts.rps_chart(labelled)),
              ("TIME_WAIT sockets over time", charts.time_wait_chart(labelled)),
              ("Latency percentiles", charts.latency_chart(summary["policies"]))]
+    if any(run.arrival is not None for run in runs):  # a closed-only report: no empty open-model chart
+        drawn.append(("Open model: response time p99 per second", charts.open_response_chart(labelled)))
     return [{"title": title, "svg": Markup(svg) if svg else None} for title, svg in drawn]
 
 
