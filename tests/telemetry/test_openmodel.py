@@ -122,3 +122,32 @@ def test_a_live_report_leaves_the_series_out_and_the_seconds_undisturbed():
     meter.finished(0.008, 0.003, failed=False)
     (row,) = (meter.report(time.monotonic()) or {})["series"]
     assert row["completed"] == 2 and row["late"] == 1 and row["response_p99_ms"] == 8.0
+
+
+def test_progress_counts_without_histograms():
+    meter = ArrivalMeter()
+    assert meter.progress(time.monotonic()) is None  # no open-model run here
+    meter.begin(time.monotonic() - 2.0)
+    meter.scheduled(0.001)
+    meter.started(late=False)
+    figures = meter.progress(time.monotonic())
+    assert figures is not None and figures["scheduled"] == 1 and figures["in_flight"] == 1
+    assert 2.0 <= figures["span_s"] < 3.0 and "histograms" not in figures
+
+
+def test_live_figures_are_the_sections_without_histograms_and_rows():
+    from workload.telemetry.openmodel import live_section
+
+    meter = ArrivalMeter()
+    meter.begin(time.monotonic() - 1.0)
+    for value in (0.004, 0.006, 0.120):
+        meter.scheduled(0.001)
+        meter.started(late=False)
+        meter.finished(value, value / 2, failed=False)
+    now = time.monotonic()
+    live = live_section(meter, {"rate": 3.0}, 1.0, now)
+    full = section([meter.report(now)], {"rate": 3.0}, 1.0)
+    assert live is not None and full is not None
+    assert "histograms" not in live and "series" not in live
+    assert live["response_time_ms"] == full["response_time_ms"] and live["completed"] == full["completed"] == 3
+    assert live_section(ArrivalMeter(), {}, 1.0, now) is None

@@ -90,9 +90,9 @@ class ArrivalRun:
     def run(self) -> None:
         """Arms the schedule on the gevent loop and waits until it has made every start (or the
         run stopped).  Each start is made by a loop timer's callback, in the hub, which switches
-        straight into an idle worker.  A driver greenlet
-        sleeping until each start would add two greenlet switches and a sleep per start (~45 µs
-        at 300/s here): the open path would then cost more per request than a closed user."""
+        straight into an idle worker.  A driver greenlet sleeping until each start would add two
+        greenlet switches and a sleep per start (~45 µs at 300/s here): the open path would then
+        cost more per request than a closed user."""
         self.t0 = time.monotonic()
         self.meter.begin(self.t0)
         self.pending = next(self.starts, None)  # not started yet: `drain` counts it as missed if the run stops first

@@ -29,6 +29,7 @@ from workload.errors import ResultsError, WorkloadError
 from workload.results import gate, paths
 from workload.scenario import targets
 from workload.scenario.timespan import seconds
+from workload.telemetry import openmodel
 
 if TYPE_CHECKING:
     from locust.env import Environment
@@ -181,11 +182,15 @@ class RunController:
         """run.json's `arrival`: this process's meter, or on a master its workers' (merged);
         with `now`, the figures so far of a run still going."""
         assert self.current is not None
+        load = self.current.loaded.model.load
         if self.cluster is not None:
             reports = [r.get("arrival") for r in self.cluster.reports.values()]
+        elif now is not None:  # the web UI's live figures: straight from the meter
+            figures = openmodel.live_section(arrival.METER, arrival.plan_figures(load), duration_s, now)
+            return {"arrival": figures} if figures is not None else {}
         else:
-            reports = [arrival.METER.report(now, series=now is None)]  # live figures: no per-second rows
-        figures = arrival.arrival_section(self.current.loaded.model.load, [r for r in reports if r], duration_s)
+            reports = [arrival.METER.report(now)]
+        figures = arrival.arrival_section(load, [r for r in reports if r], duration_s)
         return {"arrival": figures} if figures is not None else {}
 
     def _out_dir(self) -> Path:
@@ -211,7 +216,7 @@ class RunController:
         if self.recorder is None or self.recorder.info.sections is None:
             return None
         found = [r.get("arrival") for r in self.cluster.reports.values()] if self.cluster is not None \
-            else [arrival.METER.report(time.monotonic(), series=False)]
+            else [arrival.METER.progress(time.monotonic())]
         reports: list[dict[str, Any]] = [r for r in found if isinstance(r, dict)]
         offered = sum(int(r.get("scheduled", 0) or 0) / max(float(r.get("span_s") or 0), 1.0) for r in reports)
         return round(offered, 1), sum(int(r.get("in_flight", 0) or 0) for r in reports)
