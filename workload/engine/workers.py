@@ -19,7 +19,7 @@ import gevent
 from gevent.event import Event
 from gevent.hub import Waiter
 
-Body = Callable[[float], None]  # one iteration, given its intended start; must not raise
+Body = Callable[[float], None]  # one iteration, given its intended start; a raise ends its worker
 
 
 class Workers:
