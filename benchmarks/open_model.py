@@ -16,6 +16,7 @@ every run is bounded by its duration.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -26,6 +27,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -230,38 +232,38 @@ def accuracy(work: Path, rate: float, seconds: float = 5.0) -> None:
         proc.wait(timeout=10)
 
 
+@contextlib.contextmanager
+def fast_targets(work: Path) -> Iterator[list[tuple[str, str, dict[str, str]]]]:
+    """(name, host, child environment) of a private nginx and of the demo target, both running."""
+    proc, url = start_nginx(work)
+    try:
+        with start_demo_target() as demo:
+            yield [("nginx", url, {**os.environ, "PYTHONPATH": str(ROOT)}), ("demo", "demo", demo_env(demo))]
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def max_rate(work: Path, policies: list[str], seconds: float = 3.0) -> None:
     """The highest rate (doubling from 25/s, then one bisection step) with < 1% late starts, per policy and
     target; and the open path's CPU per request vs closed users at that rate."""
     print(f"Highest arrival rate with < 1% late starts (one generator process, engine {ENGINE['engine']}):")
-    proc, url = start_nginx(work)
-    try:
-        with start_demo_target() as demo:
-            for target, host, env in (("nginx", url, {**os.environ, "PYTHONPATH": str(ROOT)}),
-                                      ("demo", "demo", demo_env(demo))):
-                for policy in policies:
-                    best = _highest(work, target, host, policy, env, seconds)
-                    print(f"  {target:<6} {policy:<8} {best:g}/s" if best else
-                          f"  {target:<6} {policy:<8} below 25/s (>= 1% late already at 25/s)")
-                    if policy == policies[0]:
-                        _overhead(work, target, host, policy, env, max(best / 2, 25.0), OVERHEAD_S)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fast_targets(work) as targets:
+        for target, host, env in targets:
+            for policy in policies:
+                best = _highest(work, target, host, policy, env, seconds)
+                print(f"  {target:<6} {policy:<8} {best:g}/s" if best else
+                      f"  {target:<6} {policy:<8} below 25/s (>= 1% late already at 25/s)")
+                if policy == policies[0]:
+                    _overhead(work, target, host, policy, env, max(best / 2, 25.0), OVERHEAD_S)
 
 
 def overhead(work: Path, policy: str, rate: float) -> None:
     """The open path's CPU per request against closed users at `rate`, nginx and the demo target."""
     print(f"Open path vs closed users at {rate:g}/s (engine {ENGINE['engine']}, {policy}):")
-    proc, url = start_nginx(work)
-    try:
-        with start_demo_target() as demo:
-            for target, host, env in (("nginx", url, {**os.environ, "PYTHONPATH": str(ROOT)}),
-                                      ("demo", "demo", demo_env(demo))):
-                _overhead(work, target, host, policy, env, rate, OVERHEAD_S)
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    with fast_targets(work) as targets:
+        for target, host, env in targets:
+            _overhead(work, target, host, policy, env, rate, OVERHEAD_S)
 
 
 def _late(work: Path, name: str, host: str, policy: str, env: dict[str, str], rate: float, seconds: float) -> float:

@@ -24,7 +24,6 @@ This module is locust-free and gevent-free: the engine feeds it, the recorder re
 
 from __future__ import annotations
 
-import math
 import os
 import time
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from typing import Any
 
 from hdrh.histogram import HdrHistogram  # type: ignore[import-untyped]  # the package ships no types
 
+from workload.telemetry import peer
 from workload.telemetry.latency import decode_checked, scan
 
 DEFAULT_HICCUP_INTERVAL_MS = 10.0
@@ -127,10 +127,8 @@ def merged_section(reports: list[Any]) -> dict[str, Any] | None:
 
 
 def _figures(parts: list[dict[str, Any]], key: str) -> list[float]:
-    """The finite, non-negative numbers the reports give for `key` (a peer may send anything)."""
-    values = (p.get(key) for p in parts)
-    return [float(v) for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)
-            and math.isfinite(v) and v >= 0]
+    """The numbers the reports give for `key` that are numbers (a peer may send anything)."""
+    return [v for v in (peer.number(p.get(key)) for p in parts) if v is not None]
 
 
 def _lag_ms(histogram: HdrHistogram, percentile: float) -> float:

@@ -16,10 +16,10 @@ Locust-free: the engine (`workload.engine.arrival`) feeds it.
 
 from __future__ import annotations
 
-import math
 import time
 from typing import Any
 
+from workload.telemetry import peer
 from workload.telemetry.latency import Latency, merged
 
 COUNTS = ("scheduled", "started", "dropped", "late", "completed", "failed", "unfinished", "missed",
@@ -132,13 +132,18 @@ class ArrivalMeter:
         self.service.record(service_s)
         self.seconds.ended(response_s, failed)
 
+    def _span(self, now: float | None) -> float | None:
+        """How long this process's schedule ran (until `now` while it still runs; None if unknown)."""
+        if self.span_s is not None:
+            return self.span_s
+        return max(now - self.t0, 0.0) if self.t0 is not None and now is not None else None
+
     def progress(self, now: float) -> dict[str, Any] | None:
         """The counts a progress line needs, without encoding any histogram (it runs every
         second, on the loop); the same keys as `report`'s."""
         if not self.active:
             return None
-        span = self.span_s if self.span_s is not None else max(now - (self.t0 or now), 0.0)
-        return {"scheduled": self.counts["scheduled"], "in_flight": self.in_flight, "span_s": span}
+        return {"scheduled": self.counts["scheduled"], "in_flight": self.in_flight, "span_s": self._span(now)}
 
     def report(self, now: float | None = None, series: bool = True) -> dict[str, Any] | None:
         """This process's figures as plain data (None when no open-model run happened here);
@@ -146,9 +151,7 @@ class ArrivalMeter:
         False leaves the per-second rows out (a worker's periodic reports: only its last has them)."""
         if not self.active:
             return None
-        span = self.span_s
-        if span is None and self.t0 is not None and now is not None:
-            span = max(now - self.t0, 0.0)
+        span = self._span(now)
         return {**self.counts, "in_flight": self.in_flight, "span_s": span, "histograms": {
             "response": self.response.encode(), "service": self.service.encode(), "lag": self.lag.encode()},
             **({"series": self.seconds.series()} if series else {})}
@@ -211,24 +214,15 @@ def merge_series(per_process: list[Any]) -> list[dict[str, Any]]:
             into = merged_rows.setdefault(row["t"], {"t": row["t"], **dict.fromkeys(SECOND_COUNTS, 0),
                                                      **dict.fromkeys(SECOND_FIGURES)})
             for key in SECOND_COUNTS:
-                into[key] += _count(row.get(key))
+                into[key] += peer.count(row.get(key))
             for key in SECOND_FIGURES:
-                value = _number(row.get(key))
+                value = peer.number(row.get(key))
                 if value is not None:
                     into[key] = max(into[key] or 0.0, value)
     return [merged_rows[t] for t in sorted(merged_rows)]
 
 
 MAX_SERIES_S = 31 * 24 * 3600  # a month of seconds: any longer row index is not a schedule's
-
-
-def _count(value: Any) -> int:
-    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
-
-
-def _number(value: Any) -> float | None:
-    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and value >= 0
-    return float(value) if ok else None
 
 
 def _rate(reports: list[dict[str, Any]], key: str, duration_s: float) -> float:
